@@ -1,0 +1,120 @@
+#pragma once
+
+// The errors eventlite throws. Every one derives from eventlite::Error and carries a
+// stable code(); what() is one line that names the values involved.
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace eventlite {
+
+enum class ErrorCode {
+  version_conflict,
+  invalid_event,
+  id_conflict,
+  storage,
+  schema_too_new,
+  not_an_eventlite_database,
+  invalid_argument,
+  broker,
+};
+
+// A stable, lower-case name for `code`, e.g. "version_conflict".
+const char* to_string(ErrorCode code) noexcept;
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message);
+  ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+// The stream's version was not what the append expected. Nothing was written.
+class VersionConflict : public Error {
+ public:
+  // `expected` as people read it: "any", "no stream" or a number.
+  VersionConflict(std::string stream, std::string expected, std::int64_t actual);
+  const std::string& stream() const noexcept { return stream_; }
+  const std::string& expected() const noexcept { return expected_; }
+  std::int64_t actual() const noexcept { return actual_; }
+
+ private:
+  std::string stream_;
+  std::string expected_;
+  std::int64_t actual_;
+};
+
+// An event was refused before anything was written: malformed JSON, an empty stream
+// or type, metadata that is not an object, an event over the size cap.
+class InvalidEvent : public Error {
+ public:
+  // `index` is the event's position in its batch (0 for a single event).
+  InvalidEvent(std::size_t index, std::string field, std::string reason);
+  std::size_t index() const noexcept { return index_; }
+  const std::string& field() const noexcept { return field_; }
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::size_t index_;
+  std::string field_;
+  std::string reason_;
+};
+
+// An event id is already stored with other content (stream, type, data or metadata).
+class IdConflict : public Error {
+ public:
+  IdConflict(std::string id, std::int64_t seq);
+  const std::string& id() const noexcept { return id_; }
+  std::int64_t seq() const noexcept { return seq_; }
+
+ private:
+  std::string id_;
+  std::int64_t seq_;
+};
+
+// SQLite failed: busy past the timeout, disk full, read-only, corrupt, I/O error...
+class StorageError : public Error {
+ public:
+  StorageError(int sqlite_code, int extended_code, const std::string& message);
+  int sqlite_code() const noexcept { return sqlite_code_; }
+  int extended_code() const noexcept { return extended_code_; }
+
+ private:
+  int sqlite_code_;
+  int extended_code_;
+};
+
+// The file's eventlite schema is newer than this library. The file was left untouched.
+class SchemaTooNew : public Error {
+ public:
+  SchemaTooNew(int found, int supported);
+  int found() const noexcept { return found_; }
+  int supported() const noexcept { return supported_; }
+
+ private:
+  int found_;
+  int supported_;
+};
+
+// The file is not a SQLite database, or is one that `eventlite init` has not set up.
+class NotAnEventliteDatabase : public Error {
+ public:
+  NotAnEventliteDatabase(const std::string& path, const std::string& reason);
+};
+
+// A caller's argument is unusable (an empty name, a bad option, a misuse of the API).
+class InvalidArgument : public Error {
+ public:
+  explicit InvalidArgument(const std::string& message);
+};
+
+// A message broker (Redis, NATS) refused or could not be reached.
+class BrokerError : public Error {
+ public:
+  explicit BrokerError(const std::string& message);
+};
+
+}  // namespace eventlite

@@ -1,0 +1,158 @@
+#pragma once
+
+// An event store in one SQLite file (or in memory). Appends are atomic per call,
+// checked against an expected stream version, idempotent by event id, and share
+// commits with concurrent appenders (group commit).
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventlite/event.hpp"
+#include "eventlite/read.hpp"
+
+struct sqlite3;
+namespace SQLite {
+class Database;
+}
+namespace spdlog {
+class logger;
+}
+
+namespace eventlite {
+
+class Transaction;
+
+enum class Durability {
+  // fsync on every commit; concurrent appends share commits. Survives power loss.
+  full,
+  // WAL without fsync per commit: survives a process crash, may lose the last
+  // commits on power loss. Several times faster for single appends.
+  normal,
+};
+
+struct StoreOptions {
+  Durability durability = Durability::full;
+  // Wait this long on another connection's lock, then throw StorageError (busy).
+  std::chrono::milliseconds busy_timeout{5000};
+  // Open for reading only: appends and transactions throw InvalidArgument, nothing
+  // in the file is ever written. The file must exist and be set up.
+  bool read_only = false;
+  // Create a missing file and add eventlite's tables to a database without them.
+  // false: a missing file throws StorageError and a database that `eventlite init`
+  // has not set up throws NotAnEventliteDatabase, both leaving the file untouched.
+  bool create_if_missing = true;
+  // Permissions of a file this call creates (SQLite's own default is 0644).
+  std::filesystem::perms file_mode =
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  // Cap on an event's data plus metadata, in bytes; larger events are InvalidEvent.
+  std::size_t max_event_bytes = 1 << 20;
+  // Reader connections kept open for reads (files only); more readers wait.
+  std::size_t max_readers = 4;
+  // Where the store logs; null: a stderr logger at warn and up.
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+// A stream's summary, as `eventlite streams` prints it.
+struct StreamInfo {
+  std::string stream;
+  Version version = 0;
+  Seq last_seq = 0;
+  bool operator==(const StreamInfo&) const = default;
+};
+
+// Thread safety: safe to share; any member may be called from any thread.
+class Store {
+ public:
+  // Opens or creates `path` (or ":memory:", a fresh private in-memory database that
+  // several threads may share) and migrates it, each migration in one transaction.
+  // Throws SchemaTooNew, leaving the file untouched, if its schema is newer than this
+  // library; NotAnEventliteDatabase if it is not a SQLite file; StorageError if it
+  // cannot be opened, is read-only when writing was asked, or is locked too long.
+  static Store open(const std::filesystem::path& path, StoreOptions options = {});
+
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  ~Store();  // Waits for appends in flight. Never throws.
+
+  // Appends `events` to `stream` atomically and returns their seqs, in order. Events
+  // whose id is already stored with the same content are not written again: their
+  // stored seqs are returned. Throws, and writes nothing of this call:
+  // VersionConflict if `expected` does not hold (checked only when something new is
+  // written), InvalidEvent for a bad event, IdConflict for an id stored with other
+  // content, StorageError if SQLite fails. Other appenders sharing the commit are
+  // not affected by this call's failure. Must not be called on a thread that holds
+  // an open Transaction of this store (InvalidArgument): use Transaction::append.
+  std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
+                          Expected expected = Expected::any());
+  Seq append(std::string_view stream, const NewEvent& event,
+             Expected expected = Expected::any());
+
+  // As append(), without blocking: the future holds the seqs or the exception.
+  std::future<std::vector<Seq>> append_async(std::string stream,
+                                             std::vector<NewEvent> events,
+                                             Expected expected = Expected::any());
+
+  // Begins a write transaction (BEGIN IMMEDIATE) on the store's connection, in which
+  // the application runs its own SQL and appends events: both commit or roll back
+  // together. Other appends wait until it ends. Throws StorageError if the database
+  // stays locked past the busy timeout.
+  Transaction transaction();
+
+  // Appends on a connection the application holds, inside the transaction the
+  // application has open on it (BEGIN IMMEDIATE), on this store's file. The events
+  // commit or roll back with that transaction. Throws InvalidArgument if no
+  // transaction is open, otherwise as append(); a failure leaves the application's
+  // transaction open with none of this call's events in it. Readers of this store in
+  // this process are woken when that connection commits: the call installs a WAL
+  // hook on the connection that does SQLite's default auto-checkpoint as well.
+  std::vector<Seq> append_in(sqlite3* db, std::string_view stream,
+                             std::span<const NewEvent> events,
+                             Expected expected = Expected::any());
+  std::vector<Seq> append_in(SQLite::Database& db, std::string_view stream,
+                             std::span<const NewEvent> events,
+                             Expected expected = Expected::any());
+
+  // Events in seq order, lazily, filtered as `options` says.
+  EventRange read_all(ReadOptions options = {}) const;
+  // One stream's events from version `from` (inclusive), lazily; `limit` 0: all.
+  EventRange read_stream(std::string_view stream, Version from = 1,
+                         std::uint64_t limit = 0) const;
+
+  // The highest seq stored; 0 when empty.
+  Seq head() const;
+  // The stream's version; 0 when it has no events.
+  Version stream_version(std::string_view stream) const;
+  // Every stream whose name starts with `prefix`, by name.
+  std::vector<StreamInfo> streams(std::string_view prefix = {}) const;
+
+  // Blocks until the head passes `after` or `timeout` elapses; returns the head.
+  // Appends by this store, its transactions and append_in() wake it at once.
+  Seq wait_for_append(Seq after, std::chrono::milliseconds timeout) const;
+
+  // Checks integrity, gap-free seqs, contiguous stream versions and valid JSON.
+  // Returns one line per problem; empty when all is well.
+  std::vector<std::string> verify() const;
+
+  const std::filesystem::path& path() const noexcept;
+  const StoreOptions& options() const noexcept;
+  // The eventlite schema version of the file.
+  int schema_version() const;
+
+  struct Impl;
+
+ private:
+  explicit Store(std::shared_ptr<Impl> impl) noexcept;
+  std::shared_ptr<Impl> impl_;
+};
+
+// The schema version this library writes and understands.
+int supported_schema_version() noexcept;
+
+}  // namespace eventlite
