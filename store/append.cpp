@@ -1,0 +1,174 @@
+#include "store/append.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "eventlite/errors.hpp"
+
+namespace eventlite::detail {
+namespace {
+
+// Stream and type names are identifiers, not payloads.
+constexpr std::size_t kMaxNameBytes = 1024;
+
+std::string_view trim_left(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return s.substr(i);
+}
+
+// Why `text` is not valid JSON, as nlohmann words it, or "" if it is.
+std::string json_problem(std::string_view text) {
+  try {
+    [[maybe_unused]] auto parsed = nlohmann::json::parse(text);
+    return {};
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...".
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    return "malformed JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2));
+  }
+}
+
+bool same_json(std::string_view a, std::string_view b) {
+  if (a == b) return true;
+  try {
+    return nlohmann::json::parse(a) == nlohmann::json::parse(b);
+  } catch (const nlohmann::json::parse_error&) {
+    return false;
+  }
+}
+
+// An event whose id is stored: its seq if the content matches, IdConflict otherwise.
+Seq stored_seq_if_same(Stmt& find, std::string_view stream, const NewEvent& e) {
+  find.bind(1, e.id);
+  StmtScope scope(find);
+  if (!find.step("look up event id")) return 0;
+  Seq seq = find.column_int(0);
+  bool same = find.column_text(1) == stream && find.column_text(2) == e.type &&
+              same_json(find.column_text(3), e.data) &&
+              same_json(find.column_text(4), e.metadata);
+  if (!same) throw IdConflict(e.id, seq);
+  return seq;
+}
+
+// The insert stored no row: json_valid refused data or metadata. Say why.
+[[noreturn]] void throw_invalid_json(std::size_t index, const NewEvent& e) {
+  if (auto p = json_problem(e.data); !p.empty()) throw InvalidEvent(index, "data", p);
+  if (auto p = json_problem(e.metadata); !p.empty()) throw InvalidEvent(index, "metadata", p);
+  // Valid to nlohmann but refused by SQLite: nested deeper than its parser allows.
+  throw InvalidEvent(index, "data", "JSON nested too deeply");
+}
+
+[[noreturn]] void throw_insert_failure(int ext, const std::string& message,
+                                       std::size_t index, const NewEvent& e) {
+  if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+    // Two events of one batch with one id, or a generated id that collided.
+    throw InvalidEvent(index, "id", fmt::format("id {} appears twice in the batch", e.id));
+  }
+  throw_storage_code(ext, message.c_str(), "append");
+}
+
+}  // namespace
+
+AppendStatements::AppendStatements(sqlite3* db, bool persistent)
+    : stream_version(db,
+                     "SELECT version FROM eventlite_events WHERE stream = ? "
+                     "ORDER BY version DESC LIMIT 1",
+                     persistent),
+      find_id(db,
+              "SELECT seq, stream, type, data, metadata FROM eventlite_events WHERE id = ?",
+              persistent),
+      insert(db,
+             // The JSON check lives here, not in the schema (see schema/001_events.sql):
+             // invalid JSON inserts no row, and the caller explains why.
+             "INSERT INTO eventlite_events (id, stream, version, type, data, metadata, time) "
+             "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE json_valid(?5) AND json_valid(?6)",
+             persistent) {}
+
+void validate(std::string_view stream, std::span<const NewEvent> events,
+              const AppendLimits& limits) {
+  if (stream.empty()) throw InvalidEvent(0, "stream", "empty");
+  if (stream.size() > kMaxNameBytes)
+    throw InvalidEvent(0, "stream", fmt::format("longer than {} bytes", kMaxNameBytes));
+  if (events.empty()) throw InvalidArgument("append of no events");
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const NewEvent& e = events[i];
+    if (e.type.empty()) throw InvalidEvent(i, "type", "empty");
+    if (e.type.size() > kMaxNameBytes)
+      throw InvalidEvent(i, "type", fmt::format("longer than {} bytes", kMaxNameBytes));
+    if (e.id.size() > kMaxNameBytes)
+      throw InvalidEvent(i, "id", fmt::format("longer than {} bytes", kMaxNameBytes));
+    if (e.data.size() + e.metadata.size() > limits.max_event_bytes)
+      throw InvalidEvent(i, "data",
+                         fmt::format("{} bytes of data and metadata, over the cap of {}",
+                                     e.data.size() + e.metadata.size(),
+                                     limits.max_event_bytes));
+    // The schema checks validity; this catches the common mistake early and clearly.
+    auto meta = trim_left(e.metadata);
+    if (meta.empty() || meta.front() != '{') {
+      auto p = json_problem(e.metadata);
+      throw InvalidEvent(i, "metadata", p.empty() ? "not a JSON object" : p);
+    }
+  }
+}
+
+std::vector<Seq> append_events(AppendStatements& st, UuidV7& ids, std::string_view stream,
+                               std::span<const NewEvent> events, Expected expected,
+                               const std::string& time) {
+  std::vector<Seq> seqs(events.size(), 0);
+
+  // Idempotency: events whose ids are stored with the same content are not written.
+  std::size_t fresh = events.size();
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (events[i].id.empty()) continue;
+    if (Seq seq = stored_seq_if_same(st.find_id, stream, events[i])) {
+      seqs[i] = seq;
+      --fresh;
+    }
+  }
+  if (fresh == 0) return seqs;
+
+  Version version = 0;
+  {
+    st.stream_version.bind(1, stream);
+    StmtScope scope(st.stream_version);
+    if (st.stream_version.step("read stream version"))
+      version = st.stream_version.column_int(0);
+  }
+  if (!expected.holds(version))
+    throw VersionConflict(std::string(stream), expected.to_string(), version);
+
+  std::string generated;
+  Stmt& insert = st.insert;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (seqs[i] != 0) continue;
+    const NewEvent& e = events[i];
+    const std::string* id = &e.id;
+    if (id->empty()) {
+      ids.next(generated);
+      id = &generated;
+    }
+    insert.bind(1, *id);
+    insert.bind(2, stream);
+    insert.bind(3, ++version);
+    insert.bind(4, e.type);
+    insert.bind(5, e.data);
+    insert.bind(6, e.metadata);
+    insert.bind(7, time);
+    int rc = insert.step_rc();
+    if (rc != SQLITE_DONE) {
+      int ext = sqlite3_extended_errcode(insert.db());
+      std::string message = sqlite3_errmsg(insert.db());
+      insert.reset();
+      throw_insert_failure(ext, message, i, e);
+    }
+    insert.reset();
+    if (sqlite3_changes(insert.db()) == 0) throw_invalid_json(i, e);
+    seqs[i] = sqlite3_last_insert_rowid(insert.db());
+  }
+  return seqs;
+}
+
+}  // namespace eventlite::detail

@@ -1,0 +1,70 @@
+#include "eventlite/errors.hpp"
+
+#include <fmt/format.h>
+
+namespace eventlite {
+
+const char* to_string(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::version_conflict: return "version_conflict";
+    case ErrorCode::invalid_event: return "invalid_event";
+    case ErrorCode::id_conflict: return "id_conflict";
+    case ErrorCode::storage: return "storage";
+    case ErrorCode::schema_too_new: return "schema_too_new";
+    case ErrorCode::not_an_eventlite_database: return "not_an_eventlite_database";
+    case ErrorCode::invalid_argument: return "invalid_argument";
+    case ErrorCode::broker: return "broker";
+  }
+  return "unknown";
+}
+
+Error::Error(ErrorCode code, const std::string& message)
+    : std::runtime_error(message), code_(code) {}
+
+VersionConflict::VersionConflict(std::string stream, std::string expected,
+                                 std::int64_t actual)
+    : Error(ErrorCode::version_conflict,
+            fmt::format("version conflict on stream \"{}\": expected {}, actual {}", stream,
+                        expected, actual)),
+      stream_(std::move(stream)),
+      expected_(std::move(expected)),
+      actual_(actual) {}
+
+InvalidEvent::InvalidEvent(std::size_t index, std::string field, std::string reason)
+    : Error(ErrorCode::invalid_event,
+            fmt::format("invalid event at index {}: {}: {}", index, field, reason)),
+      index_(index),
+      field_(std::move(field)),
+      reason_(std::move(reason)) {}
+
+IdConflict::IdConflict(std::string id, std::int64_t seq)
+    : Error(ErrorCode::id_conflict,
+            fmt::format("event id {} is already stored at seq {} with other content", id,
+                        seq)),
+      id_(std::move(id)),
+      seq_(seq) {}
+
+StorageError::StorageError(int sqlite_code, int extended_code, const std::string& message)
+    : Error(ErrorCode::storage, message),
+      sqlite_code_(sqlite_code),
+      extended_code_(extended_code) {}
+
+SchemaTooNew::SchemaTooNew(int found, int supported)
+    : Error(ErrorCode::schema_too_new,
+            fmt::format("eventlite schema version {} is newer than this library supports "
+                        "({}); the file was left untouched",
+                        found, supported)),
+      found_(found),
+      supported_(supported) {}
+
+NotAnEventliteDatabase::NotAnEventliteDatabase(const std::string& path,
+                                               const std::string& reason)
+    : Error(ErrorCode::not_an_eventlite_database,
+            fmt::format("not an eventlite database: {}: {}", path, reason)) {}
+
+InvalidArgument::InvalidArgument(const std::string& message)
+    : Error(ErrorCode::invalid_argument, message) {}
+
+BrokerError::BrokerError(const std::string& message) : Error(ErrorCode::broker, message) {}
+
+}  // namespace eventlite

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+
+#include "eventlite/event.hpp"
+#include "store/append.hpp"
+#include "store/notifier.hpp"
+#include "store/uuid.hpp"
+
+namespace eventlite::detail {
+
+// The writer connection and what may use it: group commits of appends, and
+// Transactions holding it exclusively.
+struct WriterAccess {
+  SQLite::Database& database;
+  AppendStatements& statements;
+  UuidV7& ids;
+};
+
+// Owns the process's one writer connection and shares its commits between concurrent
+// appenders (see group_commit.cpp for the algorithm).
+// Thread safety: safe to share.
+class GroupCommit {
+ public:
+  GroupCommit(std::unique_ptr<SQLite::Database> db, std::shared_ptr<Notifier> notifier);
+  ~GroupCommit();  // Finishes queued asynchronous appends, then stops.
+
+  std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
+                          Expected expected);
+  std::future<std::vector<Seq>> append_async(std::string stream, std::vector<NewEvent> events,
+                                             Expected expected);
+
+  // Waits until no group is committing and takes the writer for a Transaction.
+  WriterAccess acquire_exclusive();
+  void release_exclusive() noexcept;
+
+ private:
+  struct Request;
+  void lead(std::unique_lock<std::mutex>& lock);
+  void commit_group(std::vector<Request*>& group);
+  void wake_next_locked();
+  void async_loop();
+
+  std::unique_ptr<SQLite::Database> db_;  // used only by the thread that is busy_
+  AppendStatements statements_;           // likewise
+  UuidV7 ids_;                            // likewise
+  std::shared_ptr<Notifier> notifier_;    // constant after construction
+
+  std::mutex mu_;
+  std::deque<Request*> queue_;            // guarded by mu_
+  bool busy_ = false;                     // guarded by mu_: a leader or a Transaction
+  std::thread::id exclusive_owner_;       // guarded by mu_
+  std::condition_variable exclusive_cv_;  // waits of acquire_exclusive()
+  int exclusive_waiters_ = 0;             // guarded by mu_
+  std::condition_variable async_cv_;      // the async thread's wake-ups
+  std::thread async_thread_;              // started on first append_async
+  bool stopping_ = false;                 // guarded by mu_
+};
+
+}  // namespace eventlite::detail

@@ -1,0 +1,132 @@
+#include "store/reader.hpp"
+
+#include <algorithm>
+
+#include "eventlite/errors.hpp"
+
+namespace eventlite::detail {
+namespace {
+// Statements cached per reader connection; filters make SQL vary, so bound it.
+constexpr std::size_t kMaxCachedStatements = 64;
+}  // namespace
+
+Stmt& ReaderConnection::statement(const std::string& sql) {
+  auto it = statements.find(sql);
+  if (it != statements.end()) return it->second;
+  if (statements.size() >= kMaxCachedStatements) statements.clear();
+  return statements.emplace(sql, Stmt(db->getHandle(), sql)).first->second;
+}
+
+ReaderPool::ReaderPool(ConnectionConfig config, std::size_t max_connections)
+    : config_(std::move(config)), max_(std::max<std::size_t>(1, max_connections)) {}
+
+ReaderPool::Lease ReaderPool::acquire() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
+  if (!idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(*this, std::move(c));
+  }
+  ++open_;
+  lock.unlock();
+  try {
+    auto c = std::make_unique<ReaderConnection>();
+    c->db = open_connection(config_, Role::reader);
+    return Lease(*this, std::move(c));
+  } catch (...) {
+    lock.lock();
+    --open_;
+    cv_.notify_one();
+    throw;
+  }
+}
+
+void ReaderPool::release(std::unique_ptr<ReaderConnection> c) noexcept {
+  {
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(c));
+  }
+  cv_.notify_one();
+}
+
+bool RangeState::fetch() {
+  page_len = 0;
+  index = 0;
+  if (exhausted || remaining == 0) {
+    exhausted = true;
+    return false;
+  }
+  const std::size_t want =
+      static_cast<std::size_t>(std::min<std::uint64_t>(page_size, remaining));
+  if (page.size() < want) page.resize(want);
+
+  auto conn = pool->acquire();
+  Stmt& s = conn->statement(sql);
+  StmtScope scope(s);  // ends the read transaction as soon as the page is copied
+  int i = 1;
+  if (by_version) s.bind(i++, texts.front());
+  s.bind(i++, next_key);
+  for (std::size_t t = by_version ? 1 : 0; t < texts.size(); ++t) s.bind(i++, texts[t]);
+  s.bind(i++, static_cast<std::int64_t>(want));
+  while (s.step("read events")) {
+    Event& e = page[page_len++];
+    e.seq = s.column_int(0);
+    s.column_text(1, e.id);
+    s.column_text(2, e.stream);
+    e.version = s.column_int(3);
+    s.column_text(4, e.type);
+    s.column_text(5, e.data);
+    s.column_text(6, e.metadata);
+    s.column_text(7, e.time);
+  }
+  if (page_len < want) exhausted = true;
+  if (page_len > 0) {
+    const Event& last = page[page_len - 1];
+    next_key = (by_version ? last.version : last.seq) + 1;
+    remaining -= page_len;
+  }
+  return page_len > 0;
+}
+
+void RangeState::advance() {
+  if (++index >= page_len) fetch();
+}
+
+}  // namespace eventlite::detail
+
+namespace eventlite {
+
+const Event& EventRange::iterator::operator*() const {
+  return state_->page[state_->index];
+}
+
+EventRange::iterator& EventRange::iterator::operator++() {
+  state_->advance();
+  return *this;
+}
+
+bool EventRange::iterator::operator==(std::default_sentinel_t) const {
+  return state_ == nullptr || state_->at_end();
+}
+
+EventRange::EventRange(std::unique_ptr<detail::RangeState> state) noexcept
+    : state_(std::move(state)) {}
+EventRange::EventRange(EventRange&&) noexcept = default;
+EventRange& EventRange::operator=(EventRange&&) noexcept = default;
+EventRange::~EventRange() = default;
+
+EventRange::iterator EventRange::begin() {
+  if (state_->started) throw InvalidArgument("EventRange::begin() called twice: it is single-pass");
+  state_->started = true;
+  state_->fetch();
+  return iterator(state_.get());
+}
+
+std::vector<Event> EventRange::to_vector() {
+  std::vector<Event> out;
+  for (auto it = begin(); it != end(); ++it) out.push_back(*it);
+  return out;
+}
+
+}  // namespace eventlite

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+
+#include "eventlite/read.hpp"
+#include "store/sqlite_util.hpp"
+
+namespace eventlite::detail {
+
+// A reader connection with its prepared statements, keyed by SQL text.
+struct ReaderConnection {
+  std::unique_ptr<SQLite::Database> db;
+  std::unordered_map<std::string, Stmt> statements;
+  Stmt& statement(const std::string& sql);
+};
+
+// Read connections, opened on demand up to a cap and reused. Readers never write and
+// never checkpoint; each statement is reset as soon as its rows are copied, so no
+// read transaction outlives one page.
+// Thread safety: safe to share.
+class ReaderPool {
+ public:
+  ReaderPool(ConnectionConfig config, std::size_t max_connections);
+
+  class Lease {
+   public:
+    Lease(ReaderPool& pool, std::unique_ptr<ReaderConnection> c) noexcept
+        : pool_(&pool), c_(std::move(c)) {}
+    Lease(Lease&&) noexcept = default;
+    ~Lease() {
+      if (c_) pool_->release(std::move(c_));
+    }
+    ReaderConnection* operator->() const noexcept { return c_.get(); }
+    ReaderConnection& operator*() const noexcept { return *c_; }
+
+   private:
+    ReaderPool* pool_;
+    std::unique_ptr<ReaderConnection> c_;
+  };
+
+  Lease acquire();
+
+ private:
+  void release(std::unique_ptr<ReaderConnection> c) noexcept;
+
+  const ConnectionConfig config_;
+  const std::size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<ReaderConnection>> idle_;  // guarded by mu_
+  std::size_t open_ = 0;                                 // guarded by mu_
+};
+
+// The state behind an EventRange: one query, paged by key (seq, or version within a
+// stream), one page of events in memory, reused from page to page.
+struct RangeState {
+  std::shared_ptr<ReaderPool> pool;
+  std::string sql;                  // binds: key, then `texts`, then the page limit
+  std::vector<std::string> texts;   // stream / prefix bounds / types, bound in order
+  bool by_version = false;          // key is the stream version, not the seq
+  std::int64_t next_key = 1;
+  std::uint64_t remaining = UINT64_MAX;
+  std::size_t page_size = 512;
+
+  std::vector<Event> page;
+  std::size_t page_len = 0;
+  std::size_t index = 0;
+  bool exhausted = false;
+  bool started = false;
+
+  // Fetches the next page into `page`; false when there is none.
+  bool fetch();
+  bool at_end() const noexcept { return index >= page_len; }
+  void advance();
+};
+
+}  // namespace eventlite::detail
