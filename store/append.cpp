@@ -14,7 +14,8 @@ constexpr std::size_t kMaxNameBytes = 1024;
 
 std::string_view trim_left(std::string_view s) {
   std::size_t i = 0;
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+    ++i;
   return s.substr(i);
 }
 
@@ -56,7 +57,8 @@ Seq stored_seq_if_same(Stmt& find, std::string_view stream, const NewEvent& e) {
 // The insert stored no row: json_valid refused data or metadata. Say why.
 [[noreturn]] void throw_invalid_json(std::size_t index, const NewEvent& e) {
   if (auto p = json_problem(e.data); !p.empty()) throw InvalidEvent(index, "data", p);
-  if (auto p = json_problem(e.metadata); !p.empty()) throw InvalidEvent(index, "metadata", p);
+  if (auto p = json_problem(e.metadata); !p.empty())
+    throw InvalidEvent(index, "metadata", p);
   // Valid to nlohmann but refused by SQLite: nested deeper than its parser allows.
   throw InvalidEvent(index, "data", "JSON nested too deeply");
 }
@@ -65,7 +67,8 @@ Seq stored_seq_if_same(Stmt& find, std::string_view stream, const NewEvent& e) {
                                        std::size_t index, const NewEvent& e) {
   if (ext == SQLITE_CONSTRAINT_UNIQUE) {
     // Two events of one batch with one id, or a generated id that collided.
-    throw InvalidEvent(index, "id", fmt::format("id {} appears twice in the batch", e.id));
+    throw InvalidEvent(index, "id",
+                       fmt::format("id {} appears twice in the batch", e.id));
   }
   throw_storage_code(ext, message.c_str(), "append");
 }
@@ -77,14 +80,17 @@ AppendStatements::AppendStatements(sqlite3* db, bool persistent)
                      "SELECT version FROM eventlite_events WHERE stream = ? "
                      "ORDER BY version DESC LIMIT 1",
                      persistent),
-      find_id(db,
-              "SELECT seq, stream, type, data, metadata FROM eventlite_events WHERE id = ?",
-              persistent),
+      find_id(
+          db,
+          "SELECT seq, stream, type, data, metadata FROM eventlite_events WHERE id = ?",
+          persistent),
       insert(db,
              // The JSON check lives here, not in the schema (see schema/001_events.sql):
              // invalid JSON inserts no row, and the caller explains why.
-             "INSERT INTO eventlite_events (id, stream, version, type, data, metadata, time) "
-             "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE json_valid(?5) AND json_valid(?6)",
+             "INSERT INTO eventlite_events (id, stream, version, type, data, metadata, "
+             "time) "
+             "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE json_valid(?5) AND (?6 = '{}' OR "
+             "json_valid(?6))",
              persistent) {}
 
 void validate(std::string_view stream, std::span<const NewEvent> events,
@@ -101,10 +107,10 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
     if (e.id.size() > kMaxNameBytes)
       throw InvalidEvent(i, "id", fmt::format("longer than {} bytes", kMaxNameBytes));
     if (e.data.size() + e.metadata.size() > limits.max_event_bytes)
-      throw InvalidEvent(i, "data",
-                         fmt::format("{} bytes of data and metadata, over the cap of {}",
-                                     e.data.size() + e.metadata.size(),
-                                     limits.max_event_bytes));
+      throw InvalidEvent(
+          i, "data",
+          fmt::format("{} bytes of data and metadata, over the cap of {}",
+                      e.data.size() + e.metadata.size(), limits.max_event_bytes));
     // The schema checks validity; this catches the common mistake early and clearly.
     auto meta = trim_left(e.metadata);
     if (meta.empty() || meta.front() != '{') {

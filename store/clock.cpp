@@ -1,8 +1,8 @@
 #include "store/clock.hpp"
 
-#include <ctime>
-
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace eventlite::detail {
 

@@ -24,8 +24,8 @@ Error::Error(ErrorCode code, const std::string& message)
 VersionConflict::VersionConflict(std::string stream, std::string expected,
                                  std::int64_t actual)
     : Error(ErrorCode::version_conflict,
-            fmt::format("version conflict on stream \"{}\": expected {}, actual {}", stream,
-                        expected, actual)),
+            fmt::format("version conflict on stream \"{}\": expected {}, actual {}",
+                        stream, expected, actual)),
       stream_(std::move(stream)),
       expected_(std::move(expected)),
       actual_(actual) {}
@@ -65,6 +65,7 @@ NotAnEventliteDatabase::NotAnEventliteDatabase(const std::string& path,
 InvalidArgument::InvalidArgument(const std::string& message)
     : Error(ErrorCode::invalid_argument, message) {}
 
-BrokerError::BrokerError(const std::string& message) : Error(ErrorCode::broker, message) {}
+BrokerError::BrokerError(const std::string& message)
+    : Error(ErrorCode::broker, message) {}
 
 }  // namespace eventlite

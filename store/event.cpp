@@ -1,23 +1,29 @@
 #include "eventlite/event.hpp"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 namespace eventlite {
 
 NewEvent make_event(std::string type, const nlohmann::json& data) {
-  return NewEvent{.type = std::move(type), .data = data.dump(), .metadata = "{}", .id = {}};
+  return NewEvent{
+      .type = std::move(type), .data = data.dump(), .metadata = "{}", .id = {}};
 }
 
 NewEvent make_event(std::string type, const nlohmann::json& data,
                     const nlohmann::json& metadata) {
-  return NewEvent{
-      .type = std::move(type), .data = data.dump(), .metadata = metadata.dump(), .id = {}};
+  return NewEvent{.type = std::move(type),
+                  .data = data.dump(),
+                  .metadata = metadata.dump(),
+                  .id = {}};
 }
 
-nlohmann::json Event::data_json() const { return nlohmann::json::parse(data); }
-nlohmann::json Event::metadata_json() const { return nlohmann::json::parse(metadata); }
+nlohmann::json Event::data_json() const {
+  return nlohmann::json::parse(data);
+}
+nlohmann::json Event::metadata_json() const {
+  return nlohmann::json::parse(metadata);
+}
 
 namespace {
 
@@ -32,7 +38,8 @@ void append_quoted(std::string& out, const std::string& s) {
     out += s;
     out += '"';
   } else {
-    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out +=
+        nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 }
 
@@ -42,8 +49,9 @@ void append_quoted(std::string& out, const std::string& s) {
 void append_json_one_line(std::string& out, const std::string& json) {
   std::size_t start = out.size();
   out += json;
-  std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
-                  [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+      out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
+      [](char c) { return c == '\n' || c == '\r'; }, ' ');
 }
 
 }  // namespace

@@ -68,7 +68,8 @@ GroupCommit::~GroupCommit() {
 }
 
 std::vector<Seq> GroupCommit::append(std::string_view stream,
-                                     std::span<const NewEvent> events, Expected expected) {
+                                     std::span<const NewEvent> events,
+                                     Expected expected) {
   Request r;
   r.stream = stream;
   r.events = events;
@@ -178,10 +179,12 @@ void GroupCommit::commit_group(std::vector<Request*>& group) {
     for (Request* r : group) {
       try {
         if (group.size() == 1) {
-          r->seqs = append_events(statements_, ids_, r->stream, r->events, r->expected, time);
+          r->seqs =
+              append_events(statements_, ids_, r->stream, r->events, r->expected, time);
         } else {
           Savepoint sp(db);
-          r->seqs = append_events(statements_, ids_, r->stream, r->events, r->expected, time);
+          r->seqs =
+              append_events(statements_, ids_, r->stream, r->events, r->expected, time);
           sp.release();
         }
         any_ok = true;

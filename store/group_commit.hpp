@@ -1,5 +1,7 @@
 #pragma once
 
+#include <SQLiteCpp/Database.h>
+
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -10,8 +12,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <SQLiteCpp/Database.h>
 
 #include "eventlite/event.hpp"
 #include "store/append.hpp"
@@ -38,7 +38,8 @@ class GroupCommit {
 
   std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
                           Expected expected);
-  std::future<std::vector<Seq>> append_async(std::string stream, std::vector<NewEvent> events,
+  std::future<std::vector<Seq>> append_async(std::string stream,
+                                             std::vector<NewEvent> events,
                                              Expected expected);
 
   // Waits until no group is committing and takes the writer for a Transaction.

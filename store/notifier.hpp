@@ -25,7 +25,8 @@ class Notifier {
     return generation_;
   }
   // Waits until the generation moves past `seen` or `deadline`; true if it moved.
-  bool wait_past(std::uint64_t seen, std::chrono::steady_clock::time_point deadline) const {
+  bool wait_past(std::uint64_t seen,
+                 std::chrono::steady_clock::time_point deadline) const {
     std::unique_lock lock(mu_);
     return cv_.wait_until(lock, deadline, [&] { return generation_ != seen; });
   }

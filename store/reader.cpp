@@ -117,7 +117,8 @@ EventRange& EventRange::operator=(EventRange&&) noexcept = default;
 EventRange::~EventRange() = default;
 
 EventRange::iterator EventRange::begin() {
-  if (state_->started) throw InvalidArgument("EventRange::begin() called twice: it is single-pass");
+  if (state_->started)
+    throw InvalidArgument("EventRange::begin() called twice: it is single-pass");
   state_->started = true;
   state_->fetch();
   return iterator(state_.get());

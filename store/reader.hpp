@@ -1,5 +1,7 @@
 #pragma once
 
+#include <SQLiteCpp/Database.h>
+
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -7,8 +9,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <SQLiteCpp/Database.h>
 
 #include "eventlite/read.hpp"
 #include "store/sqlite_util.hpp"
@@ -63,9 +63,9 @@ class ReaderPool {
 // stream), one page of events in memory, reused from page to page.
 struct RangeState {
   std::shared_ptr<ReaderPool> pool;
-  std::string sql;                  // binds: key, then `texts`, then the page limit
-  std::vector<std::string> texts;   // stream / prefix bounds / types, bound in order
-  bool by_version = false;          // key is the stream version, not the seq
+  std::string sql;                 // binds: key, then `texts`, then the page limit
+  std::vector<std::string> texts;  // stream / prefix bounds / types, bound in order
+  bool by_version = false;         // key is the stream version, not the seq
   std::int64_t next_key = 1;
   std::uint64_t remaining = UINT64_MAX;
   std::size_t page_size = 512;

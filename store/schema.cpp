@@ -6,7 +6,9 @@
 
 namespace eventlite::detail {
 
-int latest_schema_version() { return migrations().back().version; }
+int latest_schema_version() {
+  return migrations().back().version;
+}
 
 int read_schema_version(sqlite3* db) {
   Stmt has(db,
@@ -29,8 +31,9 @@ void migrate(sqlite3* db) {
     if (current > supported) throw SchemaTooNew(current, supported);
     if (current >= m.version) continue;
     exec(db, m.sql, std::string("migrate schema to ") + m.name);
-    Stmt set(db, current == 0 ? "INSERT INTO eventlite_schema(version) VALUES (?)"
-                              : "UPDATE eventlite_schema SET version = ?",
+    Stmt set(db,
+             current == 0 ? "INSERT INTO eventlite_schema(version) VALUES (?)"
+                          : "UPDATE eventlite_schema SET version = ?",
              false);
     set.bind(1, std::int64_t{m.version});
     set.step("record schema version");
@@ -42,5 +45,7 @@ void migrate(sqlite3* db) {
 }  // namespace eventlite::detail
 
 namespace eventlite {
-int supported_schema_version() noexcept { return detail::latest_schema_version(); }
+int supported_schema_version() noexcept {
+  return detail::latest_schema_version();
+}
 }  // namespace eventlite

@@ -87,8 +87,8 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
 
 void ensure_wal(SQLite::Database& db, const ConnectionConfig& config) {
   if (config.memory) return;
-  Stmt s(db.getHandle(), config.read_only ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL",
-         false);
+  Stmt s(db.getHandle(),
+         config.read_only ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL", false);
   StmtScope scope(s);
   std::string mode = s.step("set journal mode") ? std::string(s.column_text(0)) : "";
   if (mode != "wal" && !config.read_only)
@@ -99,8 +99,9 @@ void ensure_wal(SQLite::Database& db, const ConnectionConfig& config) {
 }
 
 Stmt::Stmt(sqlite3* db, std::string_view sql, bool persistent) : db_(db) {
-  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                              persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt_, nullptr);
+  int rc =
+      sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                         persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt_, nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(stmt_);
     stmt_ = nullptr;
@@ -108,14 +109,19 @@ Stmt::Stmt(sqlite3* db, std::string_view sql, bool persistent) : db_(db) {
   }
 }
 
-Stmt::Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+Stmt::Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_) {
+  o.stmt_ = nullptr;
+}
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() {
+  sqlite3_finalize(stmt_);
+}
 
 void Stmt::bind(int index, std::string_view text) {
   // A null pointer would bind NULL, not the empty string.
   const char* p = text.data() ? text.data() : "";
-  int rc = sqlite3_bind_text(stmt_, index, p, static_cast<int>(text.size()), SQLITE_STATIC);
+  int rc =
+      sqlite3_bind_text(stmt_, index, p, static_cast<int>(text.size()), SQLITE_STATIC);
   if (rc != SQLITE_OK) throw_storage(db_, rc, "bind parameter");
 }
 
@@ -134,7 +140,9 @@ bool Stmt::step(std::string_view doing) {
   throw_storage_code(ext, msg.c_str(), doing);
 }
 
-int Stmt::step_rc() noexcept { return sqlite3_step(stmt_); }
+int Stmt::step_rc() noexcept {
+  return sqlite3_step(stmt_);
+}
 
 void Stmt::reset() noexcept {
   sqlite3_reset(stmt_);
@@ -149,7 +157,8 @@ void exec(sqlite3* db, const char* sql, std::string_view doing) {
 }
 
 void rollback_quietly(sqlite3* db) noexcept {
-  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (!sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 WriteTxn::WriteTxn(sqlite3* db, std::string_view doing) : db_(db), doing_(doing) {
@@ -169,7 +178,8 @@ void WriteTxn::commit() {
     std::string msg = sqlite3_errmsg(db_);
     open_ = false;
     rollback_quietly(db_);
-    throw StorageError(rc & 0xff, ext, storage_message(doing_ + ": commit", ext, msg.c_str()));
+    throw StorageError(rc & 0xff, ext,
+                       storage_message(doing_ + ": commit", ext, msg.c_str()));
   }
   open_ = false;
 }

@@ -4,6 +4,7 @@
 // prepared-statement handle for hot paths, transaction guards that never throw from
 // their destructors, and the one translation of SQLite failures into StorageError.
 
+#include <SQLiteCpp/Database.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -11,8 +12,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <SQLiteCpp/Database.h>
 
 #include "eventlite/store.hpp"
 
@@ -38,7 +37,8 @@ struct ConnectionConfig {
 // Opens a connection and applies the per-connection settings (busy timeout, extended
 // codes, defensive, untrusted schema, synchronous, mmap off, journal size limit;
 // readers never checkpoint on close). Does not write to the file.
-std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config, Role role);
+std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config,
+                                                  Role role);
 
 // Sets WAL (files) and checks that SQLite answered it. Writes the file header.
 void ensure_wal(SQLite::Database& db, const ConnectionConfig& config);
@@ -68,7 +68,8 @@ class Stmt {
   }
   std::string_view column_text(int i) const noexcept {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+    return p ? std::string_view(p,
+                                static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
              : std::string_view();
   }
   void column_text(int i, std::string& out) const {

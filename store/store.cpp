@@ -1,6 +1,9 @@
 #include "eventlite/store.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,10 +11,6 @@
 #include <cstring>
 #include <map>
 #include <optional>
-
-#include <fmt/format.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "eventlite/errors.hpp"
 #include "eventlite/transaction.hpp"
@@ -38,7 +37,8 @@ std::string memory_uri() {
 }
 
 void validate_options(const StoreOptions& o) {
-  if (o.busy_timeout.count() < 0) throw InvalidArgument("busy_timeout must not be negative");
+  if (o.busy_timeout.count() < 0)
+    throw InvalidArgument("busy_timeout must not be negative");
   if (o.max_event_bytes == 0) throw InvalidArgument("max_event_bytes must be positive");
   if (o.max_readers == 0) throw InvalidArgument("max_readers must be at least 1");
 }
@@ -53,9 +53,9 @@ void create_file(const std::filesystem::path& path, std::filesystem::perms mode)
     return;
   }
   if (errno == EEXIST) return;  // another thread or process created it just now
-  throw StorageError(SQLITE_CANTOPEN, SQLITE_CANTOPEN,
-                     fmt::format("cannot create \"{}\": {}", path.string(),
-                                 std::strerror(errno)));
+  throw StorageError(
+      SQLITE_CANTOPEN, SQLITE_CANTOPEN,
+      fmt::format("cannot create \"{}\": {}", path.string(), std::strerror(errno)));
 }
 
 // WAL hook for connections that append_in() wrote through: wakes this process's
@@ -144,8 +144,8 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
     const int supported = detail::latest_schema_version();
     if (found > supported) throw SchemaTooNew(found, supported);
     if (found == 0 && (options.read_only || !options.create_if_missing))
-      throw NotAnEventliteDatabase(path.string(),
-                                   "it has no eventlite tables (run `eventlite init` on it)");
+      throw NotAnEventliteDatabase(
+          path.string(), "it has no eventlite tables (run `eventlite init` on it)");
 
     if (writer) {
       detail::ensure_wal(*writer, config);
@@ -154,7 +154,8 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
         impl->logger->info("migrated schema: path={} from={} to={}", path.string(), found,
                            supported);
       }
-      impl->writer = std::make_unique<detail::GroupCommit>(std::move(writer), impl->notifier);
+      impl->writer =
+          std::make_unique<detail::GroupCommit>(std::move(writer), impl->notifier);
     } else {
       detail::ensure_wal(*(*reader)->db, config);
     }
@@ -218,16 +219,17 @@ std::vector<Seq> Store::append_in(sqlite3* db, std::string_view stream,
     const char* file = sqlite3_db_filename(db, "main");
     std::error_code ec;
     if (file == nullptr || !std::filesystem::equivalent(file, impl_->path, ec))
-      throw InvalidArgument(fmt::format(
-          "append_in: the connection is not on this store's file \"{}\"", impl_->path.string()));
+      throw InvalidArgument(
+          fmt::format("append_in: the connection is not on this store's file \"{}\"",
+                      impl_->path.string()));
   }
   detail::validate(stream, events, impl_->limits());
   thread_local detail::UuidV7 ids;
   detail::AppendStatements statements(db, false);
   install_commit_hook(db, impl_->notifier);
   detail::Savepoint sp(db);
-  auto seqs =
-      detail::append_events(statements, ids, stream, events, expected, detail::now_text());
+  auto seqs = detail::append_events(statements, ids, stream, events, expected,
+                                    detail::now_text());
   sp.release();
   return seqs;
 }
@@ -252,7 +254,8 @@ EventRange Store::read_all(ReadOptions options) const {
     // A range on the name, so the prefix is a value, never a LIKE pattern.
     state->texts.push_back(options.stream_prefix);
     std::string upper = options.stream_prefix;
-    while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+    while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff)
+      upper.pop_back();
     if (upper.empty()) {
       sql += " AND stream >= ?";
     } else {
@@ -347,28 +350,34 @@ std::vector<std::string> Store::verify() const {
     }
   };
   each_row("PRAGMA integrity_check(20)", [&](detail::Stmt& s) {
-    if (s.column_text(0) != "ok") problems.push_back(fmt::format("integrity: {}", s.column_text(0)));
+    if (s.column_text(0) != "ok")
+      problems.push_back(fmt::format("integrity: {}", s.column_text(0)));
   });
-  each_row("SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM eventlite_events",
-           [&](detail::Stmt& s) {
-             auto count = s.column_int(0), min = s.column_int(1), max = s.column_int(2);
-             if (count > 0 && (min != 1 || max != count))
-               problems.push_back(fmt::format(
-                   "seq is not gap-free: {} events with seq from {} to {}", count, min, max));
-           });
+  each_row(
+      "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM "
+      "eventlite_events",
+      [&](detail::Stmt& s) {
+        auto count = s.column_int(0), min = s.column_int(1), max = s.column_int(2);
+        if (count > 0 && (min != 1 || max != count))
+          problems.push_back(fmt::format(
+              "seq is not gap-free: {} events with seq from {} to {}", count, min, max));
+      });
   each_row(
       "SELECT stream, count(*), min(version), max(version) FROM eventlite_events "
       "GROUP BY stream HAVING min(version) != 1 OR max(version) != count(*) LIMIT 20",
       [&](detail::Stmt& s) {
         problems.push_back(fmt::format(
-            "stream \"{}\": versions are not contiguous: {} events with versions {} to {}",
+            "stream \"{}\": versions are not contiguous: {} events with versions {} to "
+            "{}",
             s.column_text(0), s.column_int(1), s.column_int(2), s.column_int(3)));
       });
   each_row(
-      "SELECT seq FROM eventlite_events WHERE NOT json_valid(data) OR NOT json_valid(metadata) "
+      "SELECT seq FROM eventlite_events WHERE NOT json_valid(data) OR NOT "
+      "json_valid(metadata) "
       "OR json_type(metadata) != 'object' LIMIT 20",
       [&](detail::Stmt& s) {
-        problems.push_back(fmt::format("seq {}: data or metadata is not valid JSON", s.column_int(0)));
+        problems.push_back(
+            fmt::format("seq {}: data or metadata is not valid JSON", s.column_int(0)));
       });
   each_row("SELECT max(version) FROM eventlite_schema", [&](detail::Stmt& s) {
     if (s.column_int(0) != detail::latest_schema_version())
@@ -378,8 +387,12 @@ std::vector<std::string> Store::verify() const {
   return problems;
 }
 
-const std::filesystem::path& Store::path() const noexcept { return impl_->path; }
-const StoreOptions& Store::options() const noexcept { return impl_->options; }
+const std::filesystem::path& Store::path() const noexcept {
+  return impl_->path;
+}
+const StoreOptions& Store::options() const noexcept {
+  return impl_->options;
+}
 
 int Store::schema_version() const {
   auto conn = impl_->readers->acquire();

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <filesystem>
 #include <memory>
-
-#include <spdlog/logger.h>
 
 #include "eventlite/store.hpp"
 #include "store/append.hpp"
@@ -15,10 +15,10 @@
 namespace eventlite {
 
 struct Store::Impl {
-  std::filesystem::path path;                // constant after construction
-  StoreOptions options;                      // constant after construction
-  detail::ConnectionConfig config;           // constant after construction
-  std::shared_ptr<spdlog::logger> logger;    // constant after construction
+  std::filesystem::path path;              // constant after construction
+  StoreOptions options;                    // constant after construction
+  detail::ConnectionConfig config;         // constant after construction
+  std::shared_ptr<spdlog::logger> logger;  // constant after construction
   std::shared_ptr<detail::Notifier> notifier = std::make_shared<detail::Notifier>();
   std::unique_ptr<detail::GroupCommit> writer;  // null when read-only
   std::shared_ptr<detail::ReaderPool> readers;  // shared with live EventRanges

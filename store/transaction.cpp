@@ -18,12 +18,17 @@ Transaction& Transaction::operator=(Transaction&& other) noexcept {
   return *this;
 }
 
-Transaction::~Transaction() { rollback(); }
+Transaction::~Transaction() {
+  rollback();
+}
 
-bool Transaction::active() const noexcept { return state_ && state_->active; }
+bool Transaction::active() const noexcept {
+  return state_ && state_->active;
+}
 
 std::vector<Seq> Transaction::append(std::string_view stream,
-                                     std::span<const NewEvent> events, Expected expected) {
+                                     std::span<const NewEvent> events,
+                                     Expected expected) {
   if (!active()) throw InvalidArgument("append on a transaction that has ended");
   detail::validate(stream, events, state_->store->limits());
   auto& access = state_->access;
@@ -35,13 +40,14 @@ std::vector<Seq> Transaction::append(std::string_view stream,
                        "append: the transaction was rolled back by SQLite after an "
                        "earlier error; nothing of it is stored");
   detail::Savepoint sp(db);
-  auto seqs = detail::append_events(access.statements, access.ids, stream, events, expected,
-                                    detail::now_text());
+  auto seqs = detail::append_events(access.statements, access.ids, stream, events,
+                                    expected, detail::now_text());
   sp.release();
   return seqs;
 }
 
-Seq Transaction::append(std::string_view stream, const NewEvent& event, Expected expected) {
+Seq Transaction::append(std::string_view stream, const NewEvent& event,
+                        Expected expected) {
   return append(stream, std::span<const NewEvent>(&event, 1), expected).front();
 }
 

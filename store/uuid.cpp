@@ -13,7 +13,9 @@ namespace {
 
 std::atomic<std::uint64_t> g_fork_generation{1};
 
-void on_fork_child() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+void on_fork_child() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 std::uint64_t fork_generation() {
   static const bool registered = [] {
@@ -28,7 +30,9 @@ constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
 
-UuidV7::UuidV7() { reseed(); }
+UuidV7::UuidV7() {
+  reseed();
+}
 
 void UuidV7::reseed() {
   std::array<std::uint64_t, 4> seed{};
@@ -53,10 +57,10 @@ void UuidV7::reseed() {
 
 void UuidV7::next(std::string& out) {
   if (fork_generation_ != fork_generation()) reseed();
-  auto ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  auto ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   if (ms > last_ms_) {
     last_ms_ = ms;
     counter_ = static_cast<std::uint32_t>(rng_() & 0x1ff);  // leave room to count up
@@ -72,7 +76,8 @@ void UuidV7::next(std::string& out) {
   b[6] = static_cast<unsigned char>(0x70 | ((counter_ >> 8) & 0x0f));
   b[7] = static_cast<unsigned char>(counter_ & 0xff);
   b[8] = static_cast<unsigned char>(0x80 | ((rand_b >> 56) & 0x3f));
-  for (int i = 9; i < 16; ++i) b[i] = static_cast<unsigned char>(rand_b >> (8 * (15 - i)));
+  for (int i = 9; i < 16; ++i)
+    b[i] = static_cast<unsigned char>(rand_b >> (8 * (15 - i)));
 
   out.resize(36);
   std::size_t o = 0;

@@ -4,10 +4,9 @@
 // version of an append, and the one-line JSON envelope of the wire format.
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace eventlite {
 
