@@ -114,6 +114,9 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
   config.durability = options.durability;
   config.busy_timeout = options.busy_timeout;
 
+  if (!memory && std::filesystem::is_directory(path))
+    throw StorageError(SQLITE_CANTOPEN, SQLITE_CANTOPEN,
+                       fmt::format("cannot open \"{}\": it is a directory", path.string()));
   if (!memory && !std::filesystem::exists(path)) {
     if (options.read_only || !options.create_if_missing)
       throw StorageError(SQLITE_CANTOPEN, SQLITE_CANTOPEN,
@@ -250,6 +253,10 @@ EventRange Store::read_all(ReadOptions options) const {
   std::string sql =
       "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
       "WHERE seq >= ?";
+  if (!options.stream.empty()) {
+    sql += " AND stream = ?";
+    state->texts.push_back(options.stream);
+  }
   if (!options.stream_prefix.empty()) {
     // A range on the name, so the prefix is a value, never a LIKE pattern.
     state->texts.push_back(options.stream_prefix);

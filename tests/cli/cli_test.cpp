@@ -1,0 +1,821 @@
+// Tests of the `eventlite` tool: each runs the built binary in a fresh temp dir and
+// checks its stdout, stderr, exit status and the effect on the file, inspected with
+// SQLite's C API (or the sqlite3 shell) rather than through the library.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kCli = EVENTLITE_CLI_PATH;
+constexpr const char* kSqliteShell = EVENTLITE_SQLITE3_SHELL;  // "" if not found
+
+struct Result {
+  int status = -1;  // exit status; -1 if killed by a signal
+  std::string out;
+  std::string err;
+};
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const fs::path& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+// Bytes that are not a SQLite file, the same on every run.
+std::string random_bytes(std::size_t size) {
+  std::mt19937 generator(20261123);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = static_cast<char>(byte(generator));
+  return bytes;
+}
+
+// Runs SQL on `db` with SQLite's C API; throws with SQLite's message on failure.
+void exec_sql(const fs::path& db, const std::string& sql) {
+  sqlite3* connection = nullptr;
+  int rc = sqlite3_open_v2(db.c_str(), &connection,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  char* message = nullptr;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(connection, sql.c_str(), nullptr, nullptr, &message);
+  std::string error = message != nullptr ? message : sqlite3_errmsg(connection);
+  sqlite3_free(message);
+  sqlite3_close(connection);
+  if (rc != SQLITE_OK) throw std::runtime_error("sqlite: " + error + " in: " + sql);
+}
+
+// The first column of the first row of `sql` as text ("" for NULL or no row).
+std::string query(const fs::path& db, const std::string& sql) {
+  sqlite3* connection = nullptr;
+  sqlite3_stmt* statement = nullptr;
+  std::string result;
+  int rc = sqlite3_open_v2(db.c_str(), &connection, SQLITE_OPEN_READONLY, nullptr);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(connection, sql.c_str(), -1, &statement, nullptr);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(statement);
+    if (rc == SQLITE_ROW && sqlite3_column_text(statement, 0) != nullptr) {
+      result = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+    }
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  std::string error = sqlite3_errmsg(connection);
+  sqlite3_finalize(statement);
+  sqlite3_close(connection);
+  if (rc != SQLITE_OK) throw std::runtime_error("sqlite: " + error + " in: " + sql);
+  return result;
+}
+
+int event_count(const fs::path& db) {
+  return std::stoi(query(db, "SELECT count(*) FROM eventlite_events"));
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> result;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) result.push_back(line);
+  return result;
+}
+
+// The "seq" of each envelope `eventlite read` printed.
+std::vector<std::int64_t> seqs_of(const std::string& envelopes) {
+  std::vector<std::int64_t> seqs;
+  for (const std::string& line : lines(envelopes)) {
+    seqs.push_back(nlohmann::json::parse(line).at("seq").get<std::int64_t>());
+  }
+  return seqs;
+}
+
+// `args` as one string, for SCOPED_TRACE.
+std::string joined(const std::vector<std::string>& args) {
+  std::string text;
+  for (const std::string& arg : args) text += (text.empty() ? "" : " ") + arg;
+  return text;
+}
+
+// An error as the tool must report it: one line on stderr, prefixed "eventlite: ".
+void expect_one_error_line(const Result& result) {
+  EXPECT_EQ(result.err.rfind("eventlite: ", 0), 0u) << result.err;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  EXPECT_EQ(result.err.back(), '\n') << result.err;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "eventlite-cli-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    root_ = pattern;
+    fs::create_directory(root_ / "files");
+  }
+  void TearDown() override {
+    std::error_code error;
+    fs::remove_all(root_, error);
+  }
+
+  // A path in the test's directory of files; stdio of the runs is kept apart.
+  fs::path file(std::string_view name) const { return root_ / "files" / name; }
+  std::string db() const { return file("events.db").string(); }
+
+  std::set<std::string> files() const {
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(root_ / "files")) {
+      names.insert(entry.path().filename().string());
+    }
+    return names;
+  }
+
+  Result run(const std::vector<std::string>& args, std::string_view input = {}) const {
+    return run_program(kCli, args, input);
+  }
+
+  // `eventlite init DB` that must succeed.
+  void init() const {
+    Result result = run({"init", db()});
+    ASSERT_EQ(result.status, 0) << result.err;
+  }
+
+  // `eventlite append DB --jsonl -` with `jsonl` that must succeed.
+  void append_jsonl(const std::string& jsonl) const {
+    Result result = run({"append", db(), "--jsonl", "-"}, jsonl);
+    ASSERT_EQ(result.status, 0) << result.err;
+  }
+
+  // An application's own database: a `users` table with rows, its user_version set.
+  void create_app_database(const fs::path& path) const {
+    exec_sql(path,
+             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+             "INSERT INTO users (name) VALUES ('ada'), ('grace'), ('barbara');"
+             "PRAGMA user_version = 7;");
+  }
+
+  // Runs `program` with `args`, `input` on its stdin; waits for it to exit.
+  Result run_program(const std::string& program, const std::vector<std::string>& args,
+                     std::string_view input) const {
+    const fs::path in = root_ / "stdin", out = root_ / "stdout", err = root_ / "stderr";
+    write_bytes(in, input);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<std::string> words = {program};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& word : words) argv.push_back(word.data());
+    argv.push_back(nullptr);
+
+    pid_t pid = 0;
+    int rc = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::system_error(rc, std::generic_category(), "spawn " + program);
+    int wait_status = 0;
+    while (::waitpid(pid, &wait_status, 0) < 0) {
+      if (errno != EINTR)
+        throw std::system_error(errno, std::generic_category(), "waitpid");
+    }
+    Result result;
+    result.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+    result.out = read_bytes(out);
+    result.err = read_bytes(err);
+    return result;
+  }
+
+  fs::path root_;
+};
+
+using Cli = CliTest;
+using Init = CliTest;
+using Append = CliTest;
+using AppendJsonl = CliTest;
+using Read = CliTest;
+using Streams = CliTest;
+using Verify = CliTest;
+using SqliteShell = CliTest;
+
+// --- the command line ---------------------------------------------------------------
+
+TEST_F(Cli, HelpExplainsEveryCommandAndOption) {
+  Result top = run({"--help"});
+  EXPECT_EQ(top.status, 0);
+  for (const char* word :
+       {"init", "append", "read", "streams", "verify", "Exit status"}) {
+    EXPECT_NE(top.out.find(word), std::string::npos) << word;
+  }
+  const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
+      {"init", {"DB"}},
+      {"append",
+       {"DB", "STREAM", "TYPE", "DATA", "stdin", "--expect", "any|none|N", "--id",
+        "--metadata", "--jsonl"}},
+      {"read", {"DB", "--stream", "--type", "--from", "inclusive", "--limit"}},
+      {"streams", {"DB", "--json"}},
+      {"verify", {"DB", "ok"}},
+  };
+  for (const auto& [command, words] : commands) {
+    Result help = run({command, "--help"});
+    EXPECT_EQ(help.status, 0) << command;
+    for (const std::string& word : words) {
+      EXPECT_NE(help.out.find(word), std::string::npos) << command << ": " << word;
+    }
+  }
+}
+
+TEST_F(Cli, UsageErrorsExitTwoWithOneLineAndChangeNothing) {
+  init();
+  const std::string jsonl = file("batch.jsonl").string();
+  write_bytes(jsonl, R"({"stream":"s","type":"T","data":{}})"
+                     "\n");
+  const std::vector<std::vector<std::string>> usage_errors = {
+      {},
+      {"bogus", db()},
+      {"append"},
+      {"append", db()},
+      {"append", db(), "s"},
+      {"append", db(), "s", "T", "{}", "extra"},
+      {"append", db(), "s", "T", "--expect", "banana"},
+      {"append", db(), "s", "T", "--expect", "-1"},
+      {"append", db(), "s", "--jsonl", jsonl},
+      {"append", db(), "--jsonl", jsonl, "--expect", "1"},
+      {"read", db(), "--limit", "0"},
+      {"read", db(), "--from", "abc"},
+      {"read", db(), "--follow"},
+      {"streams"},
+      {"streams", db(), "--bogus"},
+      {"init", db(), "extra"},
+  };
+  for (const auto& args : usage_errors) {
+    SCOPED_TRACE(joined(args));
+    Result result = run(args);
+    EXPECT_EQ(result.status, 2);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+  }
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+TEST_F(Cli, CommandsOtherThanInitOnMissingFileFailAndCreateNothing) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"append", db(), "s", "T"},
+      {"append", db(), "--jsonl", "-"},
+      {"read", db()},
+      {"streams", db()},
+      {"verify", db()},
+  };
+  for (const auto& args : commands) {
+    SCOPED_TRACE(args[0]);
+    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
+                              "\n");
+    EXPECT_EQ(result.status, 1);
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("eventlite init"), std::string::npos) << result.err;
+    EXPECT_TRUE(files().empty());
+  }
+}
+
+TEST_F(Cli, DirectoryAsDbFailsWithClearMessage) {
+  fs::create_directory(db());
+  for (const char* command : {"init", "read", "streams", "verify"}) {
+    SCOPED_TRACE(command);
+    Result result = run({command, db()});
+    EXPECT_EQ(result.status, 1);
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("is a directory"), std::string::npos) << result.err;
+  }
+  EXPECT_TRUE(fs::is_empty(db()));
+}
+
+TEST_F(Cli, ReadingCommandsLeaveTheDatabaseFileByteForByte) {
+  init();
+  append_jsonl(R"({"stream":"a","type":"T","data":{}})"
+               "\n");
+  const std::string bytes = read_bytes(db());
+  for (const char* command : {"read", "streams", "verify"}) {
+    SCOPED_TRACE(command);
+    EXPECT_EQ(run({command, db()}).status, 0);
+    EXPECT_EQ(read_bytes(db()), bytes);
+  }
+}
+
+TEST_F(Cli, CommandsOnNonSqliteFileFailAndLeaveItByteForByte) {
+  const std::string bytes = random_bytes(8192);
+  write_bytes(db(), bytes);
+  const std::vector<std::vector<std::string>> commands = {
+      {"init", db()}, {"append", db(), "s", "T"}, {"append", db(), "--jsonl", "-"},
+      {"read", db()}, {"streams", db()},          {"verify", db()},
+  };
+  for (const auto& args : commands) {
+    SCOPED_TRACE(args[0]);
+    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
+                              "\n");
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_EQ(read_bytes(db()), bytes);
+    EXPECT_EQ(files(), std::set<std::string>{"events.db"});
+  }
+}
+
+TEST_F(Cli, CommandsOnUninitialisedAppDatabaseFailAndLeaveItByteForByte) {
+  create_app_database(db());
+  const std::string bytes = read_bytes(db());
+  const std::vector<std::vector<std::string>> commands = {
+      {"append", db(), "s", "T"},
+      {"append", db(), "--jsonl", "-"},
+      {"read", db()},
+      {"streams", db()},
+      {"verify", db()},
+  };
+  for (const auto& args : commands) {
+    SCOPED_TRACE(args[0]);
+    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
+                              "\n");
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("eventlite init"), std::string::npos) << result.err;
+    EXPECT_EQ(read_bytes(db()), bytes);
+    EXPECT_EQ(files(), std::set<std::string>{"events.db"});
+  }
+}
+
+// --- init ---------------------------------------------------------------------------
+
+TEST_F(Init, CreatesOwnerOnlyFileWithEventliteTables) {
+  Result result = run({"init", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.out.find("schema version 1"), std::string::npos) << result.out;
+  EXPECT_EQ(query(db(), "SELECT version FROM eventlite_schema"), "1");
+  EXPECT_EQ(event_count(db()), 0);
+  EXPECT_EQ(fs::status(db()).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST_F(Init, IsIdempotentAndKeepsEvents) {
+  init();
+  ASSERT_EQ(run({"append", db(), "s", "T", R"({"n":1})"}).status, 0);
+  for (int i = 0; i < 2; ++i) {
+    Result again = run({"init", db()});
+    EXPECT_EQ(again.status, 0) << again.err;
+  }
+  EXPECT_EQ(event_count(db()), 1);
+  EXPECT_EQ(query(db(), "SELECT count(*) FROM eventlite_schema"), "1");
+  EXPECT_EQ(query(db(), "SELECT data FROM eventlite_events"), R"({"n":1})");
+}
+
+TEST_F(Init, AddsTablesToAppDatabaseAndLeavesItsTablesAlone) {
+  create_app_database(db());
+  const std::string schema_before = query(
+      db(), "SELECT group_concat(sql, ';') FROM sqlite_master WHERE name = 'users'");
+  Result result = run({"init", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(
+      query(db(),
+            "SELECT group_concat(name, ',') FROM (SELECT name FROM users ORDER BY id)"),
+      "ada,grace,barbara");
+  EXPECT_EQ(
+      query(db(),
+            "SELECT group_concat(sql, ';') FROM sqlite_master WHERE name = 'users'"),
+      schema_before);
+  EXPECT_EQ(query(db(), "PRAGMA user_version"), "7");
+  EXPECT_EQ(
+      query(db(), "SELECT count(*) FROM sqlite_master WHERE name = 'eventlite_events'"),
+      "1");
+  EXPECT_EQ(query(db(),
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                  "name NOT LIKE 'eventlite_%' AND name NOT LIKE 'sqlite_%'"),
+            "1");
+  // The application's database now takes events.
+  EXPECT_EQ(run({"append", db(), "user-1", "UserCreated"}).out, "1\n");
+}
+
+// --- append -------------------------------------------------------------------------
+
+TEST_F(Append, PrintsNewSeqAndStoresEvent) {
+  init();
+  Result first =
+      run({"append", db(), "user-42", "UserCreated", R"({"name": "Ada",  "age": 36})",
+           "--metadata", R"({"user": "admin"})"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_EQ(first.out, "1\n");
+  EXPECT_EQ(first.err, "");
+  Result second = run({"append", db(), "user-42", "UserApproved"});
+  ASSERT_EQ(second.status, 0) << second.err;
+  EXPECT_EQ(second.out, "2\n");
+
+  EXPECT_EQ(
+      query(db(),
+            "SELECT stream || ' ' || version || ' ' || type || ' ' || data || ' ' || "
+            "metadata FROM eventlite_events WHERE seq = 1"),
+      R"(user-42 1 UserCreated {"name":"Ada","age":36} {"user":"admin"})");
+  // DATA and --metadata default to {}.
+  EXPECT_EQ(
+      query(db(),
+            "SELECT version || ' ' || data || ' ' || metadata FROM eventlite_events "
+            "WHERE seq = 2"),
+      "2 {} {}");
+}
+
+TEST_F(Append, DashReadsDataFromStdin) {
+  init();
+  Result result = run({"append", db(), "s", "T", "-"}, "{\"b\": 1,\n \"a\": [1, 2]}\n");
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, "1\n");
+  EXPECT_EQ(query(db(), "SELECT data FROM eventlite_events"), R"({"b":1,"a":[1,2]})");
+}
+
+TEST_F(Append, SameIdIsIdempotentAndOtherContentFails) {
+  init();
+  const std::string id = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
+  Result first = run({"append", db(), "s", "T", R"({"n":1})", "--id", id});
+  ASSERT_EQ(first.status, 0) << first.err;
+  Result retry = run({"append", db(), "s", "T", R"({"n":1})", "--id", id});
+  EXPECT_EQ(retry.status, 0) << retry.err;
+  EXPECT_EQ(retry.out, first.out);
+  Result other = run({"append", db(), "s", "T", R"({"n":2})", "--id", id});
+  EXPECT_EQ(other.status, 1);
+  expect_one_error_line(other);
+  EXPECT_EQ(event_count(db()), 1);
+  EXPECT_EQ(query(db(), "SELECT id FROM eventlite_events"), id);
+}
+
+TEST_F(Append, ExpectConflictExitsThreeAndWritesNothing) {
+  init();
+  ASSERT_EQ(run({"append", db(), "s", "T"}).status, 0);
+  for (const char* expect : {"none", "0", "2", "7"}) {
+    SCOPED_TRACE(expect);
+    Result result = run({"append", db(), "s", "T", "--expect", expect});
+    EXPECT_EQ(result.status, 3);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("version conflict"), std::string::npos) << result.err;
+  }
+  EXPECT_EQ(event_count(db()), 1);
+
+  EXPECT_EQ(run({"append", db(), "s", "T", "--expect", "1"}).out, "2\n");
+  EXPECT_EQ(run({"append", db(), "s", "T", "--expect", "any"}).out, "3\n");
+  EXPECT_EQ(run({"append", db(), "new", "T", "--expect", "none"}).out, "4\n");
+}
+
+TEST_F(Append, MalformedDataOrMetadataFailsAndWritesNothing) {
+  init();
+  const std::vector<std::vector<std::string>> bad = {
+      {"append", db(), "s", "T", "{\"a\":"},
+      {"append", db(), "s", "T", "{}", "--metadata", "{user}"},
+      {"append", db(), "s", "T", "{}", "--metadata", "[1, 2]"},
+      {"append", db(), "s", "T", "-"},
+      {"append", db(), "", "T"},
+      {"append", db(), "s", ""},
+  };
+  for (const auto& args : bad) {
+    SCOPED_TRACE(joined(args));
+    Result result = run(args, "not json\n");
+    EXPECT_EQ(result.status, 1);
+    expect_one_error_line(result);
+  }
+  EXPECT_NE(run(bad[0]).err.find("DATA is not valid JSON"), std::string::npos);
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+// --- append --jsonl -----------------------------------------------------------------
+
+TEST_F(AppendJsonl, AppendsEveryLineAndPrintsOneSeqEach) {
+  init();
+  const std::string path = file("batch.jsonl").string();
+  write_bytes(
+      path,
+      R"({"stream":"a","type":"Created","data":{"n":1},"version":1})"
+      "\n"
+      R"({"stream":"b","type":"Created","data":[1,2],"metadata":{"user":"x"}})"
+      "\n"
+      "\n"
+      R"({"stream":"a","type":"Renamed","data":"z","id":"0190a3c4-0000-7000-8000-000000000001","version":2})"
+      "\n");
+  Result result = run({"append", db(), "--jsonl", path});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, "1\n2\n3\n");
+  EXPECT_EQ(
+      query(db(),
+            "SELECT group_concat(stream || version || type || data || metadata, ' ') "
+            "FROM (SELECT * FROM eventlite_events ORDER BY seq)"),
+      R"(a1Created{"n":1}{} b1Created[1,2]{"user":"x"} a2Renamed"z"{})");
+  EXPECT_EQ(query(db(), "SELECT id FROM eventlite_events WHERE seq = 3"),
+            "0190a3c4-0000-7000-8000-000000000001");
+}
+
+TEST_F(AppendJsonl, ReadsStdinAndAcceptsReadOutput) {
+  init();
+  append_jsonl(R"({"stream":"a","type":"T","data":{"n":1}})"
+               "\n"
+               R"({"stream":"a","type":"T","data":{"n":2}})"
+               "\n");
+  // `read` output fed back is idempotent: same ids, same content.
+  Result envelopes = run({"read", db()});
+  ASSERT_EQ(envelopes.status, 0) << envelopes.err;
+  Result again = run({"append", db(), "--jsonl", "-"}, envelopes.out);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out, "1\n2\n");
+  EXPECT_EQ(event_count(db()), 2);
+}
+
+// A batch of 100 events to stream "s" with versions 1..100, line `bad` replaced.
+std::string batch_with_line(int bad, const std::string& replacement) {
+  std::string text;
+  for (int line = 1; line <= 100; ++line) {
+    text += line == bad
+                ? replacement
+                : R"({"stream":"s","type":"T","data":{"line":)" + std::to_string(line) +
+                      R"(},"version":)" + std::to_string(line) + "}";
+    text += "\n";
+  }
+  return text;
+}
+
+TEST_F(AppendJsonl, GoodBatchIsStoredWhole) {
+  init();
+  Result result = run({"append", db(), "--jsonl", "-"}, batch_with_line(0, ""));
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(lines(result.out).size(), 100u);
+  EXPECT_EQ(lines(result.out).back(), "100");
+  EXPECT_EQ(event_count(db()), 100);
+}
+
+TEST_F(AppendJsonl, BadLineStoresNothingAndNamesTheLine) {
+  struct Case {
+    const char* what;
+    std::string line;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"malformed JSON", R"({"stream":"s","type":"T","data":{)", 1},
+      {"not an object", "[1, 2]", 1},
+      {"missing type", R"({"stream":"s","data":{},"version":57})", 1},
+      {"unknown key", R"({"stream":"s","type":"T","data":{},"versoin":57})", 1},
+      {"metadata not an object", R"({"stream":"s","type":"T","data":{},"metadata":[1]})",
+       1},
+      {"version conflict", R"({"stream":"s","type":"T","data":{},"version":99})", 3},
+  };
+  init();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Result result = run({"append", db(), "--jsonl", "-"}, batch_with_line(57, c.line));
+    EXPECT_EQ(result.status, c.status);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("line 57"), std::string::npos) << result.err;
+    EXPECT_EQ(event_count(db()), 0);
+  }
+  Result conflict =
+      run({"append", db(), "--jsonl", "-"}, batch_with_line(57, cases.back().line));
+  EXPECT_NE(
+      conflict.err.find(R"("version":99 needs the stream at version 98, it is at 56)"),
+      std::string::npos)
+      << conflict.err;
+}
+
+TEST_F(AppendJsonl, MissingFileFailsAndWritesNothing) {
+  init();
+  Result result = run({"append", db(), "--jsonl", file("absent.jsonl").string()});
+  EXPECT_EQ(result.status, 1);
+  expect_one_error_line(result);
+  EXPECT_NE(result.err.find("absent.jsonl"), std::string::npos) << result.err;
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+// --- read ---------------------------------------------------------------------------
+
+class ReadFilters : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    init();
+    // seq: 1 a/A, 2 b/B, 3 a/C, 4 ab/A, 5 a/B, 6 b/A
+    append_jsonl(R"({"stream":"a","type":"A","data":{}})"
+                 "\n"
+                 R"({"stream":"b","type":"B","data":{}})"
+                 "\n"
+                 R"({"stream":"a","type":"C","data":{}})"
+                 "\n"
+                 R"({"stream":"ab","type":"A","data":{}})"
+                 "\n"
+                 R"({"stream":"a","type":"B","data":{}})"
+                 "\n"
+                 R"({"stream":"b","type":"A","data":{}})"
+                 "\n");
+  }
+
+  std::vector<std::int64_t> read_seqs(std::vector<std::string> options) const {
+    options.insert(options.begin(), {"read", db()});
+    Result result = run(options);
+    EXPECT_EQ(result.status, 0) << result.err;
+    EXPECT_EQ(result.err, "");
+    return seqs_of(result.out);
+  }
+};
+
+using Seqs = std::vector<std::int64_t>;
+
+TEST_F(ReadFilters, NoFilterReadsAllInSeqOrder) {
+  EXPECT_EQ(read_seqs({}), (Seqs{1, 2, 3, 4, 5, 6}));
+}
+
+TEST_F(ReadFilters, StreamIsExactNotPrefix) {
+  EXPECT_EQ(read_seqs({"--stream", "a"}), (Seqs{1, 3, 5}));
+  EXPECT_EQ(read_seqs({"--stream", "ab"}), (Seqs{4}));
+  EXPECT_EQ(read_seqs({"--stream", "absent"}), Seqs{});
+}
+
+TEST_F(ReadFilters, TypeRepeatedKeepsAnyOfThem) {
+  EXPECT_EQ(read_seqs({"--type", "A"}), (Seqs{1, 4, 6}));
+  EXPECT_EQ(read_seqs({"--type", "A", "--type", "C"}), (Seqs{1, 3, 4, 6}));
+}
+
+TEST_F(ReadFilters, FromIsInclusive) {
+  EXPECT_EQ(read_seqs({"--from", "3"}), (Seqs{3, 4, 5, 6}));
+  EXPECT_EQ(read_seqs({"--from", "6"}), (Seqs{6}));
+  EXPECT_EQ(read_seqs({"--from", "7"}), Seqs{});
+}
+
+TEST_F(ReadFilters, LimitCountsMatchingEvents) {
+  EXPECT_EQ(read_seqs({"--limit", "2"}), (Seqs{1, 2}));
+  EXPECT_EQ(read_seqs({"--from", "3", "--limit", "1"}), (Seqs{3}));
+  EXPECT_EQ(read_seqs({"--stream", "a", "--limit", "2"}), (Seqs{1, 3}));
+  EXPECT_EQ(read_seqs({"--type", "A", "--limit", "2"}), (Seqs{1, 4}));
+}
+
+TEST_F(ReadFilters, FiltersCombine) {
+  EXPECT_EQ(read_seqs({"--stream", "a", "--type", "B", "--from", "2"}), (Seqs{5}));
+  EXPECT_EQ(read_seqs({"--stream", "b", "--from", "3"}), (Seqs{6}));
+  EXPECT_EQ(read_seqs({"--stream", "a", "--from", "3"}), (Seqs{3, 5}));
+  EXPECT_EQ(read_seqs({"--stream", "a", "--type", "A", "--type", "B", "--from", "2",
+                       "--limit", "1"}),
+            (Seqs{5}));
+}
+
+TEST_F(Read, PrintsEnvelopesWithKeysInWireOrder) {
+  init();
+  const std::string id = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
+  ASSERT_EQ(run({"append", db(), "user-42", "UserCreated", R"({"name":"Ada","age":36})",
+                 "--id", id, "--metadata", R"({"user":"admin"})"})
+                .status,
+            0);
+  Result result = run({"read", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  std::smatch time;
+  ASSERT_TRUE(std::regex_search(
+      result.out, time,
+      std::regex(R"re("time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")re")))
+      << result.out;
+  EXPECT_EQ(result.out,
+            R"({"seq":1,"id":")" + id +
+                R"(","stream":"user-42","version":1,"type":"UserCreated","time":")" +
+                time[1].str() +
+                R"(","data":{"name":"Ada","age":36},"metadata":{"user":"admin"}})"
+                "\n");
+}
+
+TEST_F(Read, EmptyStorePrintsNothing) {
+  init();
+  Result result = run({"read", db()});
+  EXPECT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, "");
+}
+
+// --- streams ------------------------------------------------------------------------
+
+TEST_F(Streams, PrintsAlignedTableWithHeader) {
+  init();
+  std::string jsonl = R"({"stream":"a","type":"T","data":{}})"
+                      "\n";
+  for (int i = 0; i < 10; ++i)
+    jsonl += R"({"stream":"long-stream-name","type":"T","data":{}})"
+             "\n";
+  append_jsonl(jsonl);
+  Result result = run({"streams", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "STREAM            VERSION  LAST_SEQ\n"
+            "a                       1         1\n"
+            "long-stream-name       10        11\n");
+}
+
+TEST_F(Streams, JsonPrintsOneObjectPerStream) {
+  init();
+  append_jsonl(R"({"stream":"b","type":"T","data":{}})"
+               "\n"
+               R"({"stream":"a","type":"T","data":{}})"
+               "\n"
+               R"({"stream":"b","type":"T","data":{}})"
+               "\n");
+  Result result = run({"streams", db(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, R"({"stream":"a","version":1,"last_seq":2})"
+                        "\n"
+                        R"({"stream":"b","version":2,"last_seq":3})"
+                        "\n");
+}
+
+TEST_F(Streams, EmptyStorePrintsHeaderOnly) {
+  init();
+  EXPECT_EQ(run({"streams", db()}).out, "STREAM  VERSION  LAST_SEQ\n");
+  EXPECT_EQ(run({"streams", db(), "--json"}).out, "");
+}
+
+// --- verify -------------------------------------------------------------------------
+
+TEST_F(Verify, GoodFilePrintsSqliteVersionAndOk) {
+  init();
+  append_jsonl(R"({"stream":"a","type":"T","data":{"n":1}})"
+               "\n"
+               R"({"stream":"b","type":"T","data":[]})"
+               "\n");
+  Result result = run({"verify", db()});
+  EXPECT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, std::string("SQLite ") + sqlite3_libversion() + "\nok\n");
+  if (sqlite3_libversion_number() < 3051003) {
+    EXPECT_NE(result.err.find("WAL-reset"), std::string::npos) << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  } else {
+    EXPECT_EQ(result.err, "");
+  }
+}
+
+TEST_F(Verify, GapInSeqsIsReportedWithStatusOne) {
+  init();
+  append_jsonl(R"({"stream":"a","type":"T","data":{}})"
+               "\n"
+               R"({"stream":"b","type":"T","data":{}})"
+               "\n"
+               R"({"stream":"a","type":"T","data":{}})"
+               "\n");
+  // Behind eventlite's back: drop the guard and delete an event.
+  exec_sql(db(),
+           "DROP TRIGGER eventlite_events_no_delete;"
+           "DELETE FROM eventlite_events WHERE seq = 2;");
+  Result result = run({"verify", db()});
+  EXPECT_EQ(result.status, 1);
+  std::vector<std::string> out = lines(result.out);
+  ASSERT_GE(out.size(), 2u) << result.out;
+  EXPECT_EQ(out.front(), std::string("SQLite ") + sqlite3_libversion());
+  EXPECT_EQ(std::find(out.begin(), out.end(), "ok"), out.end()) << result.out;
+  EXPECT_NE(lines(result.err).back().find("problem"), std::string::npos) << result.err;
+}
+
+// --- the sqlite3 shell ----------------------------------------------------------------
+
+TEST_F(SqliteShell, UpdateAndDeleteOfEventsFailAsAppendOnly) {
+  if (std::string_view(kSqliteShell).empty()) GTEST_SKIP() << "no sqlite3 shell found";
+  init();
+  ASSERT_EQ(run({"append", db(), "s", "Created", R"({"n":1})"}).status, 0);
+  Result update =
+      run_program(kSqliteShell, {db(), "UPDATE eventlite_events SET type = 'X'"}, "");
+  EXPECT_NE(update.status, 0);
+  EXPECT_NE(update.err.find("eventlite_events is append-only: UPDATE is not allowed"),
+            std::string::npos)
+      << update.err;
+  Result erase = run_program(kSqliteShell, {db(), "DELETE FROM eventlite_events"}, "");
+  EXPECT_NE(erase.status, 0);
+  EXPECT_NE(erase.err.find("eventlite_events is append-only: DELETE is not allowed"),
+            std::string::npos)
+      << erase.err;
+  EXPECT_EQ(query(db(), "SELECT type || ' ' || data FROM eventlite_events"),
+            R"(Created {"n":1})");
+}
+
+}  // namespace

@@ -1,0 +1,198 @@
+#include "tools/commands.hpp"
+
+#include <fmt/core.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <iostream>
+
+#include "eventlite/errors.hpp"
+#include "eventlite/store.hpp"
+#include "eventlite/transaction.hpp"
+#include "tools/error.hpp"
+#include "tools/input.hpp"
+#include "tools/output.hpp"
+
+namespace eventlite::cli {
+namespace {
+
+// The first SQLite release without the WAL-reset bug (wal.c, fixed in 3.51.3).
+constexpr int kWalResetFixed = 3051003;
+
+// Only `init` creates a store: every other command needs the file to exist.
+void check_path(const std::string& db, bool must_exist) {
+  std::error_code error;
+  std::filesystem::file_status status = std::filesystem::status(db, error);
+  if (must_exist && !std::filesystem::exists(status)) {
+    throw CommandError(
+        kExitError,
+        fmt::format("{}: no such file (create it with `eventlite init {}`)", db, db));
+  }
+  if (std::filesystem::is_directory(status)) {
+    throw CommandError(kExitError,
+                       fmt::format("{}: is a directory, not a SQLite file", db));
+  }
+}
+
+// Assigned, not designated: GCC 12's -Wextra flags designated initializers that
+// leave members out (-Wmissing-field-initializers).
+Store open_store(const std::string& db, bool read_only, bool create_if_missing) {
+  StoreOptions options;
+  options.read_only = read_only;
+  options.create_if_missing = create_if_missing;
+  return Store::open(db, options);
+}
+
+// Inspecting never writes: not the file, not its schema.
+Store open_for_reading(const std::string& db) {
+  check_path(db, /*must_exist=*/true);
+  return open_store(db, /*read_only=*/true, /*create_if_missing=*/false);
+}
+
+Store open_for_writing(const std::string& db) {
+  check_path(db, /*must_exist=*/true);
+  return open_store(db, /*read_only=*/false, /*create_if_missing=*/false);
+}
+
+void print_seqs(const std::vector<Seq>& seqs) {
+  for (Seq seq : seqs) std::cout << seq << '\n';
+}
+
+// The --jsonl batch: one transaction, so a bad line anywhere stores nothing at all.
+std::vector<Seq> append_batch(Store& store, const std::vector<BatchEvent>& batch) {
+  std::vector<Seq> seqs;
+  seqs.reserve(batch.size());
+  Transaction transaction = store.transaction();
+  for (const BatchEvent& item : batch) {
+    try {
+      seqs.push_back(transaction.append(item.stream, item.event, item.expected));
+    } catch (const VersionConflict& conflict) {
+      // Only a line with "version" expects anything: say it in the line's terms.
+      throw CommandError(
+          kExitConflict,
+          fmt::format("line {}: version conflict on stream \"{}\": \"version\":{} needs "
+                      "the stream at version {}, it is at {}",
+                      item.line, conflict.stream(), item.expected.version() + 1,
+                      item.expected.version(), conflict.actual()));
+    } catch (const Error& error) {
+      throw CommandError(exit_status(error),
+                         fmt::format("line {}: {}", item.line, describe(error)));
+    }
+  }
+  transaction.commit();
+  return seqs;
+}
+
+}  // namespace
+
+std::optional<Expected> parse_expected(std::string_view text) {
+  if (text == "any") return Expected::any();
+  if (text == "none") return Expected::no_stream();
+  Version version = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
+      version < 0) {
+    return std::nullopt;
+  }
+  return Expected::exactly(version);
+}
+
+int run_init(const InitArgs& args) {
+  check_path(args.db, /*must_exist=*/false);
+  Store store = open_store(args.db, /*read_only=*/false, /*create_if_missing=*/true);
+  std::cout << fmt::format("{}: eventlite schema version {}\n", args.db,
+                           store.schema_version());
+  return kExitOk;
+}
+
+int run_append(const AppendArgs& args) {
+  Store store = open_for_writing(args.db);
+  if (args.use_jsonl) {
+    print_seqs(append_batch(store, parse_jsonl(read_input(args.jsonl))));
+    return kExitOk;
+  }
+  NewEvent event;
+  event.type = args.type;
+  event.data = args.data == "-" ? compact_json(read_input("-"), "the data on stdin")
+                                : compact_json(args.data, "DATA");
+  event.metadata = compact_json(args.metadata, "--metadata");
+  event.id = args.id;
+  // main() has checked --expect already.
+  Expected expected = parse_expected(args.expect).value_or(Expected::any());
+  print_seqs({store.append(args.stream, event, expected)});
+  return kExitOk;
+}
+
+int run_read(const ReadArgs& args) {
+  Store store = open_for_reading(args.db);
+  // The store filters by stream prefix or reads one stream by version; an exact
+  // stream with a seq range and types is filtered here.
+  ReadOptions options;
+  options.from = args.from;
+  options.limit = args.limit;
+  options.types = args.types;
+  EventRange events =
+      args.stream.empty() ? store.read_all(options) : store.read_stream(args.stream);
+  auto wanted = [&](const Event& event) {
+    return event.seq >= args.from &&
+           (args.types.empty() || std::find(args.types.begin(), args.types.end(),
+                                            event.type) != args.types.end());
+  };
+  std::uint64_t printed = 0;
+  for (const Event& event : events) {
+    if (!wanted(event)) continue;
+    std::cout << to_envelope(event) << '\n';
+    if (++printed == args.limit) break;
+  }
+  return kExitOk;
+}
+
+int run_streams(const StreamsArgs& args) {
+  Store store = open_for_reading(args.db);
+  std::vector<StreamInfo> streams = store.streams();
+  if (args.json) {
+    for (const StreamInfo& info : streams) {
+      print_json_line(std::cout, {{"stream", info.stream},
+                                  {"version", info.version},
+                                  {"last_seq", info.last_seq}});
+    }
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const StreamInfo& info : streams) {
+    rows.push_back(
+        {info.stream, std::to_string(info.version), std::to_string(info.last_seq)});
+  }
+  print_table(
+      std::cout,
+      {{"STREAM", Align::left}, {"VERSION", Align::right}, {"LAST_SEQ", Align::right}},
+      rows);
+  return kExitOk;
+}
+
+int run_verify(const VerifyArgs& args) {
+  Store store = open_for_reading(args.db);
+  std::cout << "SQLite " << sqlite3_libversion() << '\n';
+  if (sqlite3_libversion_number() < kWalResetFixed) {
+    std::cout.flush();
+    std::cerr << fmt::format(
+        "eventlite: warning: SQLite {} has the WAL-reset bug fixed in 3.51.3: several "
+        "processes writing one file at the same time can corrupt it; write from one "
+        "process\n",
+        sqlite3_libversion());
+  }
+  std::vector<std::string> problems = store.verify();
+  if (problems.empty()) {
+    std::cout << "ok\n";
+    return kExitOk;
+  }
+  for (const std::string& problem : problems) std::cout << one_line(problem) << '\n';
+  std::cout.flush();
+  throw CommandError(kExitError,
+                     fmt::format("{}: {} problem{} found", args.db, problems.size(),
+                                 problems.size() == 1 ? "" : "s"));
+}
+
+}  // namespace eventlite::cli

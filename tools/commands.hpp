@@ -1,0 +1,64 @@
+#pragma once
+
+// The commands of the eventlite tool, each with its arguments as the command line
+// gives them. Each run_* prints its results on stdout and returns the exit status;
+// it throws eventlite::Error or CommandError on failure, having changed nothing.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventlite/event.hpp"
+
+namespace eventlite::cli {
+
+struct InitArgs {
+  std::string db;
+};
+
+struct AppendArgs {
+  std::string db;
+  std::string stream;
+  std::string type;
+  std::string data = "{}";  // JSON text, or "-": read it from stdin
+  std::string expect = "any";
+  std::string id;  // empty: the store makes a UUID v7
+  std::string metadata = "{}";
+  std::string jsonl;  // with use_jsonl: the batch file, or "-" for stdin
+  bool use_jsonl = false;
+};
+
+struct ReadArgs {
+  std::string db;
+  std::string stream;  // empty: every stream
+  std::vector<std::string> types;
+  Seq from = 1;
+  std::uint64_t limit = 0;  // 0: no limit
+};
+
+struct StreamsArgs {
+  std::string db;
+  bool json = false;
+};
+
+struct VerifyArgs {
+  std::string db;
+};
+
+// Creates `db` or adds eventlite's tables to it; idempotent.
+int run_init(const InitArgs& args);
+// Appends one event, or the --jsonl batch in one transaction; prints the seqs.
+int run_append(const AppendArgs& args);
+// Prints the matching events as envelopes, one a line, in seq order.
+int run_read(const ReadArgs& args);
+// Prints every stream with its version and last seq.
+int run_streams(const StreamsArgs& args);
+// Prints the SQLite version, then "ok" or each problem the store finds (status 1).
+int run_verify(const VerifyArgs& args);
+
+// --expect's value: "any", "none" or a version N >= 0; nullopt if malformed.
+std::optional<Expected> parse_expected(std::string_view text);
+
+}  // namespace eventlite::cli
