@@ -54,13 +54,21 @@ Seq stored_seq_if_same(Stmt& find, std::string_view stream, const NewEvent& e) {
   return seq;
 }
 
+// Whether SQLite's json_valid accepts `text` (it caps nesting lower than nlohmann).
+bool sqlite_json_valid(sqlite3* db, std::string_view text) {
+  Stmt s(db, "SELECT json_valid(?)", false);
+  s.bind(1, text);
+  StmtScope scope(s);
+  return s.step("check JSON") && s.column_int(0) == 1;
+}
+
 // The insert stored no row: json_valid refused data or metadata. Say why.
-[[noreturn]] void throw_invalid_json(std::size_t index, const NewEvent& e) {
+[[noreturn]] void throw_invalid_json(sqlite3* db, std::size_t index, const NewEvent& e) {
   if (auto p = json_problem(e.data); !p.empty()) throw InvalidEvent(index, "data", p);
-  if (auto p = json_problem(e.metadata); !p.empty())
-    throw InvalidEvent(index, "metadata", p);
+  if (auto p = json_problem(e.metadata); !p.empty()) throw InvalidEvent(index, "metadata", p);
   // Valid to nlohmann but refused by SQLite: nested deeper than its parser allows.
-  throw InvalidEvent(index, "data", "JSON nested too deeply");
+  const char* field = sqlite_json_valid(db, e.data) ? "metadata" : "data";
+  throw InvalidEvent(index, field, "JSON nested too deeply");
 }
 
 [[noreturn]] void throw_insert_failure(int ext, const std::string& message,
@@ -171,7 +179,7 @@ std::vector<Seq> append_events(AppendStatements& st, UuidV7& ids, std::string_vi
       throw_insert_failure(ext, message, i, e);
     }
     insert.reset();
-    if (sqlite3_changes(insert.db()) == 0) throw_invalid_json(i, e);
+    if (sqlite3_changes(insert.db()) == 0) throw_invalid_json(insert.db(), i, e);
     seqs[i] = sqlite3_last_insert_rowid(insert.db());
   }
   return seqs;

@@ -87,10 +87,27 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
 
 void ensure_wal(SQLite::Database& db, const ConnectionConfig& config) {
   if (config.memory) return;
-  Stmt s(db.getHandle(),
-         config.read_only ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL", false);
-  StmtScope scope(s);
-  std::string mode = s.step("set journal mode") ? std::string(s.column_text(0)) : "";
+  sqlite3* h = db.getHandle();
+  Stmt s(h, config.read_only ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL", false);
+  // Changing the journal mode holds a read lock while it waits for the write lock,
+  // so SQLite returns BUSY at once rather than deadlock with a writer that wants to
+  // commit: retry, releasing the lock in between, until the busy timeout.
+  const auto deadline = std::chrono::steady_clock::now() + config.busy_timeout;
+  std::string mode;
+  for (;;) {
+    int rc = s.step_rc();
+    if (rc == SQLITE_ROW) {
+      mode = std::string(s.column_text(0));
+      s.reset();
+      break;
+    }
+    int ext = sqlite3_extended_errcode(h);
+    std::string msg = sqlite3_errmsg(h);
+    s.reset();
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline)
+      throw_storage_code(ext, msg.c_str(), "set journal mode");
+    sqlite3_sleep(1);
+  }
   if (mode != "wal" && !config.read_only)
     throw StorageError(SQLITE_ERROR, SQLITE_ERROR,
                        fmt::format("cannot put \"{}\" in WAL mode: journal_mode answered "

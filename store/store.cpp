@@ -214,6 +214,7 @@ Transaction Store::transaction() {
 
 std::vector<Seq> Store::append_in(sqlite3* db, std::string_view stream,
                                   std::span<const NewEvent> events, Expected expected) {
+  impl_->require_writer("append_in");
   if (db == nullptr) throw InvalidArgument("append_in: null connection");
   if (sqlite3_get_autocommit(db))
     throw InvalidArgument(

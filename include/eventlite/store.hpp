@@ -48,7 +48,8 @@ struct StoreOptions {
   // false: a missing file throws StorageError and a database that `eventlite init`
   // has not set up throws NotAnEventliteDatabase, both leaving the file untouched.
   bool create_if_missing = true;
-  // Permissions of a file this call creates (SQLite's own default is 0644).
+  // Permissions of a file this call creates, less the process's umask (SQLite's own
+  // default is 0644). Its -wal and -shm files take the same.
   std::filesystem::perms file_mode =
       std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
   // Cap on an event's data plus metadata, in bytes; larger events are InvalidEvent.
@@ -85,8 +86,11 @@ class Store {
   // whose id is already stored with the same content are not written again: their
   // stored seqs are returned. Throws, and writes nothing of this call:
   // VersionConflict if `expected` does not hold (checked only when something new is
-  // written), InvalidEvent for a bad event, IdConflict for an id stored with other
-  // content, StorageError if SQLite fails. Other appenders sharing the commit are
+  // written), InvalidEvent for a bad event (empty stream or type, a name or id over
+  // 1024 bytes, malformed JSON, metadata not an object, one new id twice in the
+  // batch, data and metadata over max_event_bytes), IdConflict for an id stored with
+  // other content, InvalidArgument for an empty batch or a read-only store,
+  // StorageError if SQLite fails. Other appenders sharing the commit are
   // not affected by this call's failure. Must not be called on a thread that holds
   // an open Transaction of this store (InvalidArgument): use Transaction::append.
   std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
@@ -101,8 +105,9 @@ class Store {
 
   // Begins a write transaction (BEGIN IMMEDIATE) on the store's connection, in which
   // the application runs its own SQL and appends events: both commit or roll back
-  // together. Other appends wait until it ends. Throws StorageError if the database
-  // stays locked past the busy timeout.
+  // together. Other appends (append_async included) wait until it ends. Throws
+  // StorageError if the database stays locked past the busy timeout, InvalidArgument
+  // if this thread already holds a Transaction of this store or it is read-only.
   Transaction transaction();
 
   // Appends on a connection the application holds, inside the transaction the
@@ -111,7 +116,8 @@ class Store {
   // transaction is open, otherwise as append(); a failure leaves the application's
   // transaction open with none of this call's events in it. Readers of this store in
   // this process are woken when that connection commits: the call installs a WAL
-  // hook on the connection that does SQLite's default auto-checkpoint as well.
+  // hook on the connection (replacing any the application set, and its
+  // wal_autocheckpoint setting) that does SQLite's default auto-checkpoint as well.
   std::vector<Seq> append_in(sqlite3* db, std::string_view stream,
                              std::span<const NewEvent> events,
                              Expected expected = Expected::any());

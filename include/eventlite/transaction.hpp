@@ -31,7 +31,8 @@ class Transaction {
   ~Transaction();  // Rolls back if neither committed nor rolled back. Never throws.
 
   // As Store::append, inside this transaction. A failure leaves the transaction open
-  // with none of this call's events in it.
+  // with none of this call's events in it. append, database() and commit() throw
+  // InvalidArgument once the transaction has ended.
   std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
                           Expected expected = Expected::any());
   Seq append(std::string_view stream, const NewEvent& event,

@@ -1,0 +1,384 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "eventlite/errors.hpp"
+#include "eventlite/event.hpp"
+#include "eventlite/store.hpp"
+#include "test_support.hpp"
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+
+// Every stored event, in seq order.
+std::vector<Event> all_events(const Store& store) {
+  return store.read_all().to_vector();
+}
+
+NewEvent with_id(NewEvent e, std::string id) {
+  e.id = std::move(id);
+  return e;
+}
+
+TEST(Append, ReturnsSeqsInOrderAndVersionsFromOne) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(store.append("a", numbered_events(3)), (std::vector<Seq>{1, 2, 3}));
+  EXPECT_EQ(store.append("b", event("Other")), 4);
+  EXPECT_EQ(store.append("a", numbered_events(2, "Numbered", 3)),
+            (std::vector<Seq>{5, 6}));
+
+  auto events = all_events(store);
+  ASSERT_EQ(events.size(), 6u);
+  std::vector<std::pair<std::string, Version>> positions;
+  for (const auto& e : events) positions.emplace_back(e.stream, e.version);
+  EXPECT_EQ(positions, (std::vector<std::pair<std::string, Version>>{
+                           {"a", 1}, {"a", 2}, {"a", 3}, {"b", 1}, {"a", 4}, {"a", 5}}));
+  EXPECT_EQ(store.stream_version("a"), 5);
+  EXPECT_EQ(store.stream_version("b"), 1);
+  EXPECT_EQ(store.head(), 6);
+}
+
+TEST(Append, StoresTypeDataAndMetadataAsAppended) {
+  auto store = Store::open(":memory:");
+  NewEvent e;
+  e.type = "UserCreated";
+  e.data = R"({"name": "ada",  "age":36})";
+  e.metadata = R"({"correlation_id":"c-1"})";
+  store.append("user-1", e);
+  auto events = all_events(store);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, "UserCreated");
+  EXPECT_EQ(events[0].data, e.data);
+  EXPECT_EQ(events[0].metadata, e.metadata);
+  EXPECT_EQ(events[0].data_json()["age"], 36);
+  EXPECT_EQ(events[0].metadata_json()["correlation_id"], "c-1");
+}
+
+TEST(Append, DataMayBeAnyJsonValue) {
+  auto store = Store::open(":memory:");
+  const std::vector<std::string> values = {"42",   "\"text\"", "[1,2]",
+                                           "null", "true",     "{}"};
+  for (const auto& v : values) store.append("s", event("Any", v));
+  auto events = all_events(store);
+  ASSERT_EQ(events.size(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) EXPECT_EQ(events[i].data, values[i]);
+}
+
+TEST(Append, ExpectedAnyAppendsWhateverTheVersion) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(store.append("s", event("A"), Expected::any()), 1);
+  EXPECT_EQ(store.append("s", event("B"), Expected::any()), 2);
+  EXPECT_EQ(store.stream_version("s"), 2);
+}
+
+TEST(Append, ExpectedNoStreamHoldsOnlyForANewStream) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(store.append("s", event("A"), Expected::no_stream()), 1);
+  try {
+    store.append("s", event("B"), Expected::no_stream());
+    FAIL() << "no_stream held on a stream at version 1";
+  } catch (const VersionConflict& e) {
+    EXPECT_EQ(e.stream(), "s");
+    EXPECT_EQ(e.expected(), "no stream");
+    EXPECT_EQ(e.actual(), 1);
+  }
+  EXPECT_EQ(store.head(), 1);
+}
+
+TEST(Append, ExpectedExactlyHoldsOnlyAtThatVersion) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(store.append("s", event("A"), Expected::exactly(0)), 1);
+  EXPECT_EQ(store.append("s", numbered_events(2), Expected::exactly(1)),
+            (std::vector<Seq>{2, 3}));
+  EXPECT_EQ(store.append("s", event("C"), Expected::exactly(3)), 4);
+  EXPECT_THROW(store.append("s", event("D"), Expected::exactly(3)), VersionConflict);
+  EXPECT_THROW(store.append("s", event("D"), Expected::exactly(0)), VersionConflict);
+  EXPECT_THROW(store.append("new", event("D"), Expected::exactly(1)), VersionConflict);
+  EXPECT_EQ(store.head(), 4);
+  EXPECT_EQ(store.stream_version("new"), 0);
+}
+
+TEST(Append, WrongExpectedVersionThrowsAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  store.append("user-42", numbered_events(2));
+  try {
+    store.append("user-42", numbered_events(10), Expected::exactly(5));
+    FAIL() << "append with a wrong expected version succeeded";
+  } catch (const VersionConflict& e) {
+    EXPECT_EQ(e.code(), ErrorCode::version_conflict);
+    EXPECT_EQ(e.stream(), "user-42");
+    EXPECT_EQ(e.expected(), "5");
+    EXPECT_EQ(e.actual(), 2);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("user-42"), std::string::npos) << what;
+    EXPECT_NE(what.find('5'), std::string::npos) << what;
+    EXPECT_NE(what.find('2'), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  EXPECT_EQ(store.head(), 2);
+  EXPECT_EQ(store.stream_version("user-42"), 2);
+  EXPECT_EQ(all_events(store).size(), 2u);
+}
+
+TEST(Append, BadEventInBatchStoresNoneAndReportsItsIndex) {
+  auto store = Store::open(":memory:");
+  auto events = numbered_events(100);
+  events[57].data = "{\"i\": 57,";  // malformed JSON
+  try {
+    store.append("s", events);
+    FAIL() << "a batch with malformed JSON was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_event);
+    EXPECT_EQ(e.index(), 57u);
+    EXPECT_EQ(e.field(), "data");
+  }
+  EXPECT_EQ(store.head(), 0);
+  EXPECT_EQ(store.stream_version("s"), 0);
+}
+
+TEST(Append, MalformedDataIsInvalidEvent) {
+  auto store = Store::open(":memory:");
+  for (const char* data : {"", "{", "not json", "{\"a\":1}{\"b\":2}"}) {
+    try {
+      store.append("s", event("T", data));
+      ADD_FAILURE() << "data accepted: " << data;
+    } catch (const InvalidEvent& e) {
+      EXPECT_EQ(e.index(), 0u);
+      EXPECT_EQ(e.field(), "data");
+    }
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, EmptyStreamIsInvalidEvent) {
+  auto store = Store::open(":memory:");
+  try {
+    store.append("", event("T"));
+    FAIL() << "empty stream accepted";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.field(), "stream");
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, EmptyTypeIsInvalidEventAtItsIndex) {
+  auto store = Store::open(":memory:");
+  auto events = numbered_events(3);
+  events[2].type = "";
+  try {
+    store.append("s", events);
+    FAIL() << "empty type accepted";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.index(), 2u);
+    EXPECT_EQ(e.field(), "type");
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, MetadataThatIsNotAJsonObjectIsInvalidEvent) {
+  auto store = Store::open(":memory:");
+  for (const char* metadata : {"[1,2]", "\"text\"", "42", "null", "{", ""}) {
+    NewEvent e = event("T");
+    e.metadata = metadata;
+    try {
+      store.append("s", e);
+      ADD_FAILURE() << "metadata accepted: " << metadata;
+    } catch (const InvalidEvent& err) {
+      EXPECT_EQ(err.field(), "metadata") << metadata;
+    }
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+// SQLite's JSON functions refuse nesting deeper than 2000; such an event is refused
+// up front, naming the field that is too deep.
+std::string nested(int depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
+
+TEST(Append, DeeplyNestedDataIsInvalidEvent) {
+  auto store = Store::open(":memory:");
+  try {
+    store.append("s", event("Deep", nested(3000)));
+    FAIL() << "data nested 3000 deep was accepted";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.field(), "data");
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, DeeplyNestedMetadataIsInvalidEventOnMetadata) {
+  auto store = Store::open(":memory:");
+  NewEvent deep = event("Deep");
+  deep.metadata = "{\"trace\":" + nested(3000) + "}";
+  try {
+    store.append("s", deep);
+    FAIL() << "metadata nested 3000 deep was accepted";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.field(), "metadata") << e.what();
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, EventOverSizeCapIsInvalidAndWritesNothing) {
+  auto options = fast_options();
+  options.max_event_bytes = 1000;
+  auto store = Store::open(":memory:", options);
+  // data + metadata ("{}", 2 bytes) exactly at the cap is accepted.
+  NewEvent at_cap = event("Big", "\"" + std::string(1000 - 2 - 2, 'x') + "\"");
+  ASSERT_EQ(at_cap.data.size() + at_cap.metadata.size(), 1000u);
+  EXPECT_EQ(store.append("s", at_cap), 1);
+
+  NewEvent over = event("Big", "\"" + std::string(1000 - 2 - 2 + 1, 'x') + "\"");
+  std::vector<NewEvent> batch = {event("Small"), over};
+  try {
+    store.append("s", batch);
+    FAIL() << "an event over the size cap was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.index(), 1u);
+  }
+  // The cap is on data plus metadata together.
+  NewEvent split = event("Big", "\"" + std::string(600, 'x') + "\"");
+  split.metadata = "{\"m\":\"" + std::string(600, 'y') + "\"}";
+  EXPECT_THROW(store.append("s", split), InvalidEvent);
+  EXPECT_EQ(store.head(), 1);
+}
+
+TEST(Append, DefaultSizeCapRefusesEventsOverOneMebibyte) {
+  auto store = Store::open(":memory:");
+  NewEvent huge = event("Huge", "\"" + std::string(std::size_t{1} << 20, 'x') + "\"");
+  EXPECT_THROW(store.append("s", huge), InvalidEvent);
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, EmptyBatchIsInvalidArgumentAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  EXPECT_THROW(store.append("s", std::vector<NewEvent>{}, Expected::exactly(7)),
+               InvalidArgument);
+  EXPECT_EQ(store.head(), 0);
+  EXPECT_EQ(store.stream_version("s"), 0);
+}
+
+TEST(Append, ReappendingSameIdAndContentReturnsStoredSeqAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  const NewEvent original = with_id(event("Paid", "{\"amount\":10}"), new_event_id());
+  const Seq seq = store.append("order-1", original);
+  store.append("order-2", numbered_events(3));
+  EXPECT_EQ(store.append("order-1", original), seq);
+  EXPECT_EQ(store.head(), 4);
+  EXPECT_EQ(store.stream_version("order-1"), 1);
+}
+
+TEST(Append, RetryWithOriginalExpectedVersionReturnsStoredSeqs) {
+  auto store = Store::open(":memory:");
+  std::vector<NewEvent> batch = {with_id(event("A"), new_event_id()),
+                                 with_id(event("B"), new_event_id())};
+  const auto seqs = store.append("s", batch, Expected::no_stream());
+  // The client did not see the answer and retries the same call.
+  EXPECT_EQ(store.append("s", batch, Expected::no_stream()), seqs);
+  EXPECT_EQ(store.head(), 2);
+}
+
+TEST(Append, BatchMixingStoredAndNewIdsWritesOnlyTheNewOnes) {
+  auto store = Store::open(":memory:");
+  const NewEvent stored = with_id(event("A"), new_event_id());
+  const Seq first = store.append("s", stored);
+  std::vector<NewEvent> batch = {stored, with_id(event("B"), new_event_id())};
+  EXPECT_EQ(store.append("s", batch), (std::vector<Seq>{first, 2}));
+  EXPECT_EQ(store.head(), 2);
+  EXPECT_EQ(store.stream_version("s"), 2);
+}
+
+TEST(Append, SameIdWithOtherContentThrowsIdConflictAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  const std::string id = new_event_id();
+  NewEvent original = with_id(event("Paid", "{\"amount\":10}"), id);
+  const Seq seq = store.append("order-1", original);
+
+  NewEvent other_data = original;
+  other_data.data = "{\"amount\":11}";
+  NewEvent other_type = original;
+  other_type.type = "Refunded";
+  NewEvent other_metadata = original;
+  other_metadata.metadata = "{\"user\":\"x\"}";
+
+  for (const auto& [stream, e] :
+       std::vector<std::pair<std::string, NewEvent>>{{"order-1", other_data},
+                                                     {"order-1", other_type},
+                                                     {"order-1", other_metadata},
+                                                     {"order-2", original}}) {
+    std::vector<NewEvent> batch = {event("Fresh"), e};
+    try {
+      store.append(stream, batch);
+      ADD_FAILURE() << "an id stored with other content was accepted";
+    } catch (const IdConflict& err) {
+      EXPECT_EQ(err.code(), ErrorCode::id_conflict);
+      EXPECT_EQ(err.id(), id);
+      EXPECT_EQ(err.seq(), seq);
+    }
+  }
+  EXPECT_EQ(store.head(), 1);
+  EXPECT_EQ(store.stream_version("order-2"), 0);
+}
+
+TEST(Append, GeneratedIdsAreDistinctTimeOrderedUuidV7) {
+  auto store = Store::open(":memory:");
+  store.append("s", numbered_events(500));
+  for (int i = 0; i < 100; ++i) store.append("t", event("Single"));
+  auto events = all_events(store);
+  ASSERT_EQ(events.size(), 600u);
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_TRUE(is_uuid_v7(events[i].id)) << events[i].id;
+    ids.insert(events[i].id);
+    if (i > 0) {
+      EXPECT_LT(events[i - 1].id, events[i].id) << "at seq " << events[i].seq;
+    }
+  }
+  EXPECT_EQ(ids.size(), events.size());
+}
+
+TEST(Append, GivenIdIsStored) {
+  auto store = Store::open(":memory:");
+  store.append("s", with_id(event("A"), "my-own-id-1"));
+  EXPECT_EQ(all_events(store).at(0).id, "my-own-id-1");
+}
+
+TEST(Append, TimeIsUtcIso8601WithMillisecondsOfNow) {
+  auto store = Store::open(":memory:");
+  const auto before = std::chrono::system_clock::now();
+  store.append("s", event("A"));
+  const auto after = std::chrono::system_clock::now();
+  const std::string time = all_events(store).at(0).time;
+  ASSERT_TRUE(is_utc_millis_time(time)) << time;
+
+  std::tm tm{};
+  tm.tm_year = std::stoi(time.substr(0, 4)) - 1900;
+  tm.tm_mon = std::stoi(time.substr(5, 2)) - 1;
+  tm.tm_mday = std::stoi(time.substr(8, 2));
+  tm.tm_hour = std::stoi(time.substr(11, 2));
+  tm.tm_min = std::stoi(time.substr(14, 2));
+  tm.tm_sec = std::stoi(time.substr(17, 2));
+  const auto stamp = std::chrono::system_clock::from_time_t(::timegm(&tm)) +
+                     std::chrono::milliseconds(std::stoi(time.substr(20, 3)));
+  EXPECT_GE(stamp, std::chrono::floor<std::chrono::milliseconds>(before));
+  EXPECT_LE(stamp, after);
+}
+
+TEST(Append, StreamNamesAreValuesNotSql) {
+  auto store = Store::open(":memory:");
+  const std::string stream = "x'); DROP TABLE eventlite_events; --";
+  EXPECT_EQ(store.append(stream, event("A")), 1);
+  EXPECT_EQ(store.stream_version(stream), 1);
+  EXPECT_EQ(store.read_stream(stream).to_vector().at(0).stream, stream);
+}
+
+}  // namespace
+}  // namespace eventlite

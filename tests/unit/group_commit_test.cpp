@@ -1,0 +1,317 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <latch>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eventlite/errors.hpp"
+#include "eventlite/store.hpp"
+#include "eventlite/transaction.hpp"
+#include "test_support.hpp"
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+
+// What one concurrent appender ended with: its seqs or the error it got.
+struct Outcome {
+  std::vector<Seq> seqs;
+  std::optional<ErrorCode> error;
+  std::string what;
+};
+
+// Runs `body(t)` on `threads` threads released together, and returns their outcomes.
+template <class Body>
+std::vector<Outcome> race(int threads, Body body) {
+  std::vector<Outcome> outcomes(static_cast<std::size_t>(threads));
+  std::latch start(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      auto& out = outcomes[static_cast<std::size_t>(t)];
+      start.arrive_and_wait();
+      try {
+        out.seqs = body(t);
+      } catch (const Error& e) {
+        out.error = e.code();
+        out.what = e.what();
+      } catch (const std::exception& e) {
+        out.error = ErrorCode::broker;  // not an eventlite error: fails every check
+        out.what = std::string("unexpected exception: ") + e.what();
+      }
+    });
+  }
+  for (auto& thread : pool) thread.join();
+  return outcomes;
+}
+
+std::vector<Version> versions_of(const std::vector<Event>& events) {
+  std::vector<Version> out;
+  for (const auto& e : events) out.push_back(e.version);
+  return out;
+}
+
+std::vector<Version> one_to(Version n) {
+  std::vector<Version> out;
+  for (Version v = 1; v <= n; ++v) out.push_back(v);
+  return out;
+}
+
+TEST(GroupCommit, ConcurrentSingleAppendsGetDistinctSeqsAndContiguousVersions) {
+  TempDir dir;
+  StoreOptions options;
+  options.durability = Durability::full;  // the case group commit exists for
+  auto store = Store::open(dir / "app.db", options);
+  constexpr int kThreads = 8;
+  constexpr int kAppends = 40;
+  std::vector<std::string> failures(kThreads);
+  auto outcomes = race(kThreads, [&](int t) {
+    std::vector<Seq> seqs;
+    for (int i = 0; i < kAppends; ++i) {
+      const std::string stream = "shared-" + std::to_string(i % 3);
+      const std::string data =
+          "{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+      const Seq seq = store.append(stream, event("Step", data));
+      if (store.head() < seq)
+        failures[static_cast<std::size_t>(t)] = "head below a returned seq";
+      seqs.push_back(seq);
+    }
+    return seqs;
+  });
+
+  std::vector<Seq> all;
+  for (int t = 0; t < kThreads; ++t) {
+    const auto& o = outcomes[static_cast<std::size_t>(t)];
+    ASSERT_FALSE(o.error) << o.what;
+    EXPECT_EQ(failures[static_cast<std::size_t>(t)], "");
+    EXPECT_TRUE(std::is_sorted(o.seqs.begin(), o.seqs.end())) << "thread " << t;
+    all.insert(all.end(), o.seqs.begin(), o.seqs.end());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kThreads * kAppends));
+  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], static_cast<Seq>(i + 1));
+
+  std::size_t total = 0;
+  for (int s = 0; s < 3; ++s) {
+    auto events = store.read_stream("shared-" + std::to_string(s)).to_vector();
+    EXPECT_EQ(versions_of(events), one_to(static_cast<Version>(events.size())));
+    total += events.size();
+  }
+  EXPECT_EQ(total, all.size());
+  EXPECT_TRUE(store.verify().empty());
+}
+
+TEST(GroupCommit, OneWrongExpectedVersionFailsAloneOthersCommit) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  store.append("taken", event("Exists"));
+  constexpr int kRounds = 20;
+  constexpr int kThreads = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    auto outcomes = race(kThreads, [&](int t) {
+      if (t == 0) return store.append("taken", numbered_events(3), Expected::no_stream());
+      return store.append("r" + std::to_string(round) + "-t" + std::to_string(t),
+                          numbered_events(3), Expected::no_stream());
+    });
+    ASSERT_EQ(outcomes[0].error, ErrorCode::version_conflict) << outcomes[0].what;
+    for (int t = 1; t < kThreads; ++t) {
+      ASSERT_FALSE(outcomes[static_cast<std::size_t>(t)].error)
+          << "round " << round << " thread " << t << ": "
+          << outcomes[static_cast<std::size_t>(t)].what;
+      EXPECT_EQ(outcomes[static_cast<std::size_t>(t)].seqs.size(), 3u);
+    }
+  }
+  EXPECT_EQ(store.head(), 1 + kRounds * (kThreads - 1) * 3);
+  EXPECT_EQ(store.stream_version("taken"), 1);
+  EXPECT_TRUE(store.verify().empty());
+}
+
+TEST(GroupCommit, OneBadEventFailsAloneOthersCommit) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  constexpr int kRounds = 20;
+  constexpr int kThreads = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    auto outcomes = race(kThreads, [&](int t) {
+      auto events = numbered_events(3);
+      if (t == 0) events[2].data = "{broken";
+      return store.append("r" + std::to_string(round) + "-t" + std::to_string(t), events);
+    });
+    ASSERT_EQ(outcomes[0].error, ErrorCode::invalid_event) << outcomes[0].what;
+    for (int t = 1; t < kThreads; ++t) {
+      ASSERT_FALSE(outcomes[static_cast<std::size_t>(t)].error)
+          << outcomes[static_cast<std::size_t>(t)].what;
+    }
+    EXPECT_EQ(store.stream_version("r" + std::to_string(round) + "-t0"), 0);
+  }
+  EXPECT_EQ(store.head(), kRounds * (kThreads - 1) * 3);
+  EXPECT_TRUE(store.verify().empty());
+}
+
+TEST(GroupCommit, OneIdConflictFailsAloneOthersCommit) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  NewEvent stored = event("Stored", "{\"v\":1}");
+  stored.id = new_event_id();
+  store.append("stored", stored);
+  NewEvent clash = stored;
+  clash.data = "{\"v\":2}";
+  constexpr int kRounds = 20;
+  constexpr int kThreads = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    auto outcomes = race(kThreads, [&](int t) {
+      if (t == 0)
+        return store.append("clash", std::vector<NewEvent>{event("New"), clash});
+      return store.append("r" + std::to_string(round) + "-t" + std::to_string(t),
+                          numbered_events(2));
+    });
+    ASSERT_EQ(outcomes[0].error, ErrorCode::id_conflict) << outcomes[0].what;
+    for (int t = 1; t < kThreads; ++t) {
+      ASSERT_FALSE(outcomes[static_cast<std::size_t>(t)].error)
+          << outcomes[static_cast<std::size_t>(t)].what;
+    }
+  }
+  EXPECT_EQ(store.head(), 1 + kRounds * (kThreads - 1) * 2);
+  EXPECT_EQ(store.stream_version("clash"), 0);
+}
+
+TEST(GroupCommit, ConcurrentNoStreamAppendsToOneStreamLetExactlyOneWin) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  constexpr int kRounds = 30;
+  constexpr int kThreads = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string stream = "race-" + std::to_string(round);
+    auto outcomes = race(kThreads, [&](int t) {
+      return store.append(stream,
+                          numbered_events(2, "Try", static_cast<std::size_t>(t) * 10),
+                          Expected::no_stream());
+    });
+    int winners = 0;
+    for (const auto& o : outcomes) {
+      if (!o.error) {
+        ++winners;
+      } else {
+        EXPECT_EQ(o.error, ErrorCode::version_conflict) << o.what;
+      }
+    }
+    EXPECT_EQ(winners, 1) << stream;
+    EXPECT_EQ(versions_of(store.read_stream(stream).to_vector()), one_to(2)) << stream;
+  }
+  EXPECT_TRUE(store.verify().empty());
+}
+
+TEST(GroupCommit, OptimisticRetriesKeepOneStreamContiguous) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  constexpr int kThreads = 4;
+  constexpr int kEach = 25;
+  auto outcomes = race(kThreads, [&](int t) {
+    std::vector<Seq> seqs;
+    while (seqs.size() < static_cast<std::size_t>(kEach)) {
+      const Version v = store.stream_version("counter");
+      try {
+        seqs.push_back(store.append(
+            "counter", event("Incremented", "{\"t\":" + std::to_string(t) + "}"),
+            Expected::exactly(v)));
+      } catch (const VersionConflict&) {
+        // Someone else moved the stream: read again and retry.
+      }
+    }
+    return seqs;
+  });
+  for (const auto& o : outcomes) ASSERT_FALSE(o.error) << o.what;
+  EXPECT_EQ(versions_of(store.read_stream("counter").to_vector()),
+            one_to(kThreads * kEach));
+}
+
+TEST(GroupCommit, AppendAsyncFuturesHoldSeqsOrTheException) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  std::vector<std::future<std::vector<Seq>>> good;
+  for (int i = 0; i < 200; ++i) {
+    good.push_back(store.append_async("s" + std::to_string(i % 4), numbered_events(1)));
+  }
+  auto bad_event = numbered_events(2);
+  bad_event[1].type = "";
+  auto invalid = store.append_async("bad", bad_event);
+  auto conflict = store.append_async("s0", numbered_events(1), Expected::exactly(999));
+
+  std::vector<Seq> seqs;
+  for (auto& f : good) {
+    auto got = f.get();
+    ASSERT_EQ(got.size(), 1u);
+    seqs.push_back(got[0]);
+  }
+  EXPECT_THROW(invalid.get(), InvalidEvent);
+  EXPECT_THROW(conflict.get(), VersionConflict);
+  std::sort(seqs.begin(), seqs.end());
+  EXPECT_EQ(std::adjacent_find(seqs.begin(), seqs.end()), seqs.end());
+  EXPECT_EQ(store.head(), 200);
+  EXPECT_EQ(store.stream_version("bad"), 0);
+  EXPECT_TRUE(store.verify().empty());
+}
+
+TEST(GroupCommit, AppendFromThreadHoldingTransactionThrowsInvalidArgument) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  std::promise<std::string> result;
+  auto done = result.get_future();
+  std::thread holder([&] {
+    try {
+      auto tx = store.transaction();
+      std::string what = "no exception";
+      try {
+        store.append("s", event("Outside"));
+      } catch (const InvalidArgument&) {
+        what = "invalid_argument";
+      } catch (const std::exception& e) {
+        what = std::string("other exception: ") + e.what();
+      }
+      tx.append("s", event("Inside"));  // the transaction is still usable
+      tx.commit();
+      result.set_value(what);
+    } catch (const std::exception& e) {
+      result.set_value(std::string("transaction failed: ") + e.what());
+    }
+  });
+  if (done.wait_for(5s) != std::future_status::ready) {
+    std::fprintf(stderr, "Store::append deadlocked on a thread holding a Transaction\n");
+    std::_Exit(1);
+  }
+  holder.join();
+  EXPECT_EQ(done.get(), "invalid_argument");
+  auto events = store.read_all().to_vector();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, "Inside");
+}
+
+TEST(GroupCommit, StoreDestructorWaitsForAppendsInFlight) {
+  TempDir dir;
+  const auto path = dir / "app.db";
+  std::vector<std::future<std::vector<Seq>>> futures;
+  {
+    auto store = Store::open(path, fast_options());
+    for (int i = 0; i < 100; ++i)
+      futures.push_back(store.append_async("s", numbered_events(2)));
+  }
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(f.get().size(), 2u);
+  }
+  auto store = Store::open(path, fast_options());
+  EXPECT_EQ(store.head(), 200);
+  EXPECT_EQ(store.stream_version("s"), 200);
+}
+
+}  // namespace
+}  // namespace eventlite
