@@ -36,13 +36,8 @@ void check_path(const std::string& db, bool must_exist) {
   }
 }
 
-// Assigned, not designated: GCC 12's -Wextra flags designated initializers that
-// leave members out (-Wmissing-field-initializers).
 Store open_store(const std::string& db, bool read_only, bool create_if_missing) {
-  StoreOptions options;
-  options.read_only = read_only;
-  options.create_if_missing = create_if_missing;
-  return Store::open(db, options);
+  return Store::open(db, {.read_only = read_only, .create_if_missing = create_if_missing});
 }
 
 // Inspecting never writes: not the file, not its schema.

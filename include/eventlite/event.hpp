@@ -20,10 +20,10 @@ using Version = std::int64_t;
 // own id (new_event_id()) to make retries idempotent.
 // Thread safety: a value; copies are independent.
 struct NewEvent {
-  std::string type;
+  std::string type = {};
   std::string data = "{}";
   std::string metadata = "{}";
-  std::string id;
+  std::string id = {};
 };
 
 // A NewEvent from JSON values.
@@ -35,13 +35,13 @@ NewEvent make_event(std::string type, const nlohmann::json& data,
 // Thread safety: a value; copies are independent.
 struct Event {
   Seq seq = 0;
-  std::string id;
-  std::string stream;
+  std::string id = {};
+  std::string stream = {};
   Version version = 0;
-  std::string type;
-  std::string data;      // JSON text, as appended
-  std::string metadata;  // JSON object text
-  std::string time;      // UTC ISO-8601 with milliseconds: 2026-11-23T10:00:00.123Z
+  std::string type = {};
+  std::string data = {};      // JSON text, as appended
+  std::string metadata = {};  // JSON object text
+  std::string time = {};      // UTC ISO-8601 with milliseconds: 2026-11-23T10:00:00.123Z
 
   // Parses data / metadata. Throws nlohmann::json::parse_error only if the file was
   // edited behind eventlite's back (the schema checks both on insert).

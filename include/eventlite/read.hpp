@@ -21,12 +21,12 @@ struct RangeState;
 
 // What Store::read_all() returns.
 struct ReadOptions {
-  Seq from = 1;                    // first seq, inclusive
-  std::uint64_t limit = 0;         // at most this many events; 0: no limit
-  std::vector<std::string> types;  // only these types; empty: every type
-  std::string stream;              // only this stream; empty: all
-  std::string stream_prefix;       // only streams starting with this; empty: all
-  std::size_t page_size = 512;     // events fetched per read transaction (1..65536)
+  Seq from = 1;                         // first seq, inclusive
+  std::uint64_t limit = 0;              // at most this many events; 0: no limit
+  std::vector<std::string> types = {};  // only these types; empty: every type
+  std::string stream = {};              // only this stream; empty: all
+  std::string stream_prefix = {};       // only streams starting with this; empty: all
+  std::size_t page_size = 512;          // events fetched per read transaction (1..65536)
 };
 
 // A single-pass range of events in ascending order, fetched page by page. Events

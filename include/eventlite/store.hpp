@@ -57,12 +57,12 @@ struct StoreOptions {
   // Reader connections kept open for reads (files only); more readers wait.
   std::size_t max_readers = 4;
   // Where the store logs; null: a stderr logger at warn and up.
-  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<spdlog::logger> logger = {};
 };
 
 // A stream's summary, as `eventlite streams` prints it.
 struct StreamInfo {
-  std::string stream;
+  std::string stream = {};
   Version version = 0;
   Seq last_seq = 0;
   bool operator==(const StreamInfo&) const = default;
