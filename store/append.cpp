@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "eventlite/errors.hpp"
@@ -11,6 +13,58 @@ namespace {
 
 // Stream and type names are identifiers, not payloads.
 constexpr std::size_t kMaxNameBytes = 1024;
+
+// Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code points past
+// U+10FFFF). SQLite's json_valid does not check encoding, and a stored string that
+// is not UTF-8 would break every reader that parses it.
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    // Fast path: eight ASCII bytes at a time.
+    if (end - p >= 8) {
+      std::uint64_t word;
+      std::memcpy(&word, p, 8);
+      if ((word & 0x8080808080808080ull) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int n;
+    std::uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p <= n) return false;
+    for (int i = 1; i <= n; ++i) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+void require_utf8(std::size_t index, const char* field, std::string_view text) {
+  if (!valid_utf8(text)) throw InvalidEvent(index, field, "not valid UTF-8");
+}
 
 std::string_view trim_left(std::string_view s) {
   std::size_t i = 0;
@@ -65,7 +119,8 @@ bool sqlite_json_valid(sqlite3* db, std::string_view text) {
 // The insert stored no row: json_valid refused data or metadata. Say why.
 [[noreturn]] void throw_invalid_json(sqlite3* db, std::size_t index, const NewEvent& e) {
   if (auto p = json_problem(e.data); !p.empty()) throw InvalidEvent(index, "data", p);
-  if (auto p = json_problem(e.metadata); !p.empty()) throw InvalidEvent(index, "metadata", p);
+  if (auto p = json_problem(e.metadata); !p.empty())
+    throw InvalidEvent(index, "metadata", p);
   // Valid to nlohmann but refused by SQLite: nested deeper than its parser allows.
   const char* field = sqlite_json_valid(db, e.data) ? "metadata" : "data";
   throw InvalidEvent(index, field, "JSON nested too deeply");
@@ -106,6 +161,7 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
   if (stream.empty()) throw InvalidEvent(0, "stream", "empty");
   if (stream.size() > kMaxNameBytes)
     throw InvalidEvent(0, "stream", fmt::format("longer than {} bytes", kMaxNameBytes));
+  require_utf8(0, "stream", stream);
   if (events.empty()) throw InvalidArgument("append of no events");
   for (std::size_t i = 0; i < events.size(); ++i) {
     const NewEvent& e = events[i];
@@ -119,7 +175,11 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
           i, "data",
           fmt::format("{} bytes of data and metadata, over the cap of {}",
                       e.data.size() + e.metadata.size(), limits.max_event_bytes));
-    // The schema checks validity; this catches the common mistake early and clearly.
+    require_utf8(i, "type", e.type);
+    require_utf8(i, "id", e.id);
+    require_utf8(i, "data", e.data);
+    require_utf8(i, "metadata", e.metadata);
+    // The insert checks validity; this catches the common mistake early and clearly.
     auto meta = trim_left(e.metadata);
     if (meta.empty() || meta.front() != '{') {
       auto p = json_problem(e.metadata);

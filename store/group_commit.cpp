@@ -48,9 +48,9 @@ struct GroupCommit::Request {
   std::vector<NewEvent> owned_events;
   std::promise<std::vector<Seq>> promise;
 
-  bool done = false;  // guarded by mu_
-  std::vector<Seq> seqs;
-  std::exception_ptr error;
+  bool done = false;         // guarded by mu_
+  std::vector<Seq> seqs;     // written by the leader, read once done
+  std::exception_ptr error;  // likewise
   std::condition_variable cv;
 };
 
@@ -121,8 +121,9 @@ void GroupCommit::async_loop() {
 
 // Called with mu_ held, busy_ false and a request at the front of the queue.
 void GroupCommit::lead(std::unique_lock<std::mutex>& lock) {
-  busy_ = true;
   std::vector<Request*> group;
+  group.reserve(std::min(queue_.size(), kMaxGroupRequests));  // may throw: before busy_
+  busy_ = true;
   std::size_t events = 0;
   const std::size_t cap = queue_.front()->events.size() + kGroupExtraEvents;
   while (!queue_.empty() && group.size() < kMaxGroupRequests) {
@@ -188,12 +189,10 @@ void GroupCommit::commit_group(std::vector<Request*>& group) {
           sp.release();
         }
         any_ok = true;
-      } catch (const StorageError&) {
-        // SQLite may have rolled the whole transaction back (I/O error, disk full):
-        // then nothing of the group stands.
-        if (sqlite3_get_autocommit(db)) throw;
-        r->error = std::current_exception();
       } catch (...) {
+        // SQLite may have rolled the whole transaction back (I/O error, disk full),
+        // or the savepoint could not be undone: then nothing of the group stands.
+        if (sqlite3_get_autocommit(db)) throw;
         r->error = std::current_exception();
       }
     }
@@ -203,6 +202,11 @@ void GroupCommit::commit_group(std::vector<Request*>& group) {
     return;
   }
   notifier_->notify();
+}
+
+void GroupCommit::claim_exclusive() noexcept {
+  std::lock_guard lock(mu_);
+  exclusive_owner_ = std::this_thread::get_id();
 }
 
 WriterAccess GroupCommit::acquire_exclusive() {

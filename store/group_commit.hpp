@@ -45,6 +45,9 @@ class GroupCommit {
   // Waits until no group is committing and takes the writer for a Transaction.
   WriterAccess acquire_exclusive();
   void release_exclusive() noexcept;
+  // The Transaction moved to this thread: appends from it now fail fast instead of
+  // waiting for the transaction they are inside.
+  void claim_exclusive() noexcept;
 
  private:
   struct Request;
@@ -65,7 +68,7 @@ class GroupCommit {
   std::condition_variable exclusive_cv_;  // waits of acquire_exclusive()
   int exclusive_waiters_ = 0;             // guarded by mu_
   std::condition_variable async_cv_;      // the async thread's wake-ups
-  std::thread async_thread_;              // started on first append_async
+  std::thread async_thread_;              // guarded by mu_; started on first append_async
   bool stopping_ = false;                 // guarded by mu_
 };
 

@@ -18,7 +18,16 @@ Stmt& ReaderConnection::statement(const std::string& sql) {
 }
 
 ReaderPool::ReaderPool(ConnectionConfig config, std::size_t max_connections)
-    : config_(std::move(config)), max_(std::max<std::size_t>(1, max_connections)) {}
+    : config_(std::move(config)), max_(std::max<std::size_t>(1, max_connections)) {
+  // An in-memory database lives while a connection to it is open: keep one here, so
+  // a range that outlives its Store still reads the store's events.
+  if (config_.memory) {
+    auto c = std::make_unique<ReaderConnection>();
+    c->db = open_connection(config_, Role::reader);
+    idle_.push_back(std::move(c));
+    open_ = 1;
+  }
+}
 
 ReaderPool::Lease ReaderPool::acquire() {
   std::unique_lock lock(mu_);

@@ -73,6 +73,8 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
   sqlite3_db_config(h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
   if (role == Role::reader || config.read_only)
     sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  // Readers never write, whatever SQL reaches them.
+  if (role == Role::reader) exec(h, "PRAGMA query_only=1", "configure connection");
 
   std::string pragmas = fmt::format(
       "PRAGMA synchronous={};PRAGMA mmap_size=0;PRAGMA journal_size_limit={};"
@@ -207,8 +209,12 @@ Savepoint::Savepoint(sqlite3* db) : db_(db) {
 
 Savepoint::~Savepoint() {
   if (!open_) return;
-  sqlite3_exec(db_, "ROLLBACK TO eventlite_append; RELEASE eventlite_append", nullptr,
-               nullptr, nullptr);
+  int rc = sqlite3_exec(db_, "ROLLBACK TO eventlite_append; RELEASE eventlite_append",
+                        nullptr, nullptr, nullptr);
+  // If the savepoint cannot be undone, undo the whole transaction: rows of a failed
+  // append must never commit with the others. Callers see the connection back in
+  // autocommit and fail everything.
+  if (rc != SQLITE_OK) rollback_quietly(db_);
 }
 
 void Savepoint::release() {

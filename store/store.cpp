@@ -114,14 +114,24 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
   config.durability = options.durability;
   config.busy_timeout = options.busy_timeout;
 
-  if (!memory && std::filesystem::is_directory(path))
-    throw StorageError(SQLITE_CANTOPEN, SQLITE_CANTOPEN,
-                       fmt::format("cannot open \"{}\": it is a directory", path.string()));
-  if (!memory && !std::filesystem::exists(path)) {
-    if (options.read_only || !options.create_if_missing)
-      throw StorageError(SQLITE_CANTOPEN, SQLITE_CANTOPEN,
-                         fmt::format("cannot open \"{}\": no such file", path.string()));
-    create_file(path, options.file_mode);
+  if (!memory) {
+    std::error_code ec;
+    auto status = std::filesystem::status(path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      throw StorageError(
+          SQLITE_CANTOPEN, SQLITE_CANTOPEN,
+          fmt::format("cannot open \"{}\": {}", path.string(), ec.message()));
+    if (std::filesystem::is_directory(status))
+      throw StorageError(
+          SQLITE_CANTOPEN, SQLITE_CANTOPEN,
+          fmt::format("cannot open \"{}\": it is a directory", path.string()));
+    if (!std::filesystem::exists(status)) {
+      if (options.read_only || !options.create_if_missing)
+        throw StorageError(
+            SQLITE_CANTOPEN, SQLITE_CANTOPEN,
+            fmt::format("cannot open \"{}\": no such file", path.string()));
+      create_file(path, options.file_mode);
+    }
   }
 
   try {
@@ -135,6 +145,9 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
     } else {
       writer = detail::open_connection(config, detail::Role::writer);
       db = writer->getHandle();
+      // Until the file is accepted, closing must not checkpoint: a refused file is
+      // left as it was, its -wal included.
+      sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
       if (sqlite3_db_readonly(db, "main") == 1)
         throw StorageError(SQLITE_READONLY, SQLITE_READONLY,
                            fmt::format("cannot open \"{}\" for writing: the file is "
@@ -157,6 +170,7 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
         impl->logger->info("migrated schema: path={} from={} to={}", path.string(), found,
                            supported);
       }
+      sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
       impl->writer =
           std::make_unique<detail::GroupCommit>(std::move(writer), impl->notifier);
     } else {
@@ -188,15 +202,15 @@ Seq Store::append(std::string_view stream, const NewEvent& event, Expected expec
 std::future<std::vector<Seq>> Store::append_async(std::string stream,
                                                   std::vector<NewEvent> events,
                                                   Expected expected) {
-  auto& writer = impl_->require_writer("append_async");
   try {
+    auto& writer = impl_->require_writer("append_async");
     detail::validate(stream, events, impl_->limits());
+    return writer.append_async(std::move(stream), std::move(events), expected);
   } catch (...) {
     std::promise<std::vector<Seq>> failed;
     failed.set_exception(std::current_exception());
     return failed.get_future();
   }
-  return writer.append_async(std::move(stream), std::move(events), expected);
 }
 
 Transaction Store::transaction() {
@@ -216,15 +230,23 @@ std::vector<Seq> Store::append_in(sqlite3* db, std::string_view stream,
                                   std::span<const NewEvent> events, Expected expected) {
   impl_->require_writer("append_in");
   if (db == nullptr) throw InvalidArgument("append_in: null connection");
-  if (sqlite3_get_autocommit(db))
+  // A write transaction, as BEGIN IMMEDIATE opens: a deferred one that has not
+  // written yet could fail with SQLITE_BUSY at its first write, whatever the timeout.
+  if (sqlite3_txn_state(db, "main") != SQLITE_TXN_WRITE)
     throw InvalidArgument(
-        "append_in: the connection has no open transaction (BEGIN IMMEDIATE first)");
-  if (!impl_->config.memory) {
+        "append_in: the connection has no open write transaction (BEGIN IMMEDIATE "
+        "first)");
+  {
     const char* file = sqlite3_db_filename(db, "main");
     std::error_code ec;
-    if (file == nullptr || !std::filesystem::equivalent(file, impl_->path, ec))
+    bool same =
+        file != nullptr &&
+        (impl_->config.memory
+             ? impl_->config.filename.find(std::string(file) + "?") != std::string::npos
+             : std::filesystem::equivalent(file, impl_->path, ec));
+    if (!same)
       throw InvalidArgument(
-          fmt::format("append_in: the connection is not on this store's file \"{}\"",
+          fmt::format("append_in: the connection is not on this store's database \"{}\"",
                       impl_->path.string()));
   }
   detail::validate(stream, events, impl_->limits());
@@ -336,7 +358,11 @@ std::vector<StreamInfo> Store::streams(std::string_view prefix) const {
 }
 
 Seq Store::wait_for_append(Seq after, std::chrono::milliseconds timeout) const {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Saturate: a timeout of milliseconds::max() must not overflow into the past.
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = timeout >= std::chrono::hours(24 * 365 * 100)
+                            ? std::chrono::steady_clock::time_point::max()
+                            : now + timeout;
   for (;;) {
     const auto seen = impl_->notifier->generation();
     const Seq h = head();

@@ -30,6 +30,7 @@ std::vector<Seq> Transaction::append(std::string_view stream,
                                      std::span<const NewEvent> events,
                                      Expected expected) {
   if (!active()) throw InvalidArgument("append on a transaction that has ended");
+  state_->store->writer->claim_exclusive();
   detail::validate(stream, events, state_->store->limits());
   auto& access = state_->access;
   sqlite3* db = access.database.getHandle();
@@ -53,6 +54,11 @@ Seq Transaction::append(std::string_view stream, const NewEvent& event,
 
 SQLite::Database& Transaction::database() {
   if (!active()) throw InvalidArgument("database() on a transaction that has ended");
+  state_->store->writer->claim_exclusive();
+  if (sqlite3_get_autocommit(state_->access.database.getHandle()))
+    throw StorageError(SQLITE_ERROR, SQLITE_ERROR,
+                       "the transaction was rolled back by SQLite after an earlier "
+                       "error; roll it back and start again");
   return state_->access.database;
 }
 

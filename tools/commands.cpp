@@ -25,6 +25,9 @@ constexpr int kWalResetFixed = 3051003;
 void check_path(const std::string& db, bool must_exist) {
   std::error_code error;
   std::filesystem::file_status status = std::filesystem::status(db, error);
+  if (error && error != std::errc::no_such_file_or_directory) {
+    throw CommandError(kExitError, fmt::format("{}: {}", db, error.message()));
+  }
   if (must_exist && !std::filesystem::exists(status)) {
     throw CommandError(
         kExitError,
@@ -37,7 +40,8 @@ void check_path(const std::string& db, bool must_exist) {
 }
 
 Store open_store(const std::string& db, bool read_only, bool create_if_missing) {
-  return Store::open(db, {.read_only = read_only, .create_if_missing = create_if_missing});
+  return Store::open(db,
+                     {.read_only = read_only, .create_if_missing = create_if_missing});
 }
 
 // Inspecting never writes: not the file, not its schema.

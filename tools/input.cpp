@@ -11,6 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "tools/error.hpp"
 
@@ -22,6 +23,25 @@ using Json = nlohmann::ordered_json;  // keeps the keys in the order given
 // Keys a batch line may hold. "seq" and "time" come with `eventlite read` output.
 constexpr std::array<std::string_view, 8> kBatchKeys = {
     "stream", "type", "data", "id", "metadata", "version", "seq", "time"};
+
+// Deeper JSON is refused before it is re-serialised: dump() recurses once per level.
+// SQLite's own parser (the store's check) stops at 2000.
+constexpr int kMaxDepth = 1000;
+
+class TooDeep : public std::runtime_error {
+ public:
+  TooDeep()
+      : std::runtime_error(fmt::format("nested deeper than {} levels", kMaxDepth)) {}
+};
+
+// Parses `text`, refusing nesting deeper than kMaxDepth. Throws json::parse_error or
+// TooDeep.
+Json parse_limited(std::string_view text) {
+  return Json::parse(text, [](int depth, Json::parse_event_t, Json&) {
+    if (depth > kMaxDepth) throw TooDeep();
+    return true;
+  });
+}
 
 // nlohmann's message without its "[json.exception...] parse error at ...: " prefix.
 std::string_view parse_error_detail(const nlohmann::json::parse_error& error) {
@@ -52,10 +72,12 @@ std::string required_string(const Json& object, const char* key, std::size_t lin
 BatchEvent parse_line(std::string_view text, std::size_t line) {
   Json object;
   try {
-    object = Json::parse(text);
+    object = parse_limited(text);
   } catch (const nlohmann::json::parse_error& error) {
     throw line_error(line, fmt::format("not valid JSON at byte {}: {}", error.byte,
                                        parse_error_detail(error)));
+  } catch (const TooDeep& error) {
+    throw line_error(line, error.what());
   }
   if (!object.is_object()) throw line_error(line, "not a JSON object");
   for (const auto& item : object.items()) {
@@ -109,11 +131,13 @@ std::string read_input(const std::string& path) {
 
 std::string compact_json(std::string_view text, std::string_view what) {
   try {
-    return Json::parse(text).dump();
+    return parse_limited(text).dump();
   } catch (const nlohmann::json::parse_error& error) {
     throw CommandError(
         kExitError, fmt::format("{} is not valid JSON at byte {}: {}", what, error.byte,
                                 parse_error_detail(error)));
+  } catch (const TooDeep& error) {
+    throw CommandError(kExitError, fmt::format("{} is {}", what, error.what()));
   }
 }
 

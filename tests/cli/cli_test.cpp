@@ -818,4 +818,14 @@ TEST_F(SqliteShell, UpdateAndDeleteOfEventsFailAsAppendOnly) {
             R"(Created {"n":1})");
 }
 
+TEST_F(Cli, DeeplyNestedDataIsOneLineErrorNotACrash) {
+  init();
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  Result result = run({"append", db(), "s", "T", "-"}, deep);
+  EXPECT_EQ(result.status, 1) << result.err;
+  EXPECT_EQ(lines(result.err).size(), 1u) << result.err;
+  EXPECT_NE(result.err.find("nested deeper"), std::string::npos) << result.err;
+  EXPECT_EQ(event_count(db()), 0);
+}
+
 }  // namespace

@@ -380,5 +380,26 @@ TEST(Append, StreamNamesAreValuesNotSql) {
   EXPECT_EQ(store.read_stream(stream).to_vector().at(0).stream, stream);
 }
 
+TEST(Append, InvalidUtf8IsInvalidEventAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  try {
+    store.append("s", NewEvent{.type = "T", .data = "\"\xff\xfe\""});
+    FAIL() << "ill-formed UTF-8 was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.field(), "data");
+    EXPECT_EQ(e.reason(), "not valid UTF-8");
+  }
+  EXPECT_THROW(store.append("s\xc0\xaf", NewEvent{.type = "T"}),
+               InvalidEvent);  // overlong
+  EXPECT_THROW(
+      store.append("s", NewEvent{.type = "T", .metadata = "{\"a\":\"\xed\xa0\x80\"}"}),
+      InvalidEvent);  // a surrogate
+  EXPECT_EQ(store.head(), 0);
+  // Well-formed multi-byte text is fine.
+  EXPECT_EQ(store.append(
+                "s", NewEvent{.type = "T", .data = "\"h\xc3\xa9llo \xf0\x9f\x98\x80\""}),
+            1);
+}
+
 }  // namespace
 }  // namespace eventlite

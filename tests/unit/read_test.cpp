@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <latch>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -393,6 +394,26 @@ TEST(WaitForAppend, WakesWhenATransactionCommits) {
   waiter.join();
   EXPECT_EQ(head_before_commit, 0);
   EXPECT_EQ(woke_with, 1);
+}
+
+TEST(ReadAll, InMemoryRangeOutlivesItsStore) {
+  std::optional<EventRange> range;
+  {
+    auto store = Store::open(":memory:");
+    store.append("s", numbered_events(3));
+    range.emplace(store.read_all());
+  }
+  EXPECT_EQ(range->to_vector().size(), 3u);
+}
+
+TEST(WaitForAppend, LongestTimeoutDoesNotOverflow) {
+  auto store = Store::open(":memory:");
+  store.append("s", NewEvent{.type = "T"});
+  // Already past: returns at once with the head, whatever the timeout.
+  EXPECT_EQ(store.wait_for_append(0, std::chrono::milliseconds::max()), 1);
+  std::thread appender([&] { store.append("s", NewEvent{.type = "T"}); });
+  EXPECT_EQ(store.wait_for_append(1, std::chrono::milliseconds::max()), 2);
+  appender.join();
 }
 
 }  // namespace

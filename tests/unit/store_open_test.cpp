@@ -468,5 +468,27 @@ TEST(InMemory, SharedByEightThreadsAppendingAndReading) {
   EXPECT_TRUE(store.verify().empty());
 }
 
+TEST(StoreOpen, RefusedFileKeepsItsUncheckpointedWal) {
+  TempDir dir;
+  const auto path = dir / "app.db";
+  create_store_file(path, 3);
+  fs::path wal = path;
+  wal += "-wal";
+  {
+    // A writer that leaves its last commit in the WAL, not yet in the main file.
+    RawDb db(path, SQLITE_OPEN_READWRITE);
+    sqlite3_db_config(db.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    db.exec("UPDATE eventlite_schema SET version = 999");
+  }
+  ASSERT_TRUE(fs::exists(wal));
+  const std::string main_before = read_bytes(path);
+  const std::string wal_before = read_bytes(wal);
+
+  EXPECT_THROW(Store::open(path, fast_options()), SchemaTooNew);
+  ASSERT_TRUE(fs::exists(wal)) << "closing the refused file checkpointed it";
+  EXPECT_TRUE(same_bytes(main_before, read_bytes(path)));
+  EXPECT_TRUE(same_bytes(wal_before, read_bytes(wal)));
+}
+
 }  // namespace
 }  // namespace eventlite

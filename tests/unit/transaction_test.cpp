@@ -397,5 +397,51 @@ TEST(AppendIn, AppConnectionKeepsAutoCheckpointingAfterItsHookIsInstalled) {
   EXPECT_LT(wal_bytes, 8u * 1024 * 1024) << "the WAL was not checkpointed";
 }
 
+TEST(Transaction, MovedToAnotherThreadStoreAppendThereFailsFast) {
+  auto store = Store::open(":memory:");
+  auto tx = store.transaction();
+  std::string error;
+  std::thread worker([&, moved = std::move(tx)]() mutable {
+    moved.append("s", NewEvent{.type = "Inside"});
+    try {
+      store.append("s", NewEvent{.type = "Outside"});  // would wait for `moved` forever
+    } catch (const InvalidArgument& e) {
+      error = e.what();
+    }
+    moved.commit();
+  });
+  worker.join();
+  EXPECT_NE(error.find("Transaction"), std::string::npos) << error;
+  EXPECT_EQ(store.head(), 1);
+}
+
+TEST(AppendIn, NeedsAWriteTransactionNotADeferredOne) {
+  TempDir dir;
+  const auto path = dir / "app.db";
+  auto store = Store::open(path, fast_options());
+  SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+  db.exec("BEGIN");  // deferred: no write lock yet
+  NewEvent e{.type = "T"};
+  EXPECT_THROW(store.append_in(db, "s", {&e, 1}), InvalidArgument);
+  db.exec("ROLLBACK");
+  db.exec("BEGIN IMMEDIATE");
+  EXPECT_EQ(store.append_in(db, "s", {&e, 1}).front(), 1);
+  db.exec("COMMIT");
+  EXPECT_EQ(store.head(), 1);
+}
+
+TEST(AppendIn, InMemoryStoreRefusesAConnectionToAnotherDatabase) {
+  TempDir dir;
+  const auto other_path = dir / "other.db";
+  auto other = Store::open(other_path, fast_options());
+  auto memory = Store::open(":memory:");
+  SQLite::Database db(other_path.string(), SQLite::OPEN_READWRITE);
+  db.exec("BEGIN IMMEDIATE");
+  NewEvent e{.type = "T"};
+  EXPECT_THROW(memory.append_in(db, "s", {&e, 1}), InvalidArgument);
+  db.exec("ROLLBACK");
+  EXPECT_EQ(other.head(), 0);
+}
+
 }  // namespace
 }  // namespace eventlite
