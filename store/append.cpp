@@ -126,8 +126,9 @@ bool sqlite_json_valid(sqlite3* db, std::string_view text) {
   throw InvalidEvent(index, field, "JSON nested too deeply");
 }
 
-[[noreturn]] void throw_insert_failure(int ext, const std::string& message,
+[[noreturn]] void throw_insert_failure(sqlite3* db, int ext, const std::string& message,
                                        std::size_t index, const NewEvent& e) {
+  if (ext == SQLITE_CONSTRAINT_NOTNULL) throw_invalid_json(db, index, e);
   if (ext == SQLITE_CONSTRAINT_UNIQUE) {
     // Two events of one batch with one id, or a generated id that collided.
     throw InvalidEvent(index, "id",
@@ -149,12 +150,13 @@ AppendStatements::AppendStatements(sqlite3* db, bool persistent)
           persistent),
       insert(db,
              // The JSON check lives here, not in the schema (see schema/001_events.sql):
-             // invalid JSON inserts no row, and the caller explains why.
+             // invalid JSON becomes NULL and fails the NOT NULL constraint. VALUES, not
+             // INSERT ... SELECT ... WHERE, which opens a statement journal per row.
              "INSERT INTO eventlite_events (id, stream, version, type, data, metadata, "
-             "time) "
-             "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE json_valid(?5) AND (?6 = '{}' OR "
-             "json_valid(?6))",
-             persistent) {}
+             "time) VALUES (?1, ?2, ?3, ?4, iif(json_valid(?5), ?5, NULL), "
+             "iif(?6 = '{}' OR json_valid(?6), ?6, NULL), ?7)",
+             persistent),
+      savepoint(db, persistent) {}
 
 void validate(std::string_view stream, std::span<const NewEvent> events,
               const AppendLimits& limits) {
@@ -236,12 +238,22 @@ std::vector<Seq> append_events(AppendStatements& st, UuidV7& ids, std::string_vi
       int ext = sqlite3_extended_errcode(insert.db());
       std::string message = sqlite3_errmsg(insert.db());
       insert.reset();
-      throw_insert_failure(ext, message, i, e);
+      throw_insert_failure(insert.db(), ext, message, i, e);
     }
     insert.reset();
-    if (sqlite3_changes(insert.db()) == 0) throw_invalid_json(insert.db(), i, e);
     seqs[i] = sqlite3_last_insert_rowid(insert.db());
   }
+  return seqs;
+}
+
+std::vector<Seq> append_atomically(AppendStatements& st, UuidV7& ids,
+                                   std::string_view stream,
+                                   std::span<const NewEvent> events, Expected expected,
+                                   const std::string& time) {
+  if (events.size() == 1) return append_events(st, ids, stream, events, expected, time);
+  Savepoint sp(st.savepoint);
+  auto seqs = append_events(st, ids, stream, events, expected, time);
+  sp.release();
   return seqs;
 }
 

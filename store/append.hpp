@@ -23,6 +23,7 @@ struct AppendStatements {
   Stmt stream_version;
   Stmt find_id;
   Stmt insert;
+  SavepointStatements savepoint;
 };
 
 struct AppendLimits {
@@ -40,5 +41,13 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
 std::vector<Seq> append_events(AppendStatements& st, UuidV7& ids, std::string_view stream,
                                std::span<const NewEvent> events, Expected expected,
                                const std::string& time);
+
+// append_events() inside a savepoint, so that a throw leaves nothing of this call in
+// the transaction. A single event needs none: its one INSERT is atomic, and every
+// check that can fail comes before it.
+std::vector<Seq> append_atomically(AppendStatements& st, UuidV7& ids,
+                                   std::string_view stream,
+                                   std::span<const NewEvent> events, Expected expected,
+                                   const std::string& time);
 
 }  // namespace eventlite::detail

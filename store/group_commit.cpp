@@ -179,15 +179,10 @@ void GroupCommit::commit_group(std::vector<Request*>& group) {
     bool any_ok = false;
     for (Request* r : group) {
       try {
-        if (group.size() == 1) {
-          r->seqs =
-              append_events(statements_, ids_, r->stream, r->events, r->expected, time);
-        } else {
-          Savepoint sp(db);
-          r->seqs =
-              append_events(statements_, ids_, r->stream, r->events, r->expected, time);
-          sp.release();
-        }
+        r->seqs = group.size() == 1 ? append_events(statements_, ids_, r->stream,
+                                                    r->events, r->expected, time)
+                                    : append_atomically(statements_, ids_, r->stream,
+                                                        r->events, r->expected, time);
         any_ok = true;
       } catch (...) {
         // SQLite may have rolled the whole transaction back (I/O error, disk full),

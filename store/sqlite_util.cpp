@@ -203,23 +203,31 @@ void WriteTxn::commit() {
   open_ = false;
 }
 
-Savepoint::Savepoint(sqlite3* db) : db_(db) {
-  exec(db, "SAVEPOINT eventlite_append", "begin savepoint");
+SavepointStatements::SavepointStatements(sqlite3* db, bool persistent)
+    : begin(db, "SAVEPOINT eventlite_append", persistent),
+      release(db, "RELEASE eventlite_append", persistent),
+      rollback_to(db, "ROLLBACK TO eventlite_append", persistent) {}
+
+Savepoint::Savepoint(SavepointStatements& st) : st_(st) {
+  st_.begin.step("begin savepoint");
+  st_.begin.reset();
 }
 
 Savepoint::~Savepoint() {
   if (!open_) return;
-  int rc = sqlite3_exec(db_, "ROLLBACK TO eventlite_append; RELEASE eventlite_append",
-                        nullptr, nullptr, nullptr);
-  // If the savepoint cannot be undone, undo the whole transaction: rows of a failed
-  // append must never commit with the others. Callers see the connection back in
-  // autocommit and fail everything.
-  if (rc != SQLITE_OK) rollback_quietly(db_);
+  int rc = st_.rollback_to.step_rc();
+  st_.rollback_to.reset();
+  if (rc == SQLITE_DONE) {
+    rc = st_.release.step_rc();
+    st_.release.reset();
+  }
+  if (rc != SQLITE_DONE) rollback_quietly(st_.begin.db());
 }
 
 void Savepoint::release() {
-  exec(db_, "RELEASE eventlite_append", "release savepoint");
   open_ = false;
+  st_.release.step("release savepoint");
+  st_.release.reset();
 }
 
 }  // namespace eventlite::detail

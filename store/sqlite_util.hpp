@@ -114,19 +114,29 @@ class WriteTxn {
   bool open_ = true;
 };
 
+// The statements of a savepoint, prepared once per connection: parsing them for
+// every append costs a quarter of a small append's CPU.
+struct SavepointStatements {
+  explicit SavepointStatements(sqlite3* db, bool persistent = true);
+  Stmt begin;
+  Stmt release;
+  Stmt rollback_to;
+};
+
 // A savepoint inside an open transaction: rolled back and released on destruction
 // unless released. SQLiteCpp's Savepoint skips the RELEASE after a rollback, which
-// leaves the savepoint on the stack: this one does both.
+// leaves the savepoint on the stack: this one does both. If the savepoint cannot be
+// undone, the whole transaction is rolled back, so a failed append never commits.
 class Savepoint {
  public:
-  explicit Savepoint(sqlite3* db);
+  explicit Savepoint(SavepointStatements& st);
   ~Savepoint();
   Savepoint(const Savepoint&) = delete;
   Savepoint& operator=(const Savepoint&) = delete;
   void release();
 
  private:
-  sqlite3* db_;
+  SavepointStatements& st_;
   bool open_ = true;
 };
 

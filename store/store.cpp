@@ -253,11 +253,8 @@ std::vector<Seq> Store::append_in(sqlite3* db, std::string_view stream,
   thread_local detail::UuidV7 ids;
   detail::AppendStatements statements(db, false);
   install_commit_hook(db, impl_->notifier);
-  detail::Savepoint sp(db);
-  auto seqs = detail::append_events(statements, ids, stream, events, expected,
-                                    detail::now_text());
-  sp.release();
-  return seqs;
+  return detail::append_atomically(statements, ids, stream, events, expected,
+                                   detail::now_text());
 }
 
 std::vector<Seq> Store::append_in(SQLite::Database& db, std::string_view stream,

@@ -40,11 +40,15 @@ std::vector<Seq> Transaction::append(std::string_view stream,
     throw StorageError(SQLITE_ERROR, SQLITE_ERROR,
                        "append: the transaction was rolled back by SQLite after an "
                        "earlier error; nothing of it is stored");
-  detail::Savepoint sp(db);
-  auto seqs = detail::append_events(access.statements, access.ids, stream, events,
-                                    expected, detail::now_text());
-  sp.release();
-  return seqs;
+  try {
+    return detail::append_atomically(access.statements, access.ids, stream, events,
+                                     expected, detail::now_text());
+  } catch (const StorageError&) {
+    // Disk full or an I/O error in the middle of an insert: SQLite rolled the whole
+    // transaction back. Say so by ending it here too.
+    if (sqlite3_get_autocommit(db)) rollback();
+    throw;
+  }
 }
 
 Seq Transaction::append(std::string_view stream, const NewEvent& event,

@@ -31,7 +31,9 @@ class Transaction {
   ~Transaction();  // Rolls back if neither committed nor rolled back. Never throws.
 
   // As Store::append, inside this transaction. A failure leaves the transaction open
-  // with none of this call's events in it. append, database() and commit() throw
+  // with none of this call's events in it, except a storage failure that made SQLite
+  // roll the whole transaction back (disk full, I/O error): then nothing of the
+  // transaction is stored and active() is false. append, database() and commit() throw
   // InvalidArgument once the transaction has ended.
   std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
                           Expected expected = Expected::any());
