@@ -18,7 +18,11 @@
 //   of the group, and none of them is acknowledged.
 // - Every time busy_ falls, the next leader is woken: the front request's thread,
 //   the asynchronous thread if the front request is asynchronous, and one waiting
-//   Transaction; whoever takes mu_ first and finds busy_ false goes on.
+//   Transaction; whoever takes mu_ first and finds busy_ false goes on. A leader
+//   whose queue refilled while it committed leads again (kMaxLeadRounds at most)
+//   without letting busy_ fall, unless a Transaction waits.
+// - Waking happens after mu_ is released (a thread woken under it would block on
+//   it at once); a request's waiter is shared so it outlives the request.
 // - A request is acknowledged only after COMMIT returned SQLITE_OK.
 
 #include "store/group_commit.hpp"
@@ -35,8 +39,17 @@ namespace {
 // Cap the group: a small append must not wait out a huge one.
 constexpr std::size_t kGroupExtraEvents = 4096;
 constexpr std::size_t kMaxGroupRequests = 1024;
+// Groups one leader commits in a row before handing over (see lead()).
+constexpr int kMaxLeadRounds = 4;
 
 }  // namespace
+
+// Where a thread waits for its append. One per thread, shared so that a leader can
+// still notify it after the request itself, on the appender's stack, is gone: the
+// leader notifies after releasing mu_, so the woken thread does not block on it.
+struct GroupCommit::Waiter {
+  std::condition_variable cv;
+};
 
 struct GroupCommit::Request {
   std::string_view stream;
@@ -48,10 +61,10 @@ struct GroupCommit::Request {
   std::vector<NewEvent> owned_events;
   std::promise<std::vector<Seq>> promise;
 
-  bool done = false;         // guarded by mu_
-  std::vector<Seq> seqs;     // written by the leader, read once done
-  std::exception_ptr error;  // likewise
-  std::condition_variable cv;
+  std::shared_ptr<Waiter> waiter;  // synchronous requests: the appending thread's
+  bool done = false;               // guarded by mu_
+  std::vector<Seq> seqs;           // written by the leader, read once done
+  std::exception_ptr error;        // likewise
 };
 
 GroupCommit::GroupCommit(std::unique_ptr<SQLite::Database> db,
@@ -81,7 +94,9 @@ std::vector<Seq> GroupCommit::append(std::string_view stream,
         "append while this thread holds an open Transaction of the store: use "
         "Transaction::append, or end the transaction first");
   queue_.push_back(&r);
-  r.cv.wait(lock, [&] { return r.done || (!busy_ && queue_.front() == &r); });
+  thread_local const auto waiter = std::make_shared<Waiter>();
+  r.waiter = waiter;
+  r.waiter->cv.wait(lock, [&] { return r.done || (!busy_ && queue_.front() == &r); });
   if (!r.done) lead(lock);
   if (r.error) std::rethrow_exception(r.error);
   return std::move(r.seqs);
@@ -119,39 +134,75 @@ void GroupCommit::async_loop() {
   }
 }
 
-// Called with mu_ held, busy_ false and a request at the front of the queue.
+// Called with mu_ held, busy_ false and a request at the front of the queue. Commits
+// the front of the queue; while more requests wait, keeps leading (a few rounds at
+// most, so its own caller is not held long): handing over to a sleeping thread would
+// leave the writer idle for a context switch per commit.
 void GroupCommit::lead(std::unique_lock<std::mutex>& lock) {
   std::vector<Request*> group;
-  group.reserve(std::min(queue_.size(), kMaxGroupRequests));  // may throw: before busy_
+  std::vector<Request*> finished_async;
+  std::vector<std::shared_ptr<Waiter>> wake;
+  group.reserve(kMaxGroupRequests);  // may throw: before busy_
+  finished_async.reserve(kMaxGroupRequests);
+  wake.reserve(kMaxGroupRequests + 1);
   busy_ = true;
-  std::size_t events = 0;
-  const std::size_t cap = queue_.front()->events.size() + kGroupExtraEvents;
-  while (!queue_.empty() && group.size() < kMaxGroupRequests) {
-    Request* next = queue_.front();
-    if (!group.empty() && events + next->events.size() > cap) break;
-    events += next->events.size();
-    group.push_back(next);
-    queue_.pop_front();
-  }
+  for (int round = 1;; ++round) {
+    group.clear();
+    std::size_t events = 0;
+    const std::size_t cap = queue_.front()->events.size() + kGroupExtraEvents;
+    while (!queue_.empty() && group.size() < kMaxGroupRequests) {
+      Request* next = queue_.front();
+      if (!group.empty() && events + next->events.size() > cap) break;
+      events += next->events.size();
+      group.push_back(next);
+      queue_.pop_front();
+    }
 
-  lock.unlock();
-  commit_group(group);
-  lock.lock();
+    lock.unlock();
+    commit_group(group);
+    lock.lock();
 
-  busy_ = false;
-  for (Request* r : group) {
-    r->done = true;
-    if (r->async) {
+    // Decide under mu_ whom to wake; wake them after releasing it. A synchronous
+    // request may vanish once done is set and mu_ released: keep its waiter.
+    finished_async.clear();
+    wake.clear();
+    for (Request* r : group) {
+      if (r->async)
+        finished_async.push_back(r);
+      else
+        wake.push_back(r->waiter);
+      r->done = true;
+    }
+    const bool more =
+        !queue_.empty() && round < kMaxLeadRounds && exclusive_waiters_ == 0;
+    bool wake_async = false;
+    bool wake_exclusive = false;
+    if (!more) {
+      busy_ = false;
+      wake_async = stopping_;
+      if (!queue_.empty()) {
+        if (queue_.front()->async)
+          wake_async = true;
+        else
+          wake.push_back(queue_.front()->waiter);
+      }
+      wake_exclusive = exclusive_waiters_ > 0;
+    }
+    lock.unlock();
+
+    for (Request* r : finished_async) {
       if (r->error)
         r->promise.set_exception(r->error);
       else
         r->promise.set_value(std::move(r->seqs));
       delete r;
-    } else {
-      r->cv.notify_one();
     }
+    for (auto& w : wake) w->cv.notify_one();
+    if (wake_exclusive) exclusive_cv_.notify_one();
+    if (wake_async) async_cv_.notify_one();
+    lock.lock();
+    if (!more) return;  // else busy_ stayed set: the queue is still ours to lead
   }
-  wake_next_locked();
 }
 
 void GroupCommit::wake_next_locked() {
@@ -159,7 +210,7 @@ void GroupCommit::wake_next_locked() {
     if (queue_.front()->async)
       async_cv_.notify_one();
     else
-      queue_.front()->cv.notify_one();
+      queue_.front()->waiter->cv.notify_one();
   }
   if (exclusive_waiters_ > 0) exclusive_cv_.notify_one();
   if (stopping_) async_cv_.notify_one();

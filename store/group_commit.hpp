@@ -51,6 +51,7 @@ class GroupCommit {
 
  private:
   struct Request;
+  struct Waiter;
   void lead(std::unique_lock<std::mutex>& lock);
   void commit_group(std::vector<Request*>& group);
   void wake_next_locked();

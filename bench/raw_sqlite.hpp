@@ -1,0 +1,117 @@
+#pragma once
+
+// The baseline: an application using the sqlite3 C API directly and well, with the
+// connection settings eventlite's writer uses, prepared statements, text bound with
+// SQLITE_STATIC, BEGIN IMMEDIATE ... COMMIT, ids from new_event_id() and stream
+// versions kept in memory. This is the floor eventlite's figures are measured against.
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cstddef>
+#include <filesystem>
+#include <string_view>
+#include <vector>
+
+#include "bench/workload.hpp"
+#include "eventlite/event.hpp"
+#include "eventlite/store.hpp"
+
+namespace eventlite::bench {
+
+// A prepared statement, finalized on destruction.
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql);
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  sqlite3_stmt* get() const noexcept { return stmt_; }
+  void bind(int index, std::string_view text);  // SQLITE_STATIC: keep `text` alive
+  void bind(int index, std::int64_t value);
+  // Steps a statement that returns no row, then resets it; throws on failure.
+  void run();
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// A raw connection with the settings eventlite sets on its writer connection: WAL,
+// synchronous FULL or NORMAL, busy_timeout 5000, extended result codes, defensive,
+// trusted_schema off, mmap_size 0, journal_size_limit 64 MiB, cache_size 16 MiB.
+class RawDb {
+ public:
+  // `off` only builds fixtures, untimed.
+  enum class Sync { full, normal, off };
+  static Sync sync_for(Durability d) noexcept {
+    return d == Durability::full ? Sync::full : Sync::normal;
+  }
+
+  RawDb(const std::filesystem::path& path, Sync sync);
+  ~RawDb();
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  sqlite3* get() const noexcept { return db_; }
+  void exec(const char* sql);
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Creates eventlite's schema in a new file through Store::open, so that the baseline
+// writes the very same tables, indexes and triggers.
+void create_schema(const std::filesystem::path& path);
+
+// What the baseline's INSERT checks. Schema v1 asked for json_valid CHECK constraints
+// on data and metadata; SQLite 3.40 forbids them under trusted_schema=OFF, so the
+// store runs the same check in its INSERT instead. `json` is that insert: what raw
+// SQLite costs for a table that checks its JSON. `none` is a bare insert.
+enum class JsonCheck { none, json };
+
+class RawAppender {
+ public:
+  // Reads each stream's version from the file (setup, untimed).
+  RawAppender(RawDb& db, const Workload& workload, JsonCheck check = JsonCheck::none);
+
+  // One transaction: `count` events 0..count-1 to stream `stream`.
+  void append_batch(std::size_t stream, std::size_t count);
+  // One transaction: event n to stream `stream`.
+  void append_one(std::size_t stream, std::size_t n);
+  // `count` events spread round-robin over the streams, `per_commit` a transaction.
+  void fill(std::size_t count, std::size_t per_commit);
+
+ private:
+  void begin();
+  void insert(std::size_t stream, std::size_t n, std::string_view time);
+  void commit();
+
+  RawDb& db_;
+  const Workload& workload_;
+  Statement begin_;
+  Statement insert_;
+  Statement commit_;
+  std::vector<Version> versions_;  // by stream index
+  std::array<char, 64> time_{};
+};
+
+// Reads every event in seq order into one reused Event, assigning each column into
+// its strings: no allocation per row once their capacity has grown.
+class RawReader {
+ public:
+  explicit RawReader(RawDb& db);
+  Checksum read_all();
+
+ private:
+  Statement select_;
+  Event row_;
+};
+
+// Builds a file of `events` events with the raw API, in large transactions under
+// synchronous=OFF (setup only), checkpointed, with no -wal left.
+void build_fixture(const std::filesystem::path& path, const Workload& workload,
+                   std::size_t events);
+
+}  // namespace eventlite::bench

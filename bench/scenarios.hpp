@@ -1,0 +1,64 @@
+#pragma once
+
+// The figures, each eventlite against the raw-SQLite baseline (see README.md):
+//   1. batched append on an empty store
+//   2. single-event appends from 1, 8 and 64 threads, durability full and normal
+//   3. read_all
+//   4. batched append on a store already holding 1M events, and the slowdown from 1
+//   5. peak RSS of read_all over 1M events, each side in a child process
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "bench/harness.hpp"
+#include "bench/workload.hpp"
+
+namespace eventlite::bench {
+
+struct Sizes {
+  std::size_t batch = 1000;                    // events per batched append
+  std::size_t batched_calls = 100;             // batched appends per repetition
+  std::chrono::milliseconds single_run{1000};  // each single-append run lasts this long
+  std::size_t read_events = 200000;            // figure 3
+  std::size_t stored_events = 1000000;         // figures 4 and 5
+
+  static Sizes for_config(const Config& config);
+};
+
+// What the figures share: the temp dir, the data, and fixture files built once.
+class Context {
+ public:
+  Context(const Config& config, const std::filesystem::path& parent_dir);
+
+  const Workload& workload() const noexcept { return workload_; }
+  const Sizes& sizes() const noexcept { return sizes_; }
+
+  // A new, unused path in the temp dir, named after `stem`.
+  std::filesystem::path new_path(std::string_view stem);
+  // A file holding `events` events, built with the raw API on first use (untimed).
+  // Shared by figures: copy it before writing.
+  const std::filesystem::path& fixture(std::size_t events);
+
+ private:
+  TempDir dir_;
+  Workload workload_;
+  Sizes sizes_;
+  std::size_t next_id_ = 0;
+  std::map<std::size_t, std::filesystem::path> fixtures_;
+};
+
+void add_batched_append_figure(Bench& bench, Context& ctx);
+void add_single_append_figures(Bench& bench, Context& ctx);
+void add_read_all_figure(Bench& bench, Context& ctx);
+void add_stored_events_figures(Bench& bench, Context& ctx);
+void add_peak_rss_figure(Bench& bench, Context& ctx);
+
+// The hidden child mode of figure 5: reads `file` with `side` ("eventlite" or
+// "baseline") and prints "<VmHWM KiB> <events> <checksum>" on stdout.
+int run_rss_child(std::string_view side, const std::filesystem::path& file);
+
+}  // namespace eventlite::bench
