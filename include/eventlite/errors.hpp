@@ -2,6 +2,7 @@
 
 // The errors eventlite throws. Every one derives from eventlite::Error and carries a
 // stable code(); what() is one line that names the values involved.
+// Thread safety: immutable once thrown; copies are independent.
 
 #include <cstdint>
 #include <stdexcept>

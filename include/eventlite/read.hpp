@@ -19,7 +19,8 @@ namespace detail {
 struct RangeState;
 }
 
-// What Store::read_all() returns.
+// Which events Store::read_all() reads.
+// Thread safety: a value.
 struct ReadOptions {
   Seq from = 1;                         // first seq, inclusive
   std::uint64_t limit = 0;              // at most this many events; 0: no limit

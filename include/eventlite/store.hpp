@@ -37,6 +37,8 @@ enum class Durability {
   normal,
 };
 
+// How Store::open() opens a store; open() validates it (InvalidArgument).
+// Thread safety: a value.
 struct StoreOptions {
   Durability durability = Durability::full;
   // Wait this long on another connection's lock, then throw StorageError (busy).
@@ -61,6 +63,7 @@ struct StoreOptions {
 };
 
 // A stream's summary, as `eventlite streams` prints it.
+// Thread safety: a value.
 struct StreamInfo {
   std::string stream = {};
   Version version = 0;
