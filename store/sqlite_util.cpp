@@ -188,19 +188,21 @@ WriteTxn::~WriteTxn() {
   if (open_) rollback_quietly(db_);
 }
 
+void commit_or_roll_back(sqlite3* db, std::string_view doing) {
+  int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  if (rc == SQLITE_OK) return;
+  // A COMMIT that failed with BUSY leaves the transaction open: end it here, so a
+  // failed commit never lingers and the next BEGIN works.
+  int ext = sqlite3_extended_errcode(db);
+  std::string msg = sqlite3_errmsg(db);
+  rollback_quietly(db);
+  throw StorageError(rc & 0xff, ext,
+                     storage_message(std::string(doing) + ": commit", ext, msg.c_str()));
+}
+
 void WriteTxn::commit() {
-  int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    // A COMMIT that failed with BUSY leaves the transaction open: end it here, so a
-    // failed commit never lingers and the next BEGIN works.
-    int ext = sqlite3_extended_errcode(db_);
-    std::string msg = sqlite3_errmsg(db_);
-    open_ = false;
-    rollback_quietly(db_);
-    throw StorageError(rc & 0xff, ext,
-                       storage_message(doing_ + ": commit", ext, msg.c_str()));
-  }
   open_ = false;
+  commit_or_roll_back(db_, doing_);
 }
 
 SavepointStatements::SavepointStatements(sqlite3* db, bool persistent)

@@ -98,6 +98,10 @@ class StmtScope {
 // Executes `sql` (no parameters) or throws StorageError.
 void exec(sqlite3* db, const char* sql, std::string_view doing);
 
+// COMMIT; if it fails, ROLLBACK and throw StorageError. Only a COMMIT that returned
+// SQLITE_OK acknowledges anything.
+void commit_or_roll_back(sqlite3* db, std::string_view doing);
+
 // BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed. Only a
 // COMMIT that returned SQLITE_OK counts: a failed COMMIT is rolled back and thrown.
 class WriteTxn {

@@ -70,13 +70,11 @@ void Transaction::commit() {
   if (!active()) throw InvalidArgument("commit on a transaction that has ended");
   sqlite3* db = state_->access.database.getHandle();
   state_->active = false;
-  int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    int ext = sqlite3_extended_errcode(db);
-    std::string msg = sqlite3_errmsg(db);
-    detail::rollback_quietly(db);
+  try {
+    detail::commit_or_roll_back(db, "transaction");
+  } catch (...) {
     state_->store->writer->release_exclusive();
-    detail::throw_storage_code(ext, msg.c_str(), "commit transaction");
+    throw;
   }
   state_->store->writer->release_exclusive();
   state_->store->notifier->notify();
