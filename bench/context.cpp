@@ -10,6 +10,7 @@ Sizes Sizes::for_config(const Config& config) {
     s.single_run = std::chrono::milliseconds(250);
     s.read_events = 50000;
     s.stored_events = 100000;
+    s.latency_events = 200;
   }
   return s;
 }

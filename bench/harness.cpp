@@ -80,7 +80,7 @@ std::string Threshold::describe(std::string_view unit) const {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%g", limit);
   std::string text = on == On::ratio ? "ratio" : "eventlite";
-  text += at_least ? " >= " : " < ";
+  text += at_least ? " >= " : or_equal ? " <= " : " < ";
   text += buf;
   if (on == On::eventlite) {
     text += ' ';
@@ -91,7 +91,7 @@ std::string Threshold::describe(std::string_view unit) const {
 
 bool Threshold::passes(double eventlite, double ratio) const {
   const double v = on == On::ratio ? ratio : eventlite;
-  return at_least ? v >= limit : v < limit;
+  return at_least ? v >= limit : or_equal ? v <= limit : v < limit;
 }
 
 std::optional<bool> Result::passed() const {

@@ -36,11 +36,15 @@ struct Threshold {
   On on = On::ratio;
   bool at_least = true;  // pass when the value is >= limit; false: when it is < limit
   double limit = 0;
+  bool or_equal = false;  // with at_least false: pass when the value is <= limit
 
   static Threshold ratio_at_least(double limit) { return {On::ratio, true, limit}; }
   static Threshold eventlite_below(double limit) { return {On::eventlite, false, limit}; }
+  static Threshold eventlite_at_most(double limit) {
+    return {On::eventlite, false, limit, true};
+  }
 
-  // "ratio >= 0.85", "eventlite < 64 MiB"
+  // "ratio >= 0.85", "eventlite < 64 MiB", "eventlite <= 1 ms"
   std::string describe(std::string_view unit) const;
   bool passes(double eventlite, double ratio) const;
 };

@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   std::string dir;
   std::string child_side;
   std::string child_file;
+  std::string processor_mode;
+  std::string processor_file;
+  std::size_t processor_events = 0;
   app.add_option("--repetitions", config.repetitions,
                  "Repetitions of each figure; the median is reported")
       ->capture_default_str()
@@ -34,6 +37,10 @@ int main(int argc, char** argv) {
   // Figure 5 runs each side in a child process: this executable with these options.
   app.add_option("--rss-child", child_side)->group("");
   app.add_option("--rss-file", child_file)->group("");
+  // Figures 9 and 10 run an appender or a drain in a child process.
+  app.add_option("--processor-child", processor_mode)->group("");
+  app.add_option("--processor-file", processor_file)->group("");
+  app.add_option("--processor-events", processor_events)->group("");
   CLI11_PARSE(app, argc, argv);
 
   config.command = "eventlite_bench";
@@ -41,6 +48,8 @@ int main(int argc, char** argv) {
 
   try {
     if (!child_side.empty()) return run_rss_child(child_side, child_file);
+    if (!processor_mode.empty())
+      return run_processor_child(processor_mode, processor_file, processor_events);
 
     Context ctx(config, dir.empty() ? std::filesystem::temp_directory_path()
                                     : std::filesystem::path(dir));
@@ -50,6 +59,9 @@ int main(int argc, char** argv) {
     add_read_all_figure(bench, ctx);
     add_stored_events_figures(bench, ctx);
     add_peak_rss_figure(bench, ctx);
+    add_dispatch_figures(bench, ctx);
+    add_latency_figures(bench, ctx);
+    add_dispatch_rss_figure(bench, ctx);
     const auto results = bench.run();
     if (results.empty()) {
       std::cerr << "eventlite_bench: no figure matches --filter \"" << config.filter

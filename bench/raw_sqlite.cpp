@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace eventlite::bench {
 namespace {
@@ -183,6 +184,67 @@ Checksum RawReader::read_all() {
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) throw std::runtime_error("raw SQLite: read failed");
   return sum;
+}
+
+RawCheckpointLoop::RawCheckpointLoop(RawDb& db, std::string name, std::size_t batch)
+    : db_(db),
+      name_(std::move(name)),
+      batch_(batch),
+      begin_(db.get(), "BEGIN IMMEDIATE"),
+      select_(db.get(),
+              "SELECT seq, id, stream, version, type, data, metadata, time "
+              "FROM eventlite_events WHERE seq > ? ORDER BY seq LIMIT ?"),
+      update_(db.get(), "UPDATE eventlite_subscriptions SET position = ? WHERE name = ?"),
+      commit_(db.get(), "COMMIT"),
+      rows_(batch) {
+  std::array<char, 64> time{};
+  const std::string_view now = utc_now(time);
+  Statement insert(db.get(),
+                   "INSERT INTO eventlite_subscriptions (name, position, created, updated) "
+                   "VALUES (?, 0, ?, ?)");
+  insert.bind(1, name_);
+  insert.bind(2, now);
+  insert.bind(3, now);
+  insert.run();
+}
+
+std::uint64_t RawCheckpointLoop::drain() {
+  std::uint64_t read = 0;
+  sqlite3_stmt* s = select_.get();
+  for (;;) {
+    begin_.run();
+    std::size_t n = 0;
+    try {
+      select_.bind(1, position_);
+      select_.bind(2, static_cast<std::int64_t>(batch_));
+      int rc;
+      while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        Event& row = rows_[n++];
+        row.seq = sqlite3_column_int64(s, 0);
+        assign(row.id, s, 1);
+        assign(row.stream, s, 2);
+        row.version = sqlite3_column_int64(s, 3);
+        assign(row.type, s, 4);
+        assign(row.data, s, 5);
+        assign(row.metadata, s, 6);
+        assign(row.time, s, 7);
+      }
+      sqlite3_reset(s);
+      if (rc != SQLITE_DONE) fail(db_.get(), "read events");
+      if (n > 0) {
+        update_.bind(1, rows_[n - 1].seq);
+        update_.bind(2, name_);
+        update_.run();
+      }
+      commit_.run();
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    if (n > 0) position_ = rows_[n - 1].seq;
+    read += n;
+    if (n < batch_) return read;
+  }
 }
 
 void build_fixture(const std::filesystem::path& path, const Workload& workload,

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -107,6 +108,31 @@ class RawReader {
  private:
   Statement select_;
   Event row_;
+};
+
+// What the processor's dispatch loop does, by hand: in one transaction (BEGIN
+// IMMEDIATE), read `batch` events past the checkpoint into reused Events (every
+// column copied out, as a processor must before handing them to handlers), move the
+// checkpoint row of eventlite_subscriptions past them, COMMIT; until the head.
+class RawCheckpointLoop {
+ public:
+  // Creates the checkpoint row `name` at position 0 (setup, untimed).
+  RawCheckpointLoop(RawDb& db, std::string name, std::size_t batch = 256);
+
+  // Dispatches every event past the checkpoint; returns how many it read.
+  std::uint64_t drain();
+  Seq position() const noexcept { return position_; }
+
+ private:
+  RawDb& db_;
+  std::string name_;
+  std::size_t batch_;
+  Statement begin_;
+  Statement select_;
+  Statement update_;
+  Statement commit_;
+  std::vector<Event> rows_;
+  Seq position_ = 0;
 };
 
 // Builds a file of `events` events with the raw API, in large transactions under

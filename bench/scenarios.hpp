@@ -6,6 +6,11 @@
 //   3. read_all
 //   4. batched append on a store already holding 1M events, and the slowdown from 1
 //   5. peak RSS of read_all over 1M events, each side in a child process
+//   6. the processor dispatching a 1M-event backlog to one no-op handler
+//   7. the same to 10 subscriptions
+//   8. append-to-handler latency, appender in the same process
+//   9. append-to-handler latency, appender in another process
+//  10. peak RSS of the processor draining a 1M-event backlog, in a child process
 
 #include <chrono>
 #include <cstddef>
@@ -24,7 +29,10 @@ struct Sizes {
   std::size_t batched_calls = 100;             // batched appends per repetition
   std::chrono::milliseconds single_run{1000};  // each single-append run lasts this long
   std::size_t read_events = 200000;            // figure 3
-  std::size_t stored_events = 1000000;         // figures 4 and 5
+  std::size_t stored_events = 1000000;         // figures 4, 5, 6, 7 and 10
+  std::size_t subscriptions = 10;              // figure 7
+  std::size_t latency_events = 2000;           // timed appends of figures 8 and 9
+  std::size_t latency_warmup = 20;             // untimed appends before those
 
   static Sizes for_config(const Config& config);
 };
@@ -56,6 +64,17 @@ void add_single_append_figures(Bench& bench, Context& ctx);
 void add_read_all_figure(Bench& bench, Context& ctx);
 void add_stored_events_figures(Bench& bench, Context& ctx);
 void add_peak_rss_figure(Bench& bench, Context& ctx);
+
+void add_dispatch_figures(Bench& bench, Context& ctx);
+void add_latency_figures(Bench& bench, Context& ctx);
+void add_dispatch_rss_figure(Bench& bench, Context& ctx);
+
+// The hidden child modes of figures 9 and 10, on `file`: "append" appends `events`
+// events one at a time, each carrying its send time, reading one acknowledgement
+// byte on stdin after each; "drain-eventlite" and "drain-baseline" drain the file's
+// backlog and print "<VmHWM KiB> <position>" on stdout.
+int run_processor_child(std::string_view mode, const std::filesystem::path& file,
+                        std::size_t events);
 
 // The hidden child mode of figure 5: reads `file` with `side` ("eventlite" or
 // "baseline") and prints "<VmHWM KiB> <events> <checksum>" on stdout.

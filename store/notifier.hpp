@@ -3,6 +3,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 
 namespace eventlite::detail {
@@ -19,6 +21,21 @@ class Notifier {
       ++generation_;
     }
     cv_.notify_all();
+    std::lock_guard lock(listeners_mu_);
+    for (auto& [id, listener] : listeners_) listener();
+  }
+
+  // Calls `listener` after every notify() until remove_listener(); the listener must
+  // be quick and must not call back into the notifier.
+  std::uint64_t add_listener(std::function<void()> listener) {
+    std::lock_guard lock(listeners_mu_);
+    listeners_.emplace(++next_listener_, std::move(listener));
+    return next_listener_;
+  }
+  // Returns once no call of the listener is running.
+  void remove_listener(std::uint64_t id) {
+    std::lock_guard lock(listeners_mu_);
+    listeners_.erase(id);
   }
   std::uint64_t generation() const {
     std::lock_guard lock(mu_);
@@ -35,6 +52,9 @@ class Notifier {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::uint64_t generation_ = 0;  // guarded by mu_
+  std::mutex listeners_mu_;
+  std::map<std::uint64_t, std::function<void()>> listeners_;  // guarded by listeners_mu_
+  std::uint64_t next_listener_ = 0;                            // guarded by listeners_mu_
 };
 
 }  // namespace eventlite::detail

@@ -29,6 +29,16 @@ struct Store::Impl {
 
 namespace detail {
 
+// The rest of the library (processor, subscriptions) reaches the store's parts here.
+struct StoreAccess {
+  static const std::shared_ptr<Store::Impl>& impl(const Store& store) noexcept {
+    return store.impl_;
+  }
+  static Store make(std::shared_ptr<Store::Impl> impl) noexcept {
+    return Store(std::move(impl));
+  }
+};
+
 // What a Transaction holds: the writer, taken exclusively until commit or rollback.
 struct TransactionState {
   std::shared_ptr<Store::Impl> store;

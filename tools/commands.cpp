@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "eventlite/errors.hpp"
 #include "eventlite/store.hpp"
+#include "eventlite/subscriptions.hpp"
 #include "eventlite/transaction.hpp"
 #include "tools/error.hpp"
 #include "tools/input.hpp"
@@ -20,6 +24,9 @@ namespace {
 
 // The first SQLite release without the WAL-reset bug (wal.c, fixed in 3.51.3).
 constexpr int kWalResetFixed = 3051003;
+
+// The schema version that added deliveries and leases: what status and dead read.
+constexpr int kProcessorSchema = 2;
 
 // Only `init` creates a store: every other command needs the file to exist.
 void check_path(const std::string& db, bool must_exist) {
@@ -53,6 +60,49 @@ Store open_for_reading(const std::string& db) {
 Store open_for_writing(const std::string& db) {
   check_path(db, /*must_exist=*/true);
   return open_store(db, /*read_only=*/false, /*create_if_missing=*/false);
+}
+
+// A read-only command cannot migrate: an older file lacks the tables it reads.
+void require_processor_schema(const Store& store, const std::string& db) {
+  const int found = store.schema_version();
+  if (found < kProcessorSchema) {
+    throw CommandError(
+        kExitError,
+        fmt::format("{}: eventlite schema version {} has no deliveries or leases (run "
+                    "`eventlite init {}` to migrate it)",
+                    db, found, db));
+  }
+}
+
+// Now as the store writes times (UTC ISO-8601 with milliseconds), so that comparing
+// the text compares the times.
+std::string utc_now() {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ms % 1000);
+}
+
+// The processes ("host:pid") that hold an unexpired lease; owners are "host:pid:id".
+std::set<std::string> lease_holders(const StatusReport& report) {
+  const std::string now = utc_now();
+  std::set<std::string> processes;
+  for (const SubscriptionStatus& sub : report.subscriptions) {
+    if (!sub.lease || sub.lease->expires <= now) continue;
+    const std::string& owner = sub.lease->owner;
+    const auto last = owner.rfind(':');
+    processes.insert(last == std::string::npos ? owner : owner.substr(0, last));
+  }
+  return processes;
+}
+
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
 }
 
 void print_seqs(const std::vector<Seq>& seqs) {
@@ -168,6 +218,112 @@ int run_streams(const StreamsArgs& args) {
       std::cout,
       {{"STREAM", Align::left}, {"VERSION", Align::right}, {"LAST_SEQ", Align::right}},
       rows);
+  return kExitOk;
+}
+
+int run_status(const StatusArgs& args) {
+  Store store = open_for_reading(args.db);
+  require_processor_schema(store, args.db);
+  const StatusReport report = status(store);
+  if (args.json) {
+    nlohmann::ordered_json subscriptions = nlohmann::ordered_json::array();
+    for (const SubscriptionStatus& sub : report.subscriptions) {
+      nlohmann::ordered_json lease = nullptr;
+      if (sub.lease) lease = {{"owner", sub.lease->owner}, {"expires", sub.lease->expires}};
+      subscriptions.push_back({{"name", sub.name},
+                               {"position", sub.position},
+                               {"lag", sub.lag},
+                               {"retrying", sub.retrying},
+                               {"dead", sub.dead},
+                               {"lease", std::move(lease)}});
+    }
+    print_json_line(std::cout,
+                    {{"head", report.head}, {"subscriptions", std::move(subscriptions)}});
+  } else {
+    std::cout << "SQLite " << sqlite3_libversion() << '\n'
+              << "head " << report.head << '\n';
+    std::vector<std::vector<std::string>> rows;
+    for (const SubscriptionStatus& sub : report.subscriptions) {
+      rows.push_back({sub.name, std::to_string(sub.position), std::to_string(sub.lag),
+                      std::to_string(sub.retrying), std::to_string(sub.dead),
+                      sub.lease ? sub.lease->owner : "-",
+                      sub.lease ? sub.lease->expires : "-"});
+    }
+    print_table(std::cout,
+                {{"SUBSCRIPTION", Align::left},
+                 {"POSITION", Align::right},
+                 {"LAG", Align::right},
+                 {"RETRYING", Align::right},
+                 {"DEAD", Align::right},
+                 {"LEASE_OWNER", Align::left},
+                 {"LEASE_EXPIRES", Align::left}},
+                rows);
+  }
+  const std::set<std::string> holders = lease_holders(report);
+  if (sqlite3_libversion_number() < kWalResetFixed && holders.size() > 1) {
+    std::cout.flush();
+    std::cerr << fmt::format(
+        "eventlite: warning: {} processes write to this file on SQLite {}, which has "
+        "the WAL-reset bug (fixed in 3.51.3): they can corrupt it; write from one "
+        "process\n",
+        holders.size(), sqlite3_libversion());
+  }
+  return kExitOk;
+}
+
+int run_dead_list(const DeadListArgs& args) {
+  Store store = open_for_reading(args.db);
+  require_processor_schema(store, args.db);
+  const std::vector<DeadLetter> dead = dead_letters(store, args.subscription);
+  if (args.json) {
+    for (const DeadLetter& d : dead) {
+      print_json_line(std::cout, {{"subscription", d.subscription},
+                                  {"seq", d.seq},
+                                  {"stream", d.stream},
+                                  {"type", d.type},
+                                  {"attempts", d.attempts},
+                                  {"last_error", d.last_error},
+                                  {"updated", d.updated}});
+    }
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const DeadLetter& d : dead) {
+    rows.push_back({d.subscription, std::to_string(d.seq), d.stream, d.type,
+                    std::to_string(d.attempts), d.updated, d.last_error});
+  }
+  print_table(std::cout,
+              {{"SUBSCRIPTION", Align::left},
+               {"SEQ", Align::right},
+               {"STREAM", Align::left},
+               {"TYPE", Align::left},
+               {"ATTEMPTS", Align::right},
+               {"UPDATED", Align::left},
+               {"LAST_ERROR", Align::left}},
+              rows);
+  return kExitOk;
+}
+
+int run_dead_retry(const DeadChangeArgs& args) {
+  Store store = open_for_writing(args.db);
+  // main() has checked that exactly one of --seq and --all is there.
+  const std::size_t changed = retry_dead_letters(store, args.subscription, args.seqs);
+  std::cout << "retried " << plural(changed, "dead letter", "dead letters") << '\n';
+  return kExitOk;
+}
+
+int run_dead_discard(const DeadChangeArgs& args) {
+  Store store = open_for_writing(args.db);
+  const std::size_t changed = discard_dead_letters(store, args.subscription, args.seqs);
+  std::cout << "discarded " << plural(changed, "dead letter", "dead letters") << '\n';
+  return kExitOk;
+}
+
+int run_rewind(const RewindArgs& args) {
+  Store store = open_for_writing(args.db);
+  rewind(store, args.subscription, args.from);
+  std::cout << fmt::format("{}: next delivery from seq {}\n", args.subscription,
+                           args.from);
   return kExitOk;
 }
 

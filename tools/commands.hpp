@@ -47,6 +47,31 @@ struct VerifyArgs {
   std::string db;
 };
 
+struct StatusArgs {
+  std::string db;
+  bool json = false;
+};
+
+struct DeadListArgs {
+  std::string db;
+  std::string subscription;  // empty: every subscription
+  bool json = false;
+};
+
+// `dead retry` and `dead discard`: the named seqs, or all with `all`.
+struct DeadChangeArgs {
+  std::string db;
+  std::string subscription;
+  std::vector<Seq> seqs;
+  bool all = false;
+};
+
+struct RewindArgs {
+  std::string db;
+  std::string subscription;
+  Seq from = 1;
+};
+
 // Creates `db` or adds eventlite's tables to it; idempotent.
 int run_init(const InitArgs& args);
 // Appends one event, or the --jsonl batch in one transaction; prints the seqs.
@@ -57,6 +82,19 @@ int run_read(const ReadArgs& args);
 int run_streams(const StreamsArgs& args);
 // Prints the SQLite version, then "ok" or each problem the store finds (status 1).
 int run_verify(const VerifyArgs& args);
+
+// Prints the head and each subscription's position, lag, owed and dead deliveries and
+// lease; warns on stderr if several processes hold leases on a SQLite with the
+// WAL-reset bug.
+int run_status(const StatusArgs& args);
+// Prints the dead letters, by subscription and seq.
+int run_dead_list(const DeadListArgs& args);
+// Makes dead letters due again / deletes them; prints how many changed.
+int run_dead_retry(const DeadChangeArgs& args);
+int run_dead_discard(const DeadChangeArgs& args);
+// Moves a subscription so that its next delivery is the first event at or after
+// --from; prints where it continues.
+int run_rewind(const RewindArgs& args);
 
 // --expect's value: "any", "none" or a version N >= 0; nullopt if malformed.
 std::optional<Expected> parse_expected(std::string_view text);

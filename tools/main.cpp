@@ -164,13 +164,116 @@ CLI::App* add_verify(CLI::App& app, VerifyArgs& args) {
   return command;
 }
 
+CLI::App* add_status(CLI::App& app, StatusArgs& args) {
+  CLI::App* command = app.add_subcommand(
+      "status",
+      std::string("Print the SQLite version, the head (the highest seq) and, per "
+                  "subscription, its position (every event up to it is done or owed), "
+                  "lag (head - position), retrying (deliveries owed), dead (dead "
+                  "letters) and lease owner and expiry, as a table with a header. On "
+                  "SQLite before 3.51.3, warns on stderr when several processes hold "
+                  "leases: they write the file at once, exposed to SQLite's WAL-reset "
+                  "bug.") +
+          kReadOnly);
+  add_db(command, args.db);
+  command->add_flag(
+      "--json", args.json,
+      "print one JSON object instead: {\"head\",\"subscriptions\":[{\"name\","
+      "\"position\",\"lag\",\"retrying\",\"dead\",\"lease\":{\"owner\","
+      "\"expires\"}|null}]}");
+  return command;
+}
+
+CLI::App* add_dead(CLI::App& app) {
+  CLI::App* command = app.add_subcommand(
+      "dead",
+      "List, retry or discard dead letters: deliveries to a subscription whose "
+      "attempts ran out.");
+  command->require_subcommand(1);
+  return command;
+}
+
+CLI::App* add_dead_list(CLI::App& dead, DeadListArgs& args) {
+  CLI::App* command = dead.add_subcommand(
+      "list",
+      std::string("Print the dead letters by subscription and seq: subscription, seq, "
+                  "stream, type, attempts, when it was parked and the last error, as a "
+                  "table with a header.") +
+          kReadOnly);
+  add_db(command, args.db);
+  command
+      ->add_option("--subscription", args.subscription,
+                   "only the dead letters of subscription NAME")
+      ->type_name("NAME");
+  command->add_flag("--json", args.json,
+                    "print JSON lines {\"subscription\",\"seq\",\"stream\",\"type\","
+                    "\"attempts\",\"last_error\",\"updated\"} instead");
+  return command;
+}
+
+CLI::App* add_dead_change(CLI::App& dead, DeadChangeArgs& args, const char* name,
+                          const char* description) {
+  CLI::App* command = dead.add_subcommand(name, description);
+  add_db(command, args.db);
+  command
+      ->add_option("--subscription", args.subscription,
+                   "the subscription whose dead letters these are")
+      ->type_name("NAME")
+      ->required();
+  CLI::Option* seq =
+      command
+          ->add_option("--seq", args.seqs,
+                       "the seqs of the dead letters; several may follow one --seq, "
+                       "or repeat it. Seqs that are not dead letters of NAME are left "
+                       "alone and not counted")
+          ->type_name("N")
+          ->check(CLI::Range(Seq{1}, std::numeric_limits<Seq>::max()));
+  CLI::Option* all =
+      command->add_flag("--all", args.all, "every dead letter of the subscription");
+  seq->excludes(all);
+  command->parse_complete_callback([seq, all] {
+    if (seq->count() == 0 && all->count() == 0) {
+      throw CLI::ValidationError("--seq N... or --all is required");
+    }
+  });
+  return command;
+}
+
+CLI::App* add_rewind(CLI::App& app, RewindArgs& args) {
+  CLI::App* command = app.add_subcommand(
+      "rewind",
+      "Move subscription NAME so that its next delivery is the first event at or "
+      "after --from (--from 1: everything again). Its deliveries owed or dead at or "
+      "after that seq are dropped: they are delivered again from the log. A processor "
+      "dispatching NAME continues from there.");
+  add_db(command, args.db);
+  command->add_option("NAME", args.subscription, "the subscription")
+      ->required()
+      ->type_name("");
+  command->add_option("--from", args.from, "the seq of the next delivery, 1 or more")
+      ->type_name("SEQ")
+      ->required()
+      ->check(CLI::Range(Seq{1}, std::numeric_limits<Seq>::max()));
+  return command;
+}
+
+// The command's words, e.g. "dead retry", for pointing at its help.
+std::string command_path(const CLI::App& app) {
+  std::string path;
+  for (const CLI::App* command = &app;;) {
+    std::vector<CLI::App*> typed = command->get_subcommands();
+    if (typed.empty()) return path;
+    command = typed.front();
+    path += (path.empty() ? "" : " ") + command->get_name();
+  }
+}
+
 // One line for a malformed command line, pointing at the help that explains it.
 std::string usage_error(const CLI::App& app, const CLI::ParseError& error, int argc,
                         char** argv) {
-  std::vector<CLI::App*> typed = app.get_subcommands();
-  if (!typed.empty()) {
+  if (!app.get_subcommands().empty()) {
     return fmt::format("{} (see `eventlite {} --help`)", one_line(error.what()),
-                       typed.front()->get_name());
+                       command_path(app));
   }
   if (argc > 1 && argv[1][0] != '-') {
     return fmt::format("unknown command \"{}\" (see `eventlite --help`)",
@@ -196,12 +299,30 @@ int run(int argc, char** argv) {
   ReadArgs read;
   StreamsArgs streams;
   VerifyArgs verify;
+  StatusArgs status_args;
+  DeadListArgs dead_list;
+  DeadChangeArgs dead_retry;
+  DeadChangeArgs dead_discard;
+  RewindArgs rewind;
+  CLI::App* dead = nullptr;  // made in its place in the list, for --help's order
   const std::vector<Command> commands = {
       {add_init(app, init), [&] { return run_init(init); }},
       {add_append(app, append), [&] { return run_append(append); }},
       {add_read(app, read), [&] { return run_read(read); }},
       {add_streams(app, streams), [&] { return run_streams(streams); }},
       {add_verify(app, verify), [&] { return run_verify(verify); }},
+      {add_status(app, status_args), [&] { return run_status(status_args); }},
+      {add_dead_list(*(dead = add_dead(app)), dead_list),
+       [&] { return run_dead_list(dead_list); }},
+      {add_dead_change(*dead, dead_retry, "retry",
+                       "Make dead letters of a subscription due again at once, their "
+                       "attempts starting over, and print how many changed."),
+       [&] { return run_dead_retry(dead_retry); }},
+      {add_dead_change(*dead, dead_discard, "discard",
+                       "Delete dead letters of a subscription (their events stay in "
+                       "the log) and print how many were deleted."),
+       [&] { return run_dead_discard(dead_discard); }},
+      {add_rewind(app, rewind), [&] { return run_rewind(rewind); }},
   };
 
   try {

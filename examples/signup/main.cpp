@@ -5,15 +5,27 @@
 // the rows in `users` and the events commit together or not at all (the outbox). Then
 // two reviewers decide on the third user at once, and the slower one is stopped by the
 // expected stream version (optimistic concurrency); a retried append of a known event
-// id is shown to write nothing. Finally the run's events are read back and printed.
-// A second run on the same file continues where the first stopped.
+// id is shown to write nothing. The run's events are read back and printed.
+//
+// Then the background processor delivers the events to two handlers:
+//   - "history", transactional: keeps the `user_status_history` table. Its rows and
+//     its checkpoint commit together, so each event is recorded exactly once;
+//   - "notify": "sends" mail and SMS. It fails now and then (a flaky SMTP server) and
+//     is retried with backoff until it succeeds.
+// It ends by printing the history and the subscriptions' status, as
+// `eventlite status DB` would. A second run on the same file continues where the
+// first stopped: each handler gets only the new events.
 //
 // Usage: signup_demo DB
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iterator>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -90,6 +102,105 @@ std::string describe(const eventlite::Event& e) {
   return text;
 }
 
+// Handler output comes from worker threads: one line at a time.
+std::mutex print_mu;
+template <class... Args>
+void say(fmt::format_string<Args...> format, Args&&... args) {
+  std::lock_guard lock(print_mu);
+  fmt::print(format, std::forward<Args>(args)...);
+}
+
+// 5. The processor: a transactional projection and a flaky notifier.
+void process(eventlite::Store& store) {
+  fmt::print("5. The processor delivers the events to two handlers\n");
+  eventlite::ProcessorOptions options;
+  options.worker_threads = 2;
+  options.observer.on_failed = [](const eventlite::Context& ctx, std::string_view error) {
+    say("   {:<8} seq {:>3}  attempt {} failed: {} (will retry)\n", ctx.subscription(),
+        ctx.event().seq, ctx.attempt(), error);
+  };
+  eventlite::Processor processor(store, options);
+
+  // The history: written through the delivery's transaction, so the row and the
+  // checkpoint commit together.
+  processor.subscribe(
+      "history",
+      [](const eventlite::Context& ctx) {
+        const eventlite::Event& e = ctx.event();
+        std::string status = e.type == "UserCreated"    ? "pending"
+                             : e.type == "UserApproved" ? "approved"
+                                                        : "rejected";
+        SQLite::Statement insert(ctx.transaction().database(),
+                                 "INSERT INTO user_status_history (stream, seq, status, at) "
+                                 "VALUES (?, ?, ?, ?)");
+        insert.bind(1, e.stream);
+        insert.bind(2, static_cast<std::int64_t>(e.seq));
+        insert.bind(3, status);
+        insert.bind(4, e.time);
+        insert.exec();
+      },
+      {.types = {"UserCreated", "UserApproved", "UserRejected"}, .transactional = true});
+
+  // The notifier: a flaky mail server fails every third event on its first attempt.
+  eventlite::RetryPolicy quick_retries{.max_attempts = 5, .base = std::chrono::milliseconds(50)};
+  processor.subscribe(
+      "notify",
+      [](const eventlite::Context& ctx) {
+        const eventlite::Event& e = ctx.event();
+        if (e.seq % 3 == 0 && ctx.attempt() == 1)
+          throw std::runtime_error("smtp: 421 service not available");
+        json data = e.data_json();
+        if (e.type == "UserCreated") {
+          say("   notify   seq {:>3}  mail to {}: welcome, {}{}\n", e.seq,
+              data.value("email", "?"), data.value("name", "?"),
+              ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
+        } else if (e.type == "UserApproved") {
+          say("   notify   seq {:>3}  SMS to {}: your account is approved{}\n", e.seq,
+              e.stream, ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
+        } else if (e.type == "UserRejected") {
+          say("   notify   seq {:>3}  mail to {}: we could not approve your account{}\n", e.seq,
+              e.stream, ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
+        }
+      },
+      {.retry = quick_retries});
+
+  processor.start();
+  if (!processor.wait_idle(std::chrono::seconds(30)))
+    throw std::runtime_error("the processor did not finish within 30 s");
+  processor.stop();
+  for (const auto& m : processor.metrics())
+    fmt::print("   {:<8} delivered {}, failed {}, retried {}, dead {}, at seq {}\n", m.name,
+               m.delivered, m.failed, m.retried, m.dead, m.position);
+  fmt::print("\n");
+}
+
+void print_history(eventlite::Store& store, eventlite::Seq from) {
+  fmt::print("6. user_status_history, kept by the \"history\" handler (this run)\n");
+  auto tx = store.transaction();
+  SQLite::Statement q(tx.database(),
+                      "SELECT seq, stream, status, at FROM user_status_history "
+                      "WHERE seq >= ? ORDER BY seq");
+  q.bind(1, static_cast<std::int64_t>(from));
+  fmt::print("  {:>4}  {:<8} {:<9} {}\n", "seq", "stream", "status", "at");
+  while (q.executeStep())
+    fmt::print("  {:>4}  {:<8} {:<9} {}\n", q.getColumn(0).getInt64(),
+               q.getColumn(1).getString(), q.getColumn(2).getString(),
+               q.getColumn(3).getString());
+  tx.rollback();
+  fmt::print("\n");
+}
+
+void print_status(const eventlite::Store& store) {
+  const eventlite::StatusReport report = eventlite::status(store);
+  fmt::print("7. Status (as `eventlite status DB` prints it)\n");
+  fmt::print("   head {}\n", report.head);
+  fmt::print("   {:<12} {:>8} {:>5} {:>8} {:>5}  {}\n", "subscription", "position", "lag",
+             "retrying", "dead", "lease");
+  for (const auto& s : report.subscriptions)
+    fmt::print("   {:<12} {:>8} {:>5} {:>8} {:>5}  {}\n", s.name, s.position, s.lag,
+               s.retrying, s.dead, s.lease ? "released at " + s.lease->expires : "-");
+}
+
 int run(const std::string& path) {
   auto store = eventlite::Store::open(path);
   const eventlite::Seq head_before = store.head();
@@ -116,6 +227,12 @@ int run(const std::string& path) {
         "  name   TEXT NOT NULL,"
         "  email  TEXT NOT NULL UNIQUE,"
         "  status TEXT NOT NULL DEFAULT 'pending')");
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS user_status_history ("
+        "  stream TEXT NOT NULL,"
+        "  seq    INTEGER NOT NULL,"
+        "  status TEXT NOT NULL,"
+        "  at     TEXT NOT NULL)");
     first_id = db.execAndGet("SELECT coalesce(max(id), 0) + 1 FROM users").getInt64();
 
     std::vector<std::string> created;  // UserCreated event ids, for causation
@@ -231,8 +348,12 @@ int run(const std::string& path) {
   fmt::print("\n");
 
   Totals t = count_users(store);
-  fmt::print("Totals: {} users ({} approved, {} rejected, {} pending), {} events in {} streams\n",
+  fmt::print("Totals: {} users ({} approved, {} rejected, {} pending), {} events in {} streams\n\n",
              t.users, t.approved, t.rejected, t.pending, store.head(), store.streams().size());
+
+  process(store);
+  print_history(store, head_before + 1);
+  print_status(store);
   return 0;
 }
 

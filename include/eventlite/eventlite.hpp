@@ -1,9 +1,13 @@
 #pragma once
 
-// eventlite: an embedded event store in one SQLite file.
+// eventlite: an embedded event store in one SQLite file, with a background processor.
 
+#include "eventlite/clock.hpp"
 #include "eventlite/errors.hpp"
 #include "eventlite/event.hpp"
+#include "eventlite/handlers.hpp"
+#include "eventlite/processor.hpp"
 #include "eventlite/read.hpp"
 #include "eventlite/store.hpp"
+#include "eventlite/subscriptions.hpp"
 #include "eventlite/transaction.hpp"

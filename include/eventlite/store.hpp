@@ -28,6 +28,9 @@ class logger;
 namespace eventlite {
 
 class Transaction;
+namespace detail {
+struct StoreAccess;
+}
 
 enum class Durability {
   // fsync on every commit; concurrent appends share commits. Survives power loss.
@@ -157,6 +160,7 @@ class Store {
   struct Impl;
 
  private:
+  friend struct detail::StoreAccess;
   explicit Store(std::shared_ptr<Impl> impl) noexcept;
   std::shared_ptr<Impl> impl_;
 };

@@ -29,6 +29,8 @@
 #include <system_error>
 #include <vector>
 
+#include "eventlite/store.hpp"
+
 extern char** environ;
 
 namespace {
@@ -176,6 +178,51 @@ class CliTest : public ::testing::Test {
     ASSERT_EQ(result.status, 0) << result.err;
   }
 
+  // Six events (seq 1..6 alternating streams a and b, types Created and Updated);
+  // subscriptions mail at position 4 and audit at 6; dead letters mail 1 and 3 and
+  // audit 5, mail 2 retrying; mail leased to one process. As the processor would
+  // leave them, written here with SQL.
+  void seed_subscriptions() const {
+    init();
+    std::string jsonl;
+    for (int i = 0; i < 3; ++i) {
+      jsonl += R"({"stream":"a","type":"Created","data":{}})"
+               "\n"
+               R"({"stream":"b","type":"Updated","data":{}})"
+               "\n";
+    }
+    append_jsonl(jsonl);
+    exec_sql(db(),
+             "INSERT INTO eventlite_subscriptions (name, position, created, updated) "
+             "VALUES ('mail', 4, 'c', 'u'), ('audit', 6, 'c', 'u');"
+             "INSERT INTO eventlite_deliveries (subscription, seq, stream, status, "
+             "attempts, next_attempt, last_error, updated) VALUES "
+             "('mail', 1, 'a', 'dead', 5, NULL, 'smtp: 550 no such user', "
+             "'2026-11-23T10:00:01.000Z'),"
+             "('mail', 2, 'b', 'retrying', 2, '2026-11-23T10:05:00.000Z', 'timeout', "
+             "'2026-11-23T10:00:02.000Z'),"
+             "('mail', 3, 'a', 'dead', 5, NULL, NULL, '2026-11-23T10:00:03.000Z'),"
+             "('audit', 5, 'a', 'dead', 1, NULL, 'bad\nline', "
+             "'2026-11-23T10:00:05.000Z');"
+             "INSERT INTO eventlite_leases (name, owner, expires, token) VALUES "
+             "('mail', 'host:100:a1', '2999-01-01T00:00:00.000Z', 3);");
+  }
+
+  // The deliveries as "subscription seq status attempts", by subscription and seq.
+  std::string deliveries() const {
+    return query(db(),
+                 "SELECT group_concat(line, ', ') FROM (SELECT subscription || ' ' || "
+                 "seq || ' ' || status || ' ' || attempts AS line FROM "
+                 "eventlite_deliveries ORDER BY subscription, seq)");
+  }
+
+  // The subscriptions as "name position", by name.
+  std::string positions() const {
+    return query(db(),
+                 "SELECT group_concat(line, ', ') FROM (SELECT name || ' ' || position "
+                 "AS line FROM eventlite_subscriptions ORDER BY name)");
+  }
+
   // An application's own database: a `users` table with rows, its user_version set.
   void create_app_database(const fs::path& path) const {
     exec_sql(path,
@@ -228,6 +275,9 @@ using AppendJsonl = CliTest;
 using Read = CliTest;
 using Streams = CliTest;
 using Verify = CliTest;
+using Status = CliTest;
+using Dead = CliTest;
+using Rewind = CliTest;
 using SqliteShell = CliTest;
 
 // --- the command line ---------------------------------------------------------------
@@ -235,8 +285,8 @@ using SqliteShell = CliTest;
 TEST_F(Cli, HelpExplainsEveryCommandAndOption) {
   Result top = run({"--help"});
   EXPECT_EQ(top.status, 0);
-  for (const char* word :
-       {"init", "append", "read", "streams", "verify", "Exit status"}) {
+  for (const char* word : {"init", "append", "read", "streams", "verify", "status", "dead",
+                          "rewind", "Exit status"}) {
     EXPECT_NE(top.out.find(word), std::string::npos) << word;
   }
   const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
@@ -247,9 +297,19 @@ TEST_F(Cli, HelpExplainsEveryCommandAndOption) {
       {"read", {"DB", "--stream", "--type", "--from", "inclusive", "--limit"}},
       {"streams", {"DB", "--json"}},
       {"verify", {"DB", "ok"}},
+      {"status", {"DB", "--json", "lag", "lease", "WAL-reset"}},
+      {"dead", {"list", "retry", "discard"}},
+      {"dead list", {"DB", "--subscription", "--json"}},
+      {"dead retry", {"DB", "--subscription", "--seq", "--all"}},
+      {"dead discard", {"DB", "--subscription", "--seq", "--all"}},
+      {"rewind", {"DB", "NAME", "--from"}},
   };
   for (const auto& [command, words] : commands) {
-    Result help = run({command, "--help"});
+    std::vector<std::string> args;
+    std::istringstream split(command);
+    for (std::string word; split >> word;) args.push_back(word);
+    args.push_back("--help");
+    Result help = run(args);
     EXPECT_EQ(help.status, 0) << command;
     for (const std::string& word : words) {
       EXPECT_NE(help.out.find(word), std::string::npos) << command << ": " << word;
@@ -290,6 +350,46 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLineAndChangeNothing) {
   EXPECT_EQ(event_count(db()), 0);
 }
 
+TEST_F(Cli, SubscriptionUsageErrorsExitTwoWithOneLineAndChangeNothing) {
+  seed_subscriptions();
+  const std::string deliveries_before = deliveries();
+  const std::string positions_before = positions();
+  const std::vector<std::vector<std::string>> usage_errors = {
+      {"status"},
+      {"status", db(), "--bogus"},
+      {"dead"},
+      {"dead", db()},
+      {"dead", "bogus", db()},
+      {"dead", "list"},
+      {"dead", "list", db(), "--subscription"},
+      {"dead", "retry", db(), "--subscription", "mail"},
+      {"dead", "retry", db(), "--subscription", "mail", "--seq", "1", "--all"},
+      {"dead", "retry", db(), "--subscription", "mail", "--seq", "0"},
+      {"dead", "retry", db(), "--subscription", "mail", "--seq", "x"},
+      {"dead", "retry", db(), "--all"},
+      {"dead", "discard", db(), "--subscription", "mail"},
+      {"dead", "discard", db(), "--subscription", "mail", "--all", "--seq", "3"},
+      {"dead", "discard", db(), "--all"},
+      {"rewind", db()},
+      {"rewind", db(), "mail"},
+      {"rewind", db(), "mail", "--from", "0"},
+      {"rewind", db(), "mail", "--from", "-1"},
+      {"rewind", db(), "mail", "--from", "abc"},
+  };
+  for (const auto& args : usage_errors) {
+    SCOPED_TRACE(joined(args));
+    Result result = run(args);
+    EXPECT_EQ(result.status, 2);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+  }
+  Result both = run({"dead", "retry", db(), "--subscription", "mail", "--seq", "1", "--all"});
+  EXPECT_NE(both.err.find("`eventlite dead retry --help`"), std::string::npos)
+      << both.err;
+  EXPECT_EQ(deliveries(), deliveries_before);
+  EXPECT_EQ(positions(), positions_before);
+}
+
 TEST_F(Cli, CommandsOtherThanInitOnMissingFileFailAndCreateNothing) {
   const std::vector<std::vector<std::string>> commands = {
       {"append", db(), "s", "T"},
@@ -297,12 +397,19 @@ TEST_F(Cli, CommandsOtherThanInitOnMissingFileFailAndCreateNothing) {
       {"read", db()},
       {"streams", db()},
       {"verify", db()},
+      {"status", db()},
+      {"status", db(), "--json"},
+      {"dead", "list", db()},
+      {"dead", "retry", db(), "--subscription", "mail", "--all"},
+      {"dead", "discard", db(), "--subscription", "mail", "--seq", "1"},
+      {"rewind", db(), "mail", "--from", "1"},
   };
   for (const auto& args : commands) {
-    SCOPED_TRACE(args[0]);
+    SCOPED_TRACE(joined(args));
     Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
                               "\n");
     EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
     expect_one_error_line(result);
     EXPECT_NE(result.err.find("eventlite init"), std::string::npos) << result.err;
     EXPECT_TRUE(files().empty());
@@ -311,7 +418,7 @@ TEST_F(Cli, CommandsOtherThanInitOnMissingFileFailAndCreateNothing) {
 
 TEST_F(Cli, DirectoryAsDbFailsWithClearMessage) {
   fs::create_directory(db());
-  for (const char* command : {"init", "read", "streams", "verify"}) {
+  for (const char* command : {"init", "read", "streams", "verify", "status"}) {
     SCOPED_TRACE(command);
     Result result = run({command, db()});
     EXPECT_EQ(result.status, 1);
@@ -325,10 +432,19 @@ TEST_F(Cli, ReadingCommandsLeaveTheDatabaseFileByteForByte) {
   init();
   append_jsonl(R"({"stream":"a","type":"T","data":{}})"
                "\n");
+  exec_sql(db(),
+           "INSERT INTO eventlite_subscriptions (name, position, created, updated) "
+           "VALUES ('mail', 0, 'c', 'u');"
+           "INSERT INTO eventlite_deliveries (subscription, seq, stream, status, "
+           "attempts, updated) VALUES ('mail', 1, 'a', 'dead', 5, 'u')");
   const std::string bytes = read_bytes(db());
-  for (const char* command : {"read", "streams", "verify"}) {
-    SCOPED_TRACE(command);
-    EXPECT_EQ(run({command, db()}).status, 0);
+  const std::vector<std::vector<std::string>> commands = {
+      {"read", db()},   {"streams", db()},          {"verify", db()},
+      {"status", db()}, {"status", db(), "--json"}, {"dead", "list", db()},
+  };
+  for (const auto& args : commands) {
+    SCOPED_TRACE(joined(args));
+    EXPECT_EQ(run(args).status, 0);
     EXPECT_EQ(read_bytes(db()), bytes);
   }
 }
@@ -337,11 +453,20 @@ TEST_F(Cli, CommandsOnNonSqliteFileFailAndLeaveItByteForByte) {
   const std::string bytes = random_bytes(8192);
   write_bytes(db(), bytes);
   const std::vector<std::vector<std::string>> commands = {
-      {"init", db()}, {"append", db(), "s", "T"}, {"append", db(), "--jsonl", "-"},
-      {"read", db()}, {"streams", db()},          {"verify", db()},
+      {"init", db()},
+      {"append", db(), "s", "T"},
+      {"append", db(), "--jsonl", "-"},
+      {"read", db()},
+      {"streams", db()},
+      {"verify", db()},
+      {"status", db()},
+      {"dead", "list", db()},
+      {"dead", "retry", db(), "--subscription", "mail", "--all"},
+      {"dead", "discard", db(), "--subscription", "mail", "--all"},
+      {"rewind", db(), "mail", "--from", "1"},
   };
   for (const auto& args : commands) {
-    SCOPED_TRACE(args[0]);
+    SCOPED_TRACE(joined(args));
     Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
                               "\n");
     EXPECT_EQ(result.status, 1);
@@ -361,9 +486,14 @@ TEST_F(Cli, CommandsOnUninitialisedAppDatabaseFailAndLeaveItByteForByte) {
       {"read", db()},
       {"streams", db()},
       {"verify", db()},
+      {"status", db()},
+      {"dead", "list", db()},
+      {"dead", "retry", db(), "--subscription", "mail", "--all"},
+      {"dead", "discard", db(), "--subscription", "mail", "--all"},
+      {"rewind", db(), "mail", "--from", "1"},
   };
   for (const auto& args : commands) {
-    SCOPED_TRACE(args[0]);
+    SCOPED_TRACE(joined(args));
     Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
                               "\n");
     EXPECT_EQ(result.status, 1);
@@ -380,8 +510,10 @@ TEST_F(Cli, CommandsOnUninitialisedAppDatabaseFailAndLeaveItByteForByte) {
 TEST_F(Init, CreatesOwnerOnlyFileWithEventliteTables) {
   Result result = run({"init", db()});
   ASSERT_EQ(result.status, 0) << result.err;
-  EXPECT_NE(result.out.find("schema version 1"), std::string::npos) << result.out;
-  EXPECT_EQ(query(db(), "SELECT version FROM eventlite_schema"), "1");
+  const std::string version = std::to_string(eventlite::supported_schema_version());
+  EXPECT_NE(result.out.find("schema version " + version), std::string::npos)
+      << result.out;
+  EXPECT_EQ(query(db(), "SELECT version FROM eventlite_schema"), version);
   EXPECT_EQ(event_count(db()), 0);
   EXPECT_EQ(fs::status(db()).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
@@ -795,6 +927,233 @@ TEST_F(Verify, GapInSeqsIsReportedWithStatusOne) {
   EXPECT_EQ(out.front(), std::string("SQLite ") + sqlite3_libversion());
   EXPECT_EQ(std::find(out.begin(), out.end(), "ok"), out.end()) << result.out;
   EXPECT_NE(lines(result.err).back().find("problem"), std::string::npos) << result.err;
+}
+
+// --- status -------------------------------------------------------------------------
+
+TEST_F(Status, PrintsSqliteVersionHeadAndAlignedTable) {
+  seed_subscriptions();
+  Result result = run({"status", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out,
+            std::string("SQLite ") + sqlite3_libversion() +
+                "\n"
+                "head 6\n"
+                "SUBSCRIPTION  POSITION  LAG  RETRYING  DEAD  LEASE_OWNER  "
+                "LEASE_EXPIRES\n"
+                "audit                6    0         0     1  -            -\n"
+                "mail                 4    2         1     2  host:100:a1  "
+                "2999-01-01T00:00:00.000Z\n");
+  EXPECT_EQ(result.err, "");  // one process holds leases: no warning
+}
+
+TEST_F(Status, JsonIsOneObjectWithKeysInOrder) {
+  seed_subscriptions();
+  Result result = run({"status", db(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  ASSERT_EQ(lines(result.out).size(), 1u) << result.out;
+  const auto status = nlohmann::ordered_json::parse(result.out);
+  EXPECT_EQ(status.at("head"), 6);
+  const auto& subscriptions = status.at("subscriptions");
+  ASSERT_EQ(subscriptions.size(), 2u);
+  EXPECT_EQ(subscriptions[0].at("name"), "audit");
+  EXPECT_EQ(subscriptions[0].at("position"), 6);
+  EXPECT_EQ(subscriptions[0].at("lag"), 0);
+  EXPECT_EQ(subscriptions[0].at("retrying"), 0);
+  EXPECT_EQ(subscriptions[0].at("dead"), 1);
+  EXPECT_TRUE(subscriptions[0].at("lease").is_null());
+  EXPECT_EQ(subscriptions[1].at("name"), "mail");
+  EXPECT_EQ(subscriptions[1].at("lag"), 2);
+  EXPECT_EQ(subscriptions[1].at("retrying"), 1);
+  EXPECT_EQ(subscriptions[1].at("dead"), 2);
+  EXPECT_EQ(subscriptions[1].at("lease"),
+            nlohmann::ordered_json::parse(
+                R"({"owner":"host:100:a1","expires":"2999-01-01T00:00:00.000Z"})"));
+  // Keys in the documented order, nothing else.
+  std::vector<std::string> keys;
+  for (const auto& item : status.items()) keys.push_back(item.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"head", "subscriptions"}));
+  keys.clear();
+  for (const auto& item : subscriptions[1].items()) keys.push_back(item.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "retrying", "dead",
+                                            "lease"}));
+}
+
+TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
+  init();
+  Result table = run({"status", db()});
+  ASSERT_EQ(table.status, 0) << table.err;
+  EXPECT_EQ(lines(table.out),
+            (std::vector<std::string>{
+                std::string("SQLite ") + sqlite3_libversion(), "head 0",
+                "SUBSCRIPTION  POSITION  LAG  RETRYING  DEAD  LEASE_OWNER  "
+                "LEASE_EXPIRES"}));
+  EXPECT_EQ(run({"status", db(), "--json"}).out, "{\"head\":0,\"subscriptions\":[]}\n");
+}
+
+TEST_F(Status, WarnsWhenSeveralProcessesHoldLeasesOnSqliteWithWalResetBug) {
+  seed_subscriptions();
+  // Another lease of the same process, and an expired one of another: no warning.
+  exec_sql(db(),
+           "INSERT INTO eventlite_subscriptions (name, position, created, updated) "
+           "VALUES ('sms', 0, 'c', 'u'), ('push', 0, 'c', 'u'), ('hook', 0, 'c', 'u');"
+           "INSERT INTO eventlite_leases (name, owner, expires) VALUES "
+           "('sms', 'host:100:b2', '2999-01-01T00:00:00.000Z'),"
+           "('push', 'host:200:c3', '2000-01-01T00:00:00.000Z');");
+  Result quiet = run({"status", db()});
+  ASSERT_EQ(quiet.status, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+
+  exec_sql(db(),
+           "INSERT INTO eventlite_leases (name, owner, expires) VALUES "
+           "('hook', 'host:300:d4', '2999-01-01T00:00:00.000Z');");
+  for (const char* json : {"", "--json"}) {
+    SCOPED_TRACE(json);
+    std::vector<std::string> args = {"status", db()};
+    if (*json != '\0') args.push_back(json);
+    Result result = run(args);
+    ASSERT_EQ(result.status, 0) << result.err;
+    if (sqlite3_libversion_number() < 3051003) {
+      EXPECT_EQ(lines(result.err).size(), 1u) << result.err;
+      EXPECT_EQ(result.err.rfind("eventlite: warning: ", 0), 0u) << result.err;
+      EXPECT_NE(result.err.find("WAL-reset"), std::string::npos) << result.err;
+      EXPECT_NE(result.err.find("3.51.3"), std::string::npos) << result.err;
+    } else {
+      EXPECT_EQ(result.err, "");
+    }
+  }
+}
+
+TEST_F(Status, OlderSchemaFailsSayingToRunInitAndLeavesTheFile) {
+  init();
+  // A file of schema version 1, before deliveries and leases.
+  exec_sql(db(),
+           "DROP VIEW eventlite_dead_letters; DROP VIEW eventlite_pending;"
+           "DROP TABLE eventlite_deliveries; DROP TABLE eventlite_leases;"
+           "UPDATE eventlite_schema SET version = 1;");
+  const std::string bytes = read_bytes(db());
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"status", db()}, {"dead", "list", db()}}) {
+    SCOPED_TRACE(joined(args));
+    Result result = run(args);
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("eventlite init"), std::string::npos) << result.err;
+    EXPECT_EQ(read_bytes(db()), bytes);
+  }
+}
+
+// --- dead -----------------------------------------------------------------------------
+
+TEST_F(Dead, ListPrintsTableBySubscriptionAndSeq) {
+  seed_subscriptions();
+  Result result = run({"dead", "list", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "SUBSCRIPTION  SEQ  STREAM  TYPE     ATTEMPTS  UPDATED                   "
+            "LAST_ERROR\n"
+            "audit           5  a       Created         1  2026-11-23T10:00:05.000Z  "
+            "bad line\n"
+            "mail            1  a       Created         5  2026-11-23T10:00:01.000Z  "
+            "smtp: 550 no such user\n"
+            "mail            3  a       Created         5  2026-11-23T10:00:03.000Z\n");
+  EXPECT_EQ(result.err, "");
+}
+
+TEST_F(Dead, ListJsonPrintsOneObjectPerDeadLetterOfTheSubscription) {
+  seed_subscriptions();
+  Result result = run({"dead", "list", db(), "--subscription", "mail", "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out,
+            R"({"subscription":"mail","seq":1,"stream":"a","type":"Created","attempts":5,"last_error":"smtp: 550 no such user","updated":"2026-11-23T10:00:01.000Z"})"
+            "\n"
+            R"({"subscription":"mail","seq":3,"stream":"a","type":"Created","attempts":5,"last_error":"","updated":"2026-11-23T10:00:03.000Z"})"
+            "\n");
+  EXPECT_EQ(run({"dead", "list", db(), "--subscription", "absent", "--json"}).out, "");
+}
+
+TEST_F(Dead, RetryNamedSeqsMakesThemDueAgainAndPrintsTheCount) {
+  seed_subscriptions();
+  // Seq 2 is retrying, 4 has no delivery, 5 is audit's: left alone, not counted.
+  Result result = run({"dead", "retry", db(), "--subscription", "mail", "--seq", "1", "2",
+                       "--seq", "4", "5"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, "retried 1 dead letter\n");
+  EXPECT_EQ(deliveries(),
+            "audit 5 dead 1, mail 1 retrying 0, mail 2 retrying 2, mail 3 dead 5");
+  EXPECT_EQ(query(db(), "SELECT next_attempt > '2026' FROM eventlite_deliveries WHERE "
+                        "subscription = 'mail' AND seq = 1"),
+            "1");
+}
+
+TEST_F(Dead, RetryAllRetriesEveryDeadLetterOfTheSubscription) {
+  seed_subscriptions();
+  Result result = run({"dead", "retry", db(), "--subscription", "mail", "--all"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, "retried 2 dead letters\n");
+  EXPECT_EQ(deliveries(),
+            "audit 5 dead 1, mail 1 retrying 0, mail 2 retrying 2, mail 3 retrying 0");
+}
+
+TEST_F(Dead, DiscardDeletesDeadLettersAndKeepsTheEvents) {
+  seed_subscriptions();
+  Result one = run({"dead", "discard", db(), "--subscription", "mail", "--seq", "3", "2"});
+  ASSERT_EQ(one.status, 0) << one.err;
+  EXPECT_EQ(one.out, "discarded 1 dead letter\n");
+  EXPECT_EQ(deliveries(), "audit 5 dead 1, mail 1 dead 5, mail 2 retrying 2");
+
+  Result all = run({"dead", "discard", db(), "--subscription", "audit", "--all"});
+  ASSERT_EQ(all.status, 0) << all.err;
+  EXPECT_EQ(all.out, "discarded 1 dead letter\n");
+  EXPECT_EQ(deliveries(), "mail 1 dead 5, mail 2 retrying 2");
+  EXPECT_EQ(event_count(db()), 6);
+
+  Result none = run({"dead", "discard", db(), "--subscription", "audit", "--all"});
+  EXPECT_EQ(none.out, "discarded 0 dead letters\n");
+}
+
+TEST_F(Dead, UnknownSubscriptionExitsOneAndChangesNothing) {
+  seed_subscriptions();
+  const std::string before = deliveries();
+  for (const char* command : {"retry", "discard"}) {
+    SCOPED_TRACE(command);
+    Result result = run({"dead", command, db(), "--subscription", "nope", "--all"});
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("unknown subscription \"nope\""), std::string::npos)
+        << result.err;
+  }
+  EXPECT_EQ(deliveries(), before);
+}
+
+// --- rewind ---------------------------------------------------------------------------
+
+TEST_F(Rewind, MovesTheSubscriptionAndDropsDeliveriesFromThere) {
+  seed_subscriptions();
+  Result result = run({"rewind", db(), "mail", "--from", "2"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out, "mail: next delivery from seq 2\n");
+  EXPECT_EQ(positions(), "audit 6, mail 1");
+  EXPECT_EQ(deliveries(), "audit 5 dead 1, mail 1 dead 5");
+  EXPECT_EQ(nlohmann::json::parse(run({"status", db(), "--json"}).out)
+                .at("subscriptions")[1]
+                .at("lag"),
+            5);
+}
+
+TEST_F(Rewind, UnknownSubscriptionExitsOneAndChangesNothing) {
+  seed_subscriptions();
+  const std::string before = deliveries();
+  Result result = run({"rewind", db(), "nope", "--from", "1"});
+  EXPECT_EQ(result.status, 1);
+  EXPECT_EQ(result.out, "");
+  expect_one_error_line(result);
+  EXPECT_NE(result.err.find("unknown subscription \"nope\""), std::string::npos)
+      << result.err;
+  EXPECT_EQ(positions(), "audit 6, mail 4");
+  EXPECT_EQ(deliveries(), before);
 }
 
 // --- the sqlite3 shell ----------------------------------------------------------------

@@ -1,0 +1,29 @@
+// What a handler receives with each delivery.
+
+#include <algorithm>
+#include <string>
+
+#include "eventlite/errors.hpp"
+#include "eventlite/handlers.hpp"
+#include "processor/delivery.hpp"
+
+namespace eventlite {
+
+Transaction& Context::transaction() const {
+  if (!transaction_)
+    throw InvalidArgument("subscription \"" + std::string(subscription_) +
+                          "\" is not transactional: its handler has no transaction");
+  return *transaction_;
+}
+
+void Context::progress(double fraction, std::string_view message) const {
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  if (!scope_ || !scope_->observer || !scope_->observer->on_progress) return;
+  try {
+    scope_->observer->on_progress(*this, fraction, message);
+  } catch (...) {
+    // An observer must not fail a delivery; on_progress is the application's own.
+  }
+}
+
+}  // namespace eventlite

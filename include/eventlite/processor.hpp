@@ -1,0 +1,195 @@
+#pragma once
+
+// The background processor: delivers every event of a store to the handlers
+// subscribed to it, at least once and in seq order within a stream, with retries,
+// dead letters, leases between processes and periodic tasks.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventlite/clock.hpp"
+#include "eventlite/event.hpp"
+#include "eventlite/handlers.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace eventlite {
+
+class Store;
+
+// How often a failing delivery is tried, and how long to wait between tries: the n-th
+// retry waits min(cap, base * factor^(n-1)), spread by +/- jitter.
+// Thread safety: a value.
+struct RetryPolicy {
+  // Attempts in all, the first included; 1: never retried.
+  int max_attempts = 5;
+  std::chrono::milliseconds base{500};
+  double factor = 2.0;
+  std::chrono::milliseconds cap{60'000};
+  // Each wait is multiplied by a random factor in [1 - jitter, 1 + jitter], so that
+  // failures of many events do not retry in lockstep. 0: exact waits.
+  double jitter = 0.2;
+};
+
+// What happens when a delivery's attempts run out.
+enum class OnDead {
+  // Park it as a dead letter; the rest of its stream and the subscription go on.
+  park,
+  // Park it and stop the subscription: nothing more is delivered to it until the
+  // dead letter is retried or discarded (API or `eventlite dead`).
+  stop,
+};
+
+// Where a subscription that has no checkpoint yet starts.
+enum class StartAt {
+  beginning,  // every event in the log
+  head,       // only events appended after it is first subscribed
+};
+
+// Thread safety: a value.
+struct SubscriptionOptions {
+  // Deliver only events of these types; empty: every type (or, for a HandlerMap, the
+  // types it names).
+  std::vector<std::string> types = {};
+  // Deliver only events of streams whose name starts with this.
+  std::string stream_prefix = {};
+  // The processor's default retry policy when not set.
+  std::optional<RetryPolicy> retry = {};
+  OnDead on_dead = OnDead::park;
+  // true: each batch of deliveries runs in one write transaction that also advances
+  // the checkpoint, so the handler's writes through Context::transaction() happen
+  // exactly once. The transaction holds the store's writer: appends elsewhere wait
+  // for the batch, so keep such handlers short.
+  bool transactional = false;
+  StartAt start_at = StartAt::beginning;
+};
+
+// Called on worker threads for every delivery of every subscription, for the
+// application's own metrics and logs. Must be safe to call from several threads and
+// must not throw (a throw is logged and ignored).
+// Thread safety: a value; its functions are called concurrently.
+struct Observer {
+  std::function<void(const Context&)> on_start = {};
+  std::function<void(const Context&, std::chrono::microseconds took)> on_delivered = {};
+  // The attempt number is ctx.attempt().
+  std::function<void(const Context&, std::string_view error)> on_failed = {};
+  std::function<void(const Context&, std::string_view error)> on_dead = {};
+  std::function<void(const Context&, double fraction, std::string_view message)>
+      on_progress = {};
+};
+
+// How a Processor runs; the constructor validates it (InvalidArgument).
+// Thread safety: a value.
+struct ProcessorOptions {
+  // How often another process's commits are looked for (PRAGMA data_version, a few
+  // microseconds each); this process's appends wake the processor at once.
+  std::chrono::milliseconds change_check_interval{2};
+  // A full look for work even when nothing seemed to change (the fallback).
+  std::chrono::milliseconds poll_interval{1000};
+  // Events read per batch; also the most a transactional batch holds the writer for.
+  std::size_t batch_size = 512;
+  // Threads running handlers; events of different streams run in parallel.
+  std::size_t worker_threads = 4;
+  // A subscription's lease lasts this long and is renewed every third of it; after
+  // its owner dies another process takes over within this time.
+  std::chrono::milliseconds lease_time{15'000};
+  // Checkpoints of work that went well are committed at most this often (failures
+  // and stops commit at once). A crash redelivers at most this much work.
+  std::chrono::milliseconds checkpoint_interval{200};
+  RetryPolicy retry = {};
+  // Time for retries, leases and periodic tasks; null: the system clock.
+  std::shared_ptr<const Clock> clock = {};
+  // Names this processor in leases and `eventlite status`; empty: "host:pid:id".
+  std::string owner = {};
+  Observer observer = {};
+  // Where the processor logs; null: the store's logger.
+  std::shared_ptr<spdlog::logger> logger = {};
+};
+
+// Counters since this processor was created, and the checkpoint as it stands.
+// Thread safety: a value.
+struct SubscriptionMetrics {
+  std::string name = {};
+  std::uint64_t delivered = 0;  // deliveries that returned
+  std::uint64_t failed = 0;     // deliveries that threw
+  std::uint64_t retried = 0;    // deliveries that were not first attempts
+  std::uint64_t dead = 0;       // events parked as dead letters
+  Seq position = 0;             // handled (or parked) up to here
+  Seq lag = 0;                  // head - position
+  bool leased = false;          // this processor dispatches it now
+  bool stopped = false;         // stopped at a dead letter (OnDead::stop)
+  // Handler run time of returned deliveries: median, 99th percentile and maximum
+  // (from a log-scale histogram: within a factor of two).
+  std::chrono::microseconds latency_p50{0};
+  std::chrono::microseconds latency_p99{0};
+  std::chrono::microseconds latency_max{0};
+};
+
+// Delivers a store's events to subscribed handlers. Either start() it (a loop thread
+// and a worker pool run until stop()) or drive it with run_until_idle().
+// Thread safety: safe to share; any member may be called from any thread, except
+// from inside a handler of the same processor (stop, run_until_idle, wait_idle).
+class Processor {
+ public:
+  // Keeps `store` open for as long as the processor lives. Throws InvalidArgument for
+  // bad options or a read-only store.
+  explicit Processor(const Store& store, ProcessorOptions options = {});
+  Processor(Processor&&) noexcept;
+  Processor& operator=(Processor&&) noexcept;
+  ~Processor();  // stop(). Never throws.
+
+  // Adds a subscription named `name`: its checkpoint is kept in the file under that
+  // name, so a restarted process goes on where it stopped. May be called while
+  // running; a new subscription catches up from its start. Throws InvalidArgument
+  // for an empty name, a name starting with "every:", or a name already subscribed.
+  void subscribe(std::string name, Handler handler, SubscriptionOptions options = {});
+  void subscribe(std::string name, const HandlerMap& handlers,
+                 SubscriptionOptions options = {});
+
+  // Runs `task` about once per `interval` across every process that registers the
+  // same name on this file (a lease in eventlite_leases, "every:NAME", decides which
+  // one runs it). A throw is logged; the task runs again next interval.
+  void every(std::string name, std::chrono::milliseconds interval,
+             std::function<void()> task);
+
+  // Starts the loop thread and the worker pool. Throws InvalidArgument if started.
+  void start();
+  // Stops taking new work, waits for deliveries in flight, commits checkpoints and
+  // releases the leases so another process can take over at once. Idempotent.
+  void stop() noexcept;
+
+  // On the calling thread: delivers until nothing is left to do now (every leased
+  // subscription at the head, no retry due at the clock's now), commits, and returns
+  // the number of deliveries made. Throws InvalidArgument while started, and
+  // StorageError if SQLite fails. For tests and scripts.
+  std::size_t run_until_idle();
+
+  // While started: waits until every leased subscription is at the head and owes no
+  // retries (retries due later are waited for); false on timeout.
+  bool wait_idle(std::chrono::milliseconds timeout);
+
+  std::vector<SubscriptionMetrics> metrics() const;
+
+  // Dead letters of this processor's store: see subscriptions.hpp. The processor
+  // picks retried ones up at once.
+  std::size_t retry_dead_letters(std::string_view subscription,
+                                 std::span<const Seq> seqs = {});
+  std::size_t discard_dead_letters(std::string_view subscription,
+                                   std::span<const Seq> seqs = {});
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eventlite

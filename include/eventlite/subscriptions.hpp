@@ -1,0 +1,87 @@
+#pragma once
+
+// Looking at and steering subscriptions without running a processor: what the
+// `eventlite status`, `dead` and `rewind` commands do. Every function here works on a
+// store that a processor in this or another process is dispatching; a processor sees
+// the change on its next pass.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventlite/event.hpp"
+
+namespace eventlite {
+
+class Store;
+
+// Who dispatches a subscription or periodic task, and until when.
+// Thread safety: a value.
+struct LeaseInfo {
+  std::string owner = {};    // "host:pid:id" of the holding processor
+  std::string expires = {};  // UTC ISO-8601; in the past: free to take
+  std::int64_t token = 0;    // grows whenever the lease changes hands
+  bool operator==(const LeaseInfo&) const = default;
+};
+
+// One subscription as `eventlite status` prints it.
+// Thread safety: a value.
+struct SubscriptionStatus {
+  std::string name = {};
+  Seq position = 0;            // every event up to here is done or has a delivery row
+  Seq lag = 0;                 // head - position
+  std::uint64_t retrying = 0;  // deliveries owed: retrying, or waiting behind one
+  std::uint64_t dead = 0;      // parked dead letters
+  std::optional<LeaseInfo> lease = {};
+};
+
+// Thread safety: a value.
+struct StatusReport {
+  Seq head = 0;
+  std::vector<SubscriptionStatus> subscriptions = {};  // by name
+};
+
+// A delivery whose attempts ran out.
+// Thread safety: a value.
+struct DeadLetter {
+  std::string subscription = {};
+  Seq seq = 0;
+  std::string stream = {};
+  std::string type = {};
+  std::int64_t attempts = 0;
+  std::string last_error = {};
+  std::string updated = {};  // when it was parked, UTC ISO-8601
+};
+
+// The head and every subscription's position, lag, owed and dead deliveries, lease.
+// Throws StorageError if SQLite fails.
+StatusReport status(const Store& store);
+
+// Dead letters by subscription and seq; `subscription` empty: all subscriptions.
+std::vector<DeadLetter> dead_letters(const Store& store,
+                                     std::string_view subscription = {});
+
+// Makes the named dead letters of `subscription` due again at once (attempts start
+// over); `seqs` empty: all of them. Returns how many changed. Seqs that are not dead
+// letters of the subscription are left alone and not counted. Throws InvalidArgument
+// for an unknown subscription or a read-only store, StorageError if SQLite fails
+// (then nothing changed).
+std::size_t retry_dead_letters(Store& store, std::string_view subscription,
+                               std::span<const Seq> seqs = {});
+
+// Deletes the named dead letters (or all, when `seqs` is empty); the events stay in
+// the log. Returns how many were deleted. Throws as retry_dead_letters.
+std::size_t discard_dead_letters(Store& store, std::string_view subscription,
+                                 std::span<const Seq> seqs = {});
+
+// Moves `subscription` so that its next delivery is the first event at or after
+// `from` (from = 1: everything again). Deliveries owed or dead at or after `from`
+// are dropped: they are delivered again from the log. A processor dispatching the
+// subscription notices and continues from there. Throws InvalidArgument for an
+// unknown subscription, a `from` below 1 or a read-only store.
+void rewind(Store& store, std::string_view subscription, Seq from);
+
+}  // namespace eventlite

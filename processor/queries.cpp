@@ -1,0 +1,267 @@
+#include "processor/queries.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+namespace eventlite::detail {
+
+std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text) {
+  std::tm tm{};
+  int millis = 0;
+  std::string s(text);
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis) != 7)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t secs = timegm(&tm);
+  return std::chrono::system_clock::time_point(std::chrono::seconds(secs) +
+                                               std::chrono::milliseconds(millis));
+}
+
+Stmt& Queries::get(const char* sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) return it->second;
+  return statements_.emplace(sql, Stmt(db_, sql)).first->second;
+}
+
+std::optional<LeaseRow> Queries::read_lease(std::string_view name) {
+  Stmt& s = get("SELECT owner, expires, token FROM eventlite_leases WHERE name = ?1");
+  StmtScope scope(s);
+  s.bind(1, name);
+  if (!s.step("read lease")) return std::nullopt;
+  LeaseRow row;
+  s.column_text(0, row.owner);
+  s.column_text(1, row.expires);
+  row.token = s.column_int(2);
+  return row;
+}
+
+void Queries::write_lease(std::string_view name, std::string_view owner,
+                          std::string_view expires, std::int64_t token) {
+  Stmt& s = get(
+      "INSERT INTO eventlite_leases(name, owner, expires, token) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
+      "expires = excluded.expires, token = excluded.token");
+  StmtScope scope(s);
+  s.bind(1, name);
+  s.bind(2, owner);
+  s.bind(3, expires);
+  s.bind(4, token);
+  s.step("write lease");
+}
+
+void Queries::release_lease(std::string_view name, std::string_view owner,
+                            std::int64_t token, std::string_view expires) {
+  Stmt& s = get(
+      "UPDATE eventlite_leases SET expires = ?4 WHERE name = ?1 AND owner = ?2 AND "
+      "token = ?3");
+  StmtScope scope(s);
+  s.bind(1, name);
+  s.bind(2, owner);
+  s.bind(3, token);
+  s.bind(4, expires);
+  s.step("release lease");
+}
+
+Seq Queries::ensure_subscription(std::string_view name, Seq position,
+                                 std::string_view now) {
+  {
+    Stmt& s = get(
+        "INSERT INTO eventlite_subscriptions(name, position, created, updated) "
+        "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO NOTHING");
+    StmtScope scope(s);
+    s.bind(1, name);
+    s.bind(2, position);
+    s.bind(3, now);
+    s.step("create subscription");
+  }
+  Stmt& s = get("SELECT position FROM eventlite_subscriptions WHERE name = ?1");
+  StmtScope scope(s);
+  s.bind(1, name);
+  s.step("read subscription");
+  return s.column_int(0);
+}
+
+Seq Queries::head() {
+  Stmt& s = get("SELECT coalesce(max(seq), 0) FROM eventlite_events");
+  StmtScope scope(s);
+  s.step("read head");
+  return s.column_int(0);
+}
+
+std::optional<Seq> Queries::position(std::string_view name) {
+  Stmt& s = get("SELECT position FROM eventlite_subscriptions WHERE name = ?1");
+  StmtScope scope(s);
+  s.bind(1, name);
+  if (!s.step("read subscription")) return std::nullopt;
+  return s.column_int(0);
+}
+
+bool Queries::fence_holds(std::string_view name, Seq expected_position,
+                          std::string_view owner, std::int64_t token) {
+  Stmt& s = get(
+      "SELECT s.position, l.owner, l.token FROM eventlite_subscriptions AS s "
+      "JOIN eventlite_leases AS l ON l.name = s.name WHERE s.name = ?1");
+  StmtScope scope(s);
+  s.bind(1, name);
+  if (!s.step("check lease")) return false;
+  return s.column_int(0) == expected_position && s.column_text(1) == owner &&
+         s.column_int(2) == token;
+}
+
+void Queries::write_position(std::string_view name, Seq position, std::string_view now) {
+  Stmt& s = get(
+      "UPDATE eventlite_subscriptions SET position = ?2, updated = ?3 WHERE name = ?1");
+  StmtScope scope(s);
+  s.bind(1, name);
+  s.bind(2, position);
+  s.bind(3, now);
+  s.step("write checkpoint");
+}
+
+void Queries::write_rows(std::string_view subscription, const std::vector<RowWrite>& rows,
+                         std::string_view now) {
+  for (const RowWrite& row : rows) {
+    if (row.status == RowWrite::Status::done) {
+      Stmt& s = get("DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq = ?2");
+      StmtScope scope(s);
+      s.bind(1, subscription);
+      s.bind(2, row.seq);
+      s.step("delete delivery");
+      continue;
+    }
+    Stmt& s = get(
+        "INSERT INTO eventlite_deliveries(subscription, seq, stream, status, attempts, "
+        "next_attempt, last_error, updated) VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), "
+        "nullif(?7, ''), ?8) ON CONFLICT(subscription, seq) DO UPDATE SET "
+        "status = excluded.status, attempts = excluded.attempts, "
+        "next_attempt = excluded.next_attempt, last_error = excluded.last_error, "
+        "updated = excluded.updated");
+    StmtScope scope(s);
+    const char* status = row.status == RowWrite::Status::waiting    ? "waiting"
+                         : row.status == RowWrite::Status::retrying ? "retrying"
+                                                                    : "dead";
+    s.bind(1, subscription);
+    s.bind(2, row.seq);
+    s.bind(3, row.stream);
+    s.bind(4, std::string_view(status));
+    s.bind(5, row.attempts);
+    s.bind(6, row.next_attempt);
+    s.bind(7, row.error);
+    s.bind(8, now);
+    s.step("write delivery");
+  }
+}
+
+std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscription) {
+  Stmt& s = get(
+      "SELECT DISTINCT stream FROM eventlite_deliveries WHERE subscription = ?1 AND "
+      "status != 'dead'");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  std::unordered_set<std::string> out;
+  while (s.step("read owed streams")) out.emplace(s.column_text(0));
+  return out;
+}
+
+bool Queries::has_dead(std::string_view subscription) {
+  Stmt& s = get(
+      "SELECT EXISTS (SELECT 1 FROM eventlite_deliveries WHERE subscription = ?1 AND "
+      "status = 'dead')");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.step("read dead letters");
+  return s.column_int(0) != 0;
+}
+
+Queries::Owed Queries::owed(std::string_view subscription) {
+  Stmt& s = get(
+      "SELECT count(*), min(next_attempt) FROM eventlite_deliveries WHERE "
+      "subscription = ?1 AND status != 'dead'");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.step("read owed deliveries");
+  Owed out;
+  out.count = s.column_int(0);
+  if (!s.column_null(1)) out.next_due = std::string(s.column_text(1));
+  return out;
+}
+
+std::vector<std::string> Queries::due_streams(std::string_view subscription,
+                                              std::string_view now, std::size_t limit) {
+  Stmt& s = get(
+      "SELECT d.stream FROM eventlite_deliveries AS d "
+      "WHERE d.subscription = ?1 AND d.status != 'dead' "
+      "AND (d.status = 'waiting' OR d.next_attempt <= ?2) "
+      "AND NOT EXISTS (SELECT 1 FROM eventlite_deliveries AS p "
+      "  WHERE p.subscription = ?1 AND p.stream = d.stream AND p.status != 'dead' "
+      "  AND p.seq < d.seq) "
+      "ORDER BY d.seq LIMIT ?3");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, now);
+  s.bind(3, static_cast<std::int64_t>(limit));
+  std::vector<std::string> out;
+  while (s.step("read due deliveries")) out.emplace_back(s.column_text(0));
+  return out;
+}
+
+std::vector<OwedRow> Queries::owed_rows(std::string_view subscription,
+                                        std::string_view stream, std::size_t limit) {
+  Stmt& s = get(
+      "SELECT seq, attempts FROM eventlite_deliveries WHERE subscription = ?1 AND "
+      "stream = ?2 AND status != 'dead' ORDER BY seq LIMIT ?3");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, stream);
+  s.bind(3, static_cast<std::int64_t>(limit));
+  std::vector<OwedRow> out;
+  while (s.step("read owed deliveries"))
+    out.push_back(OwedRow{s.column_int(0), std::string(stream), s.column_int(1)});
+  return out;
+}
+
+namespace {
+void read_event(Stmt& s, Event& e) {
+  e.seq = s.column_int(0);
+  s.column_text(1, e.id);
+  s.column_text(2, e.stream);
+  e.version = s.column_int(3);
+  s.column_text(4, e.type);
+  s.column_text(5, e.data);
+  s.column_text(6, e.metadata);
+  s.column_text(7, e.time);
+}
+}  // namespace
+
+std::optional<Event> Queries::event_at(Seq seq) {
+  Stmt& s = get(
+      "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
+      "WHERE seq = ?1");
+  StmtScope scope(s);
+  s.bind(1, seq);
+  if (!s.step("read event")) return std::nullopt;
+  Event e;
+  read_event(s, e);
+  return e;
+}
+
+void Queries::read_events(Seq after, std::size_t limit, std::vector<Event>& out) {
+  Stmt& s = get(
+      "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
+      "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  StmtScope scope(s);
+  s.bind(1, after);
+  s.bind(2, static_cast<std::int64_t>(limit));
+  while (s.step("read events")) read_event(s, out.emplace_back());
+}
+
+std::int64_t Queries::data_version() {
+  Stmt& s = get("PRAGMA data_version");
+  StmtScope scope(s);
+  s.step("read data_version");
+  return s.column_int(0);
+}
+
+}  // namespace eventlite::detail

@@ -1,0 +1,107 @@
+#pragma once
+
+// The processor's SQL: checkpoints with their fencing check, delivery rows, leases and
+// the reads that decide what is due. Every function takes the connection it runs on;
+// writes expect the caller's write transaction (BEGIN IMMEDIATE) to be open.
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "eventlite/event.hpp"
+#include "store/sqlite_util.hpp"
+
+namespace eventlite::detail {
+
+// A change to a subscription's eventlite_deliveries rows.
+struct RowWrite {
+  enum class Status { waiting, retrying, dead, done };  // done: delete the row
+  Seq seq = 0;
+  std::string stream = {};
+  Status status = Status::waiting;
+  std::int64_t attempts = 0;     // failed attempts so far
+  std::string next_attempt = {}; // retrying: when it is due
+  std::string error = {};        // retrying, dead: the last error
+};
+
+// A subscription's owed delivery, as stored.
+struct OwedRow {
+  Seq seq = 0;
+  std::string stream = {};
+  std::int64_t attempts = 0;
+};
+
+// What a lease row says.
+struct LeaseRow {
+  std::string owner = {};
+  std::string expires = {};
+  std::int64_t token = 0;
+};
+
+// Times in the file are UTC ISO-8601 text with milliseconds; they sort as text.
+std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text);
+
+// The processor's statements on one connection, prepared once and reused.
+// Thread safety: one thread at a time, with its connection.
+class Queries {
+ public:
+  explicit Queries(sqlite3* db) : db_(db) {}
+  sqlite3* db() const noexcept { return db_; }
+
+  std::optional<LeaseRow> read_lease(std::string_view name);
+  // Inserts or replaces the lease row: `name` belongs to `owner` until `expires`.
+  void write_lease(std::string_view name, std::string_view owner,
+                   std::string_view expires, std::int64_t token);
+  // Ends the lease at `expires` if `owner` still holds it with `token`.
+  void release_lease(std::string_view name, std::string_view owner, std::int64_t token,
+                     std::string_view expires);
+
+  // Creates the subscription's row at `position` unless it exists; returns the
+  // stored position.
+  Seq ensure_subscription(std::string_view name, Seq position, std::string_view now);
+  Seq head();
+  std::optional<Seq> position(std::string_view name);
+
+  // True if the checkpoint stands where this owner last left it and the owner still
+  // holds the lease with `token`: only then may the owner move it.
+  bool fence_holds(std::string_view name, Seq expected_position, std::string_view owner,
+                   std::int64_t token);
+  void write_position(std::string_view name, Seq position, std::string_view now);
+  void write_rows(std::string_view subscription, const std::vector<RowWrite>& rows,
+                  std::string_view now);
+
+  // Streams with owed (not dead) deliveries: later events of them must wait.
+  std::unordered_set<std::string> blocked_streams(std::string_view subscription);
+  bool has_dead(std::string_view subscription);
+  // How many deliveries are owed and when the earliest retry is due.
+  struct Owed {
+    std::int64_t count = 0;
+    std::optional<std::string> next_due = {};
+  };
+  Owed owed(std::string_view subscription);
+  // Streams whose first owed delivery is due at `now` (waiting ones at once).
+  std::vector<std::string> due_streams(std::string_view subscription,
+                                       std::string_view now, std::size_t limit);
+  // A stream's owed deliveries in seq order.
+  std::vector<OwedRow> owed_rows(std::string_view subscription, std::string_view stream,
+                                 std::size_t limit);
+  std::optional<Event> event_at(Seq seq);
+  // Events after `after`, in seq order, at most `limit`, appended to `out`.
+  void read_events(Seq after, std::size_t limit, std::vector<Event>& out);
+  std::int64_t data_version();
+
+ private:
+  Stmt& get(const char* sql);
+
+  sqlite3* db_;
+  std::unordered_map<const char*, Stmt> statements_;  // keyed by the SQL literal
+};
+
+}  // namespace eventlite::detail
