@@ -2,6 +2,7 @@
 // See bench/README.md for what each figure measures.
 
 #include <CLI/CLI.hpp>
+#include <cstddef>
 #include <exception>
 #include <filesystem>
 #include <iostream>

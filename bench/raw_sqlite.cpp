@@ -186,10 +186,12 @@ Checksum RawReader::read_all() {
   return sum;
 }
 
-RawCheckpointLoop::RawCheckpointLoop(RawDb& db, std::string name, std::size_t batch)
+RawCheckpointLoop::RawCheckpointLoop(RawDb& db, std::string name, std::size_t batch,
+                                     std::chrono::milliseconds checkpoint_every)
     : db_(db),
       name_(std::move(name)),
       batch_(batch),
+      checkpoint_every_(checkpoint_every),
       begin_(db.get(), "BEGIN IMMEDIATE"),
       select_(db.get(),
               "SELECT seq, id, stream, version, type, data, metadata, time "
@@ -209,10 +211,14 @@ RawCheckpointLoop::RawCheckpointLoop(RawDb& db, std::string name, std::size_t ba
 }
 
 std::uint64_t RawCheckpointLoop::drain() {
+  const bool batched = checkpoint_every_.count() > 0;
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  Seq committed = position_;
   std::uint64_t read = 0;
   sqlite3_stmt* s = select_.get();
   for (;;) {
-    begin_.run();
+    // A read-only batch runs in autocommit: SQLite's implicit read transaction.
+    if (!batched) begin_.run();
     std::size_t n = 0;
     try {
       select_.bind(1, position_);
@@ -231,19 +237,40 @@ std::uint64_t RawCheckpointLoop::drain() {
       }
       sqlite3_reset(s);
       if (rc != SQLITE_DONE) fail(db_.get(), "read events");
-      if (n > 0) {
+      const auto now = std::chrono::steady_clock::now();
+      const bool checkpoint =
+          n > 0 && (!batched || n < batch_ || now - last_checkpoint >= checkpoint_every_);
+      if (checkpoint) {
+        if (batched) begin_.run();
         update_.bind(1, rows_[n - 1].seq);
         update_.bind(2, name_);
         update_.run();
+        if (batched) {
+          commit_.run();
+          last_checkpoint = now;
+        }
+        committed = rows_[n - 1].seq;
       }
-      commit_.run();
+      if (!batched) commit_.run();
     } catch (...) {
-      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      if (!sqlite3_get_autocommit(db_.get()))
+        sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
     if (n > 0) position_ = rows_[n - 1].seq;
     read += n;
-    if (n < batch_) return read;
+    if (n < batch_) {
+      // A backlog that is a multiple of the batch ends on an empty read: commit the
+      // checkpoint that the last full batch left pending.
+      if (position_ != committed) {
+        begin_.run();
+        update_.bind(1, position_);
+        update_.bind(2, name_);
+        update_.run();
+        commit_.run();
+      }
+      return read;
+    }
   }
 }
 

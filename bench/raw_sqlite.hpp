@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -114,10 +115,14 @@ class RawReader {
 // IMMEDIATE), read `batch` events past the checkpoint into reused Events (every
 // column copied out, as a processor must before handing them to handlers), move the
 // checkpoint row of eventlite_subscriptions past them, COMMIT; until the head.
+// With `checkpoint_every` > 0, as the processor does instead: each batch is read in
+// its own read transaction and the checkpoint is committed (UPDATE in a transaction
+// of its own) only when that much time passed since the last one, and at the end.
 class RawCheckpointLoop {
  public:
   // Creates the checkpoint row `name` at position 0 (setup, untimed).
-  RawCheckpointLoop(RawDb& db, std::string name, std::size_t batch = 256);
+  RawCheckpointLoop(RawDb& db, std::string name, std::size_t batch = 256,
+                    std::chrono::milliseconds checkpoint_every = {});
 
   // Dispatches every event past the checkpoint; returns how many it read.
   std::uint64_t drain();
@@ -127,6 +132,7 @@ class RawCheckpointLoop {
   RawDb& db_;
   std::string name_;
   std::size_t batch_;
+  std::chrono::milliseconds checkpoint_every_;
   Statement begin_;
   Statement select_;
   Statement update_;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "store/reader.hpp"
+
 namespace eventlite::detail {
 
 std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text) {
@@ -222,18 +224,6 @@ std::vector<OwedRow> Queries::owed_rows(std::string_view subscription,
   return out;
 }
 
-namespace {
-void read_event(Stmt& s, Event& e) {
-  e.seq = s.column_int(0);
-  s.column_text(1, e.id);
-  s.column_text(2, e.stream);
-  e.version = s.column_int(3);
-  s.column_text(4, e.type);
-  s.column_text(5, e.data);
-  s.column_text(6, e.metadata);
-  s.column_text(7, e.time);
-}
-}  // namespace
 
 std::optional<Event> Queries::event_at(Seq seq) {
   Stmt& s = get(
@@ -243,7 +233,7 @@ std::optional<Event> Queries::event_at(Seq seq) {
   s.bind(1, seq);
   if (!s.step("read event")) return std::nullopt;
   Event e;
-  read_event(s, e);
+  copy_event(s, e);
   return e;
 }
 
@@ -254,7 +244,7 @@ void Queries::read_events(Seq after, std::size_t limit, std::vector<Event>& out)
   StmtScope scope(s);
   s.bind(1, after);
   s.bind(2, static_cast<std::int64_t>(limit));
-  while (s.step("read events")) read_event(s, out.emplace_back());
+  while (s.step("read events")) copy_event(s, out.emplace_back());
 }
 
 std::int64_t Queries::data_version() {

@@ -10,6 +10,17 @@ namespace {
 constexpr std::size_t kMaxCachedStatements = 64;
 }  // namespace
 
+void copy_event(const Stmt& s, Event& e) {
+  e.seq = s.column_int(0);
+  s.column_text(1, e.id);
+  s.column_text(2, e.stream);
+  e.version = s.column_int(3);
+  s.column_text(4, e.type);
+  s.column_text(5, e.data);
+  s.column_text(6, e.metadata);
+  s.column_text(7, e.time);
+}
+
 Stmt& ReaderConnection::statement(const std::string& sql) {
   auto it = statements.find(sql);
   if (it != statements.end()) return it->second;
@@ -78,17 +89,7 @@ bool RangeState::fetch() {
   s.bind(i++, next_key);
   for (std::size_t t = by_version ? 1 : 0; t < texts.size(); ++t) s.bind(i++, texts[t]);
   s.bind(i++, static_cast<std::int64_t>(want));
-  while (s.step("read events")) {
-    Event& e = page[page_len++];
-    e.seq = s.column_int(0);
-    s.column_text(1, e.id);
-    s.column_text(2, e.stream);
-    e.version = s.column_int(3);
-    s.column_text(4, e.type);
-    s.column_text(5, e.data);
-    s.column_text(6, e.metadata);
-    s.column_text(7, e.time);
-  }
+  while (s.step("read events")) copy_event(s, page[page_len++]);
   if (page_len < want) exhausted = true;
   if (page_len > 0) {
     const Event& last = page[page_len - 1];

@@ -15,6 +15,10 @@
 
 namespace eventlite::detail {
 
+// Copies a row of "seq, id, stream, version, type, data, metadata, time" into `e`,
+// reusing its strings' storage.
+void copy_event(const Stmt& s, Event& e);
+
 // A reader connection with its prepared statements, keyed by SQL text.
 struct ReaderConnection {
   std::unique_ptr<SQLite::Database> db;
