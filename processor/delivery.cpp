@@ -117,17 +117,26 @@ std::optional<std::string> run_handler(const DeliveryEnv& env, SubscriptionState
   return error;
 }
 
-// The row for a delivery that failed on attempt `ctx.attempt()`.
+void lower(std::atomic<Seq>& stop_at, Seq seq) noexcept {
+  Seq current = stop_at.load(std::memory_order_acquire);
+  while (seq < current &&
+         !stop_at.compare_exchange_weak(current, seq, std::memory_order_acq_rel)) {
+  }
+}
+
+// The row for a delivery that failed on attempt `ctx.attempt()` (`parked`: its last
+// attempt failed earlier, and it is parked now).
 RowWrite failure_row(const DeliveryEnv& env, SubscriptionState& sub, const Context& ctx,
-                     const std::string& error) {
+                     const std::string& error, bool parked = false) {
   const Event& e = ctx.event();
   RowWrite row{e.seq, e.stream, RowWrite::Status::retrying, ctx.attempt(), {}, error};
-  if (ctx.attempt() >= sub.retry.max_attempts) {
+  if (parked) row.attempts = ctx.attempt() - 1;
+  if (parked || ctx.attempt() >= sub.retry.max_attempts) {
     row.status = RowWrite::Status::dead;
     sub.dead.fetch_add(1, std::memory_order_relaxed);
     env.logger->error("event dead: subscription={} seq={} stream={} attempts={}: {}",
-                      sub.name, e.seq, e.stream, ctx.attempt(), error);
-    notify(env, env.observer->on_failed, ctx, std::string_view(error));
+                      sub.name, e.seq, e.stream, row.attempts, error);
+    if (!parked) notify(env, env.observer->on_failed, ctx, std::string_view(error));
     notify(env, env.observer->on_dead, ctx, std::string_view(error));
     return row;
   }
@@ -187,16 +196,26 @@ std::size_t deliver_items(const DeliveryEnv& env, SubscriptionState& sub,
       continue;
     }
     const Context ctx(e, sub.name, item.attempt, transaction, &scope);
+    if (item.park_error) {
+      rows.push_back(failure_row(env, sub, ctx, *item.park_error, true));
+      if (sub.options.on_dead == OnDead::stop) {
+        lower(stop_at, e.seq);
+        break;
+      }
+      continue;
+    }
     std::optional<std::string> error;
     if (transaction) {
       sqlite3* db = transaction->database().getHandle();
       DeliverySavepoint savepoint(db);
       error = run_handler(env, sub, ctx);
-      if (!transaction->active() || sqlite3_get_autocommit(db))
-        throw StorageError(SQLITE_ERROR, SQLITE_ERROR,
-                           "subscription \"" + sub.name + "\": the delivery's "
-                           "transaction ended inside the handler (seq " +
-                               std::to_string(e.seq) + "); nothing of the batch is stored");
+      if (!transaction->active() || sqlite3_get_autocommit(db)) {
+        if (!error) {
+          sub.failed.fetch_add(1, std::memory_order_relaxed);
+          error = "the handler ended the delivery's transaction";
+        }
+        throw DeliveryRolledBack(e.seq, item.attempt, *error);
+      }
       if (error) {
         savepoint.undo();
       } else {
@@ -216,10 +235,7 @@ std::size_t deliver_items(const DeliveryEnv& env, SubscriptionState& sub,
     if (!dead) {
       failed_streams.insert(e.stream);
     } else if (sub.options.on_dead == OnDead::stop) {
-      Seq current = stop_at.load(std::memory_order_acquire);
-      while (e.seq < current &&
-             !stop_at.compare_exchange_weak(current, e.seq, std::memory_order_acq_rel)) {
-      }
+      lower(stop_at, e.seq);
       break;
     }
   }

@@ -3,11 +3,14 @@
 // One subscription's state and the delivery of work items to its handler: retries
 // and dead letters are decided here, written by the caller (processor.cpp).
 
+#include <sqlite3.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -16,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "eventlite/errors.hpp"
 #include "eventlite/processor.hpp"
 #include "processor/queries.hpp"
 
@@ -75,6 +79,8 @@ struct SubscriptionState {
   std::int64_t owed = 0;                // owed deliveries at the last retry check
   std::optional<std::chrono::system_clock::time_point> next_due;
   std::chrono::system_clock::time_point lease_check_at{};
+  // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
+  std::map<Seq, std::pair<int, std::string>> unrecorded;
   std::uint64_t lease_generation = 0;   // change generation of the last lease look
 
   // Counters; read by metrics() from any thread.
@@ -99,6 +105,31 @@ struct WorkItem {
   const Event* event = nullptr;
   int attempt = 1;
   bool has_row = false;
+  // Set when its attempts ran out in deliveries whose transaction SQLite rolled back
+  // (so no row could record them): it is parked with this error, not delivered.
+  const std::string* park_error = nullptr;
+};
+
+// A transactional delivery ended its transaction (SQLite rolled it back after disk
+// full or an I/O error, or the handler committed or rolled it back): nothing of the
+// unit is stored, and the failure is kept in memory (SubscriptionState::unrecorded).
+class DeliveryRolledBack : public StorageError {
+ public:
+  DeliveryRolledBack(Seq seq, int attempt, std::string error)
+      : StorageError(SQLITE_ERROR, SQLITE_ERROR,
+                     "the transaction of the delivery of seq " + std::to_string(seq) +
+                         " ended inside the handler: " + error),
+        seq_(seq),
+        attempt_(attempt),
+        error_(std::move(error)) {}
+  Seq seq() const noexcept { return seq_; }
+  int attempt() const noexcept { return attempt_; }
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  Seq seq_;
+  int attempt_;
+  std::string error_;
 };
 
 // What delivering needs besides the subscription.

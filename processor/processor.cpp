@@ -102,6 +102,7 @@ struct Unit {
   SubscriptionState* sub = nullptr;
   std::shared_ptr<const Batch> batch;  // keeps the batch's events alive
   std::deque<Event> owned;             // owed units: the events, loaded by seq
+  std::deque<std::string> park_errors;  // errors of items parked without delivery
   std::vector<std::vector<WorkItem>> lanes;
   std::vector<std::vector<RowWrite>> lane_rows;
   std::vector<std::exception_ptr> lane_errors;
@@ -155,6 +156,7 @@ struct Processor::Impl {
   void dispatch_batch(SubscriptionState& sub, std::shared_ptr<const Batch> batch);
   void dispatch_owed(SubscriptionState& sub, const std::vector<std::string>& streams);
   void dispatch(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> items);
+  void apply_unrecorded(Unit& unit, std::vector<WorkItem>& items);
   void run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept;
   void run_transactional(Unit& unit) noexcept;
   void complete(const std::shared_ptr<Unit>& unit);
@@ -194,8 +196,9 @@ struct Processor::Impl {
   bool stopping = false;
   std::size_t deliveries = 0;
   std::unordered_map<const SubscriptionState*, std::uint64_t> epochs;
-  std::unordered_map<const SubscriptionState*, std::chrono::steady_clock::time_point>
-      paused;
+  // Subscriptions held back until then (clock time) after a unit failed.
+  std::unordered_map<const SubscriptionState*, SysTime> paused;
+  std::mt19937_64 rng{std::random_device{}()};
 
   // Started mode.
   asio::io_context io;
@@ -467,12 +470,11 @@ bool Processor::Impl::step() {
   maintain_leases(now);
   run_tasks(now);
   bool dispatched = false;
-  const auto steady_now = std::chrono::steady_clock::now();
   for (SubscriptionState* sub : subscriptions()) {
     if (stopping) break;
     auto p = paused.find(sub);
     if (p != paused.end()) {
-      if (steady_now < p->second) continue;
+      if (now < p->second) continue;
       paused.erase(p);
     }
     if (schedule(*sub, now)) dispatched = true;
@@ -617,6 +619,7 @@ void Processor::Impl::lose(SubscriptionState& sub, SysTime now) {
   sub.leased = false;
   sub.leased_view = false;
   sub.pending_rows.clear();
+  sub.unrecorded.clear();
   sub.position = sub.committed;
   ++epochs[&sub];
   sub.lease_check_at = now;
@@ -789,9 +792,28 @@ void Processor::Impl::dispatch_owed(SubscriptionState& sub,
   dispatch(unit, std::move(items));
 }
 
+// Failed attempts that SQLite rolled back with their transaction still count: the
+// next delivery of that event is the following attempt, and after the last one it is
+// parked without running the handler again (a handler that always fills the disk must
+// not be retried for ever).
+void Processor::Impl::apply_unrecorded(Unit& unit, std::vector<WorkItem>& items) {
+  SubscriptionState& sub = *unit.sub;
+  if (sub.unrecorded.empty()) return;
+  for (WorkItem& item : items) {
+    auto it = sub.unrecorded.find(item.event->seq);
+    if (it == sub.unrecorded.end()) continue;
+    item.attempt = it->second.first + 1;
+    if (it->second.first >= sub.retry.max_attempts) {
+      unit.park_errors.push_back(it->second.second);
+      item.park_error = &unit.park_errors.back();
+    }
+  }
+}
+
 void Processor::Impl::dispatch(const std::shared_ptr<Unit>& unit,
                                std::vector<WorkItem> items) {
   SubscriptionState& sub = *unit->sub;
+  apply_unrecorded(*unit, items);
   unit->epoch = epochs[&sub];
   unit->expected = sub.committed;
   unit->token = sub.token;
@@ -909,14 +931,23 @@ void Processor::Impl::finish(Unit& unit) {
   if (unit.epoch != epochs[&sub]) return;  // the lease changed hands meanwhile
   for (const auto& error : unit.lane_errors) {
     if (!error) continue;
+    // Nothing of the unit counts: it is delivered again after a pause.
+    auto pause = std::chrono::milliseconds(kStoragePause);
     try {
       std::rethrow_exception(error);
+    } catch (const detail::DeliveryRolledBack& e) {
+      sub.unrecorded[e.seq()] = {e.attempt(), e.error()};
+      if (e.attempt() < sub.retry.max_attempts)
+        pause = std::max(pause, detail::retry_delay(sub.retry, e.attempt(), rng));
+      logger->warn(
+          "delivery failed and its transaction was rolled back: subscription={} seq={} "
+          "attempt={}/{} retry_in={}ms: {}",
+          sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, pause.count(), e.error());
     } catch (const std::exception& e) {
       logger->error("delivery unit failed, will retry: subscription={}: {}", sub.name,
                     e.what());
     }
-    // Nothing of the unit counts: it is delivered again after a pause.
-    paused[&sub] = std::chrono::steady_clock::now() + kStoragePause;
+    paused[&sub] = now + pause;
     sub.more = true;
     return;
   }
@@ -929,6 +960,7 @@ void Processor::Impl::finish(Unit& unit) {
     }
     sub.committed = sub.position = unit.new_position;
     sub.position_view = sub.position;
+    for (const WorkItem& item : unit.lanes[0]) sub.unrecorded.erase(item.event->seq);
     ++generation;  // rows may have changed
     if (unit.stop_at < kNoStop) sub.retry_generation = 0;
     return;

@@ -35,8 +35,12 @@ class Context {
   bool transactional() const noexcept { return transaction_ != nullptr; }
   // The transaction in which this delivery's checkpoint advances, for the handler's
   // own writes (transaction().database()) and appends (transaction().append()): they
-  // commit with the checkpoint, or not at all. Throws InvalidArgument for a handler
-  // that was not subscribed as transactional.
+  // commit with the checkpoint, or not at all. Do not commit() or rollback() it: the
+  // processor does; a handler that ends it fails its delivery, and anything it
+  // committed early is not covered by the checkpoint. If SQLite rolls it back (disk
+  // full, I/O error), nothing of the batch is stored, the failed attempt still counts,
+  // and the batch is delivered again after the backoff. Throws InvalidArgument for a
+  // handler that was not subscribed as transactional.
   Transaction& transaction() const;
   // Reports progress of a long delivery to the processor's observer (on_progress).
   // `fraction` is clamped to [0, 1].

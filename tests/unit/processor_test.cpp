@@ -713,3 +713,138 @@ TEST(Processor, EveryRunsOncePerIntervalOnTheInjectedClock) {
 
 }  // namespace
 }  // namespace eventlite
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+using namespace std::chrono_literals;
+
+StoreOptions impatient() {
+  StoreOptions o = fast_options();
+  o.busy_timeout = 100ms;
+  return o;
+}
+
+TEST(ProcessorFaults, BusyWriterDelaysTheCheckpointAndLosesNothing) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", impatient());
+  Recorder rec;
+  Processor p(store);
+  p.subscribe("s", rec.handler());
+  p.run_until_idle();  // takes the lease
+  store.append("a", numbered_events(3));
+  RawDb other(dir / "app.db");
+  other.exec("BEGIN IMMEDIATE");  // another process holds the write lock
+  EXPECT_EQ(p.run_until_idle(), 3u);
+  EXPECT_EQ(other.query_int("SELECT position FROM eventlite_subscriptions"), 0);
+  other.exec("COMMIT");
+  EXPECT_EQ(p.run_until_idle(), 0u);  // commits what it kept, delivers nothing twice
+  EXPECT_EQ(position_of(store, "s"), 3);
+  EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{1, 2, 3}));
+}
+
+TEST(ProcessorFaults, TransactionalBatchThatCannotGetTheWriterRunsLater) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", impatient());
+  Recorder rec;
+  Processor p(store);
+  p.subscribe("tx", rec.handler(), {.transactional = true});
+  p.run_until_idle();
+  store.append("a", numbered_events(3));
+  {
+    RawDb other(dir / "app.db");
+    other.exec("BEGIN IMMEDIATE");
+    EXPECT_EQ(p.run_until_idle(), 0u);  // could not begin: nothing delivered
+    EXPECT_EQ(rec.count(), 0u);
+    other.exec("ROLLBACK");
+  }
+  EXPECT_TRUE(wait_until([&] { return p.run_until_idle() == 3; }, 10s));
+  EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{1, 2, 3}));
+  EXPECT_EQ(position_of(store, "tx"), 3);
+}
+
+TEST(ProcessorFaults, DiskFullInATransactionalHandlerUndoesItAndRetries) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  {
+    auto txn = store.transaction();
+    txn.database().exec("CREATE TABLE blobs(seq INTEGER NOT NULL, body BLOB)");
+    txn.commit();
+  }
+  store.append("a", event("Big"));
+  auto clock = std::make_shared<ManualClock>();
+  Processor p(store, manual(clock));
+  p.subscribe(
+      "blobs",
+      [](const Context& ctx) {
+        auto& db = ctx.transaction().database();
+        const int size = ctx.attempt() == 1 ? 8 << 20 : 16;
+        if (ctx.attempt() == 1) {
+          const auto pages = db.execAndGet("PRAGMA page_count").getInt64();
+          db.exec("PRAGMA max_page_count = " + std::to_string(pages + 8));
+        }
+        try {
+          SQLite::Statement insert(db, "INSERT INTO blobs VALUES (?, zeroblob(?))");
+          insert.bind(1, static_cast<int64_t>(ctx.event().seq));
+          insert.bind(2, size);
+          insert.exec();
+        } catch (...) {
+          db.exec("PRAGMA max_page_count = 1073741823");
+          throw;
+        }
+      },
+      {.retry = exact(3, 1s), .transactional = true});
+  // SQLite rolls the whole transaction back on disk full: nothing of it is stored,
+  // and the failed attempt is counted in memory.
+  p.run_until_idle();
+  RawDb raw(dir / "app.db");
+  EXPECT_EQ(raw.query_int("SELECT count(*) FROM blobs"), 0);
+  EXPECT_EQ(position_of(store, "blobs"), 0);
+  EXPECT_EQ(metrics_of(p, "blobs").failed, 1u);
+  clock->advance(999ms);
+  EXPECT_EQ(p.run_until_idle(), 0u);  // backoff on the injected clock
+  clock->advance(1ms);
+  EXPECT_EQ(p.run_until_idle(), 1u);
+  EXPECT_EQ(raw.query_int("SELECT count(*) FROM blobs"), 1);
+  EXPECT_EQ(position_of(store, "blobs"), 1);
+}
+
+TEST(ProcessorFaults, AHandlerThatAlwaysRollsBackIsParkedAfterItsAttempts) {
+  auto store = Store::open(":memory:");
+  store.append("a", event("E"));
+  store.append("b", event("E"));
+  auto clock = std::make_shared<ManualClock>();
+  int calls = 0;
+  Processor p(store, manual(clock));
+  p.subscribe(
+      "rude",
+      [&](const Context& ctx) {
+        ++calls;
+        if (ctx.event().stream == "a") ctx.transaction().rollback();
+      },
+      {.retry = exact(2, 1s), .transactional = true});
+  for (int i = 0; i < 4; ++i) {
+    p.run_until_idle();
+    clock->advance(1s);
+  }
+  auto dead = dead_letters(store, "rude");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].seq, 1);
+  EXPECT_EQ(dead[0].attempts, 2);
+  EXPECT_NE(dead[0].last_error.find("ended the delivery's transaction"), std::string::npos);
+  EXPECT_EQ(position_of(store, "rude"), 2);
+  EXPECT_EQ(calls, 3);  // a twice, then parked without a third call; b once
+}
+
+TEST(ProcessorFaults, ReadOnlyStoreIsRefused) {
+  TempDir dir;
+  { auto store = Store::open(dir / "app.db", fast_options()); }
+  StoreOptions ro = fast_options();
+  ro.read_only = true;
+  auto store = Store::open(dir / "app.db", ro);
+  EXPECT_THROW(Processor{store}, InvalidArgument);
+}
+
+}  // namespace
+}  // namespace eventlite
