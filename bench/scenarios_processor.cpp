@@ -23,10 +23,12 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "bench/raw_sqlite.hpp"
@@ -383,9 +385,16 @@ FigureSpec latency_figure(Context& ctx, bool other_process, double q) {
 // ---- child modes ------------------------------------------------------------------
 
 // Figure 9's appender: one event at a time, then one acknowledgement byte on stdin.
+// Before each append it pauses a random 0-3 ms (untimed): the acknowledgement comes
+// right after one of the processor's change checks, so an appender that sent at once
+// would always commit just after a check and wait out the whole check interval;
+// commits of independent writers fall anywhere in it.
 int append_child(const std::filesystem::path& file, std::size_t events) {
   auto store = Store::open(file, {.create_if_missing = false});
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> pause_us(0, 3000);
   for (std::size_t i = 0; i < events; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(pause_us(rng)));
     store.append(ping_stream(i), ping(now_ns()));
     pollfd in{STDIN_FILENO, POLLIN, 0};
     const int ready = ::poll(&in, 1, static_cast<int>(std::chrono::milliseconds(

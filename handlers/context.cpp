@@ -7,6 +7,8 @@
 #include "eventlite/handlers.hpp"
 #include "processor/delivery.hpp"
 
+#include <spdlog/logger.h>
+
 namespace eventlite {
 
 Transaction& Context::transaction() const {
@@ -21,8 +23,11 @@ void Context::progress(double fraction, std::string_view message) const {
   if (!scope_ || !scope_->observer || !scope_->observer->on_progress) return;
   try {
     scope_->observer->on_progress(*this, fraction, message);
+  } catch (const std::exception& e) {
+    // An observer must not fail a delivery.
+    scope_->logger->warn("observer threw, ignored: {}", e.what());
   } catch (...) {
-    // An observer must not fail a delivery; on_progress is the application's own.
+    scope_->logger->warn("observer threw, ignored");
   }
 }
 

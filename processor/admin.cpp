@@ -153,10 +153,12 @@ std::vector<DeadLetter> dead_letters(const Store& store, std::string_view subscr
 
 std::size_t retry_dead_letters(Store& store, std::string_view subscription,
                                std::span<const Seq> seqs) {
+  // No due time: due at once on whatever clock the processor runs (a test's
+  // ManualClock included).
   return change_dead_letters(
       store, subscription, seqs, "retry dead letters",
       "UPDATE eventlite_deliveries "
-      "SET status = 'retrying', attempts = 0, next_attempt = ?2, updated = ?2 "
+      "SET status = 'retrying', attempts = 0, next_attempt = NULL, updated = ?2 "
       "WHERE subscription = ?1 AND status = 'dead' AND (?3 IS NULL OR seq = ?3)");
 }
 
@@ -191,6 +193,15 @@ void rewind(Store& store, std::string_view subscription, Seq from) {
     drop.bind(1, name);
     drop.bind(2, static_cast<std::int64_t>(from));
     drop.exec();
+    // Take the subscription from whoever dispatches it: a new token fences the work
+    // it has not committed yet, even when the position ends where it was, and the
+    // lease ends now, so it (or another process) picks the subscription up again at
+    // once from the new position.
+    SQLite::Statement release(
+        db, "UPDATE eventlite_leases SET token = token + 1, expires = ?2 WHERE name = ?1");
+    release.bind(1, name);
+    release.bind(2, detail::now_text());
+    release.exec();
   } catch (const SQLite::Exception& e) {
     detail::rethrow_storage(e, "rewind");
   }

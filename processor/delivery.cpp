@@ -185,7 +185,7 @@ std::size_t deliver_items(const DeliveryEnv& env, SubscriptionState& sub,
                           const std::unordered_set<std::string>& blocked,
                           Transaction* transaction, std::atomic<Seq>& stop_at,
                           std::vector<RowWrite>& rows) {
-  const DeliveryScope scope{env.observer};
+  const DeliveryScope scope{env.observer, env.logger};
   std::unordered_set<std::string> failed_streams;
   std::size_t delivered = 0;
   for (const WorkItem& item : items) {
@@ -214,6 +214,7 @@ std::size_t deliver_items(const DeliveryEnv& env, SubscriptionState& sub,
           sub.failed.fetch_add(1, std::memory_order_relaxed);
           error = "the handler ended the delivery's transaction";
         }
+        notify(env, env.observer->on_failed, ctx, std::string_view(*error));
         throw DeliveryRolledBack(e.seq, item.attempt, *error);
       }
       if (error) {

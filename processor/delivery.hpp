@@ -79,6 +79,7 @@ struct SubscriptionState {
   std::int64_t owed = 0;                // owed deliveries at the last retry check
   std::optional<std::chrono::system_clock::time_point> next_due;
   std::chrono::system_clock::time_point lease_check_at{};
+  std::chrono::system_clock::time_point lease_expires{};
   // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
   std::map<Seq, std::pair<int, std::string>> unrecorded;
   std::uint64_t lease_generation = 0;   // change generation of the last lease look
@@ -97,6 +98,7 @@ struct SubscriptionState {
 // What Context::progress reaches.
 struct DeliveryScope {
   const Observer* observer;
+  spdlog::logger* logger;
 };
 
 // One delivery to make: an event, its attempt number, and whether it already has a

@@ -196,8 +196,15 @@ struct Processor::Impl {
   bool stopping = false;
   std::size_t deliveries = 0;
   std::unordered_map<const SubscriptionState*, std::uint64_t> epochs;
-  // Subscriptions held back until then (clock time) after a unit failed.
-  std::unordered_map<const SubscriptionState*, SysTime> paused;
+  // Subscriptions held back after a unit failed: on a storage error, for a growing
+  // real-time pause; after a delivery SQLite rolled back, until its retry is due on
+  // the injected clock.
+  struct Pause {
+    std::chrono::steady_clock::time_point until{};
+    SysTime held_until{};
+    int failures = 0;
+  };
+  std::unordered_map<const SubscriptionState*, Pause> paused;
   std::mt19937_64 rng{std::random_device{}()};
 
   // Started mode.
@@ -207,6 +214,9 @@ struct Processor::Impl {
   std::unique_ptr<asio::thread_pool> pool;
   std::thread loop_thread;
   std::atomic<bool> kick_pending{false};
+  int step_failures = 0;                                     // the loop thread only
+  std::chrono::steady_clock::time_point step_pause_until{};  // the loop thread only
+  std::mutex stop_mu;  // one stop() at a time
   std::uint64_t listener = 0;
 
   std::mutex idle_mu;
@@ -356,6 +366,7 @@ void Processor::Impl::start() {
 }
 
 void Processor::Impl::stop() noexcept {
+  std::lock_guard stop_lock(stop_mu);
   {
     std::lock_guard lock(mu);
     if (!started) return;
@@ -413,10 +424,20 @@ void Processor::Impl::arm_timer() {
 
 void Processor::Impl::safe_step() noexcept {
   if (stopping) return;
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (steady_now < step_pause_until) return;
   try {
     step();
+    step_failures = 0;
   } catch (const std::exception& e) {
-    logger->error("processor step failed: {}", e.what());
+    // A broken file would fail every tick: back off, up to a second, and say so once
+    // per pause, not 500 times a second.
+    ++step_failures;
+    const auto pause = std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds(10) * (1 << std::min(step_failures, 7)),
+        std::chrono::seconds(1));
+    step_pause_until = steady_now + pause;
+    logger->error("processor step failed (retrying in {}ms): {}", pause.count(), e.what());
   }
 }
 
@@ -473,10 +494,9 @@ bool Processor::Impl::step() {
   for (SubscriptionState* sub : subscriptions()) {
     if (stopping) break;
     auto p = paused.find(sub);
-    if (p != paused.end()) {
-      if (now < p->second) continue;
-      paused.erase(p);
-    }
+    if (p != paused.end() &&
+        (std::chrono::steady_clock::now() < p->second.until || now < p->second.held_until))
+      continue;
     if (schedule(*sub, now)) dispatched = true;
   }
   // Idle is the moment to commit: it costs a drain nothing and ends the window in
@@ -551,12 +571,15 @@ void Processor::Impl::maintain_leases(SysTime now) {
     for (SubscriptionState* sub : due) {
       auto row = q.read_lease(sub->name);
       Change c{sub, Result::held_elsewhere};
-      if (row && row->owner == owner && row->token == sub->token && sub->leased) {
+      // Ours only if this instance holds it (owner and token); an owner name alone
+      // may be shared by a restarted or a misconfigured second process.
+      const bool ours = row && row->owner == owner && row->token == sub->token;
+      if (ours && sub->leased) {
         c.result = Result::renewed;
         c.token = row->token;
-      } else if (!row || row->owner == owner || row->expires <= now_text) {
+      } else if (!row || ours || row->expires <= now_text) {
         c.result = Result::acquired;
-        c.token = row ? (row->owner == owner ? row->token : row->token + 1) : 1;
+        c.token = row ? row->token + 1 : 1;
       } else {
         c.expires = detail::parse_time(row->expires).value_or(now + options.lease_time);
       }
@@ -587,6 +610,7 @@ void Processor::Impl::maintain_leases(SysTime now) {
     switch (c.result) {
       case Result::renewed:
         sub.lease_check_at = now + renew_every;
+        sub.lease_expires = now + options.lease_time;
         break;
       case Result::acquired:
         logger->info("lease acquired: subscription={} owner={} token={} position={}",
@@ -600,6 +624,7 @@ void Processor::Impl::maintain_leases(SysTime now) {
         sub.stopped = false;
         ++epochs[&sub];
         sub.lease_check_at = now + renew_every;
+        sub.lease_expires = now + options.lease_time;
         sub.position_view = c.position;
         sub.leased_view = true;
         break;
@@ -699,6 +724,16 @@ void Processor::Impl::run_tasks(SysTime now) {
 
 bool Processor::Impl::schedule(SubscriptionState& sub, SysTime now) {
   if (!sub.leased || sub.in_flight) return false;
+  if (now >= sub.lease_expires) {
+    // Not renewed in time (the writer was busy): another process may own it now.
+    logger->warn("lease expired before renewal: subscription={} owner={}", sub.name,
+                 owner);
+    lose(sub, now);
+    return false;
+  }
+  // Failures not yet committed (the commit failed): the file does not show the
+  // blocked streams yet, so nothing more is dispatched until they are written.
+  if (!sub.pending_rows.empty()) return false;
   if (sub.retry_generation != generation || (sub.next_due && *sub.next_due <= now)) {
     if (sub.retry_generation != generation && reads->position(sub.name) != sub.committed) {
       // Moved by someone else (a rewind): reload it with the lease.
@@ -932,25 +967,30 @@ void Processor::Impl::finish(Unit& unit) {
   for (const auto& error : unit.lane_errors) {
     if (!error) continue;
     // Nothing of the unit counts: it is delivered again after a pause.
-    auto pause = std::chrono::milliseconds(kStoragePause);
+    Pause& pause = paused[&sub];
     try {
       std::rethrow_exception(error);
     } catch (const detail::DeliveryRolledBack& e) {
       sub.unrecorded[e.seq()] = {e.attempt(), e.error()};
-      if (e.attempt() < sub.retry.max_attempts)
-        pause = std::max(pause, detail::retry_delay(sub.retry, e.attempt(), rng));
+      const auto wait = e.attempt() < sub.retry.max_attempts
+                            ? detail::retry_delay(sub.retry, e.attempt(), rng)
+                            : std::chrono::milliseconds(0);
+      pause.held_until = now + wait;
       logger->warn(
           "delivery failed and its transaction was rolled back: subscription={} seq={} "
           "attempt={}/{} retry_in={}ms: {}",
-          sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, pause.count(), e.error());
+          sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
     } catch (const std::exception& e) {
-      logger->error("delivery unit failed, will retry: subscription={}: {}", sub.name,
-                    e.what());
+      const auto wait = std::min<std::chrono::milliseconds>(
+          kStoragePause * (1 << std::min(pause.failures++, 6)), std::chrono::seconds(30));
+      pause.until = std::chrono::steady_clock::now() + wait;
+      logger->error("delivery unit failed, retrying in {}ms: subscription={}: {}",
+                    wait.count(), sub.name, e.what());
     }
-    paused[&sub] = now + pause;
     sub.more = true;
     return;
   }
+  paused.erase(&sub);
   if (sub.options.transactional) {
     if (unit.lost) {
       logger->warn("lease lost or checkpoint moved: subscription={} owner={}", sub.name,

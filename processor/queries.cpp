@@ -195,7 +195,7 @@ std::vector<std::string> Queries::due_streams(std::string_view subscription,
   Stmt& s = get(
       "SELECT d.stream FROM eventlite_deliveries AS d "
       "WHERE d.subscription = ?1 AND d.status != 'dead' "
-      "AND (d.status = 'waiting' OR d.next_attempt <= ?2) "
+      "AND (d.status = 'waiting' OR d.next_attempt IS NULL OR d.next_attempt <= ?2) "
       "AND NOT EXISTS (SELECT 1 FROM eventlite_deliveries AS p "
       "  WHERE p.subscription = ?1 AND p.stream = d.stream AND p.status != 'dead' "
       "  AND p.seq < d.seq) "

@@ -44,8 +44,10 @@ struct RetryPolicy {
 enum class OnDead {
   // Park it as a dead letter; the rest of its stream and the subscription go on.
   park,
-  // Park it and stop the subscription: nothing more is delivered to it until the
-  // dead letter is retried or discarded (API or `eventlite dead`).
+  // Park it and stop the subscription: its position stays at the dead letter and no
+  // new batch is delivered until the letter is retried or discarded (API or
+  // `eventlite dead`). Events of other streams that were already being delivered in
+  // the same batch may finish; they are delivered again when the subscription goes on.
   stop,
 };
 
@@ -73,9 +75,10 @@ struct SubscriptionOptions {
   StartAt start_at = StartAt::beginning;
 };
 
-// Called on worker threads for every delivery of every subscription, for the
-// application's own metrics and logs. Must be safe to call from several threads and
-// must not throw (a throw is logged and ignored).
+// Called for every delivery of every subscription (on worker threads, or on the
+// caller's thread under run_until_idle), for the application's own metrics and logs.
+// Must be safe to call from several threads and must not throw (a throw is logged
+// and ignored). Must not call stop(), run_until_idle() or wait_idle().
 // Thread safety: a value; its functions are called concurrently.
 struct Observer {
   std::function<void(const Context&)> on_start = {};
@@ -109,6 +112,9 @@ struct ProcessorOptions {
   // Time for retries, leases and periodic tasks; null: the system clock.
   std::shared_ptr<const Clock> clock = {};
   // Names this processor in leases and `eventlite status`; empty: "host:pid:id".
+  // A lease is this processor's only while it holds the token it took, so two
+  // processes given the same name still never dispatch one subscription together;
+  // but a restart after a crash then waits out the old lease like any other process.
   std::string owner = {};
   Observer observer = {};
   // Where the processor logs; null: the store's logger.
@@ -136,8 +142,15 @@ struct SubscriptionMetrics {
 
 // Delivers a store's events to subscribed handlers. Either start() it (a loop thread
 // and a worker pool run until stop()) or drive it with run_until_idle().
+//
+// Storage errors (the database locked past the busy timeout, disk full, I/O) never
+// lose an event: a checkpoint that cannot be committed is kept in memory and tried
+// again, a batch whose transaction failed is delivered again after a growing pause,
+// and the failures are logged. A crash before a checkpoint commits delivers that
+// work again (at least once); transactional handlers see it once.
 // Thread safety: safe to share; any member may be called from any thread, except
-// from inside a handler of the same processor (stop, run_until_idle, wait_idle).
+// stop(), run_until_idle() and wait_idle() from inside a handler, an observer or a
+// periodic task of the same processor.
 class Processor {
  public:
   // Keeps `store` open for as long as the processor lives. Throws InvalidArgument for
@@ -157,11 +170,15 @@ class Processor {
 
   // Runs `task` about once per `interval` across every process that registers the
   // same name on this file (a lease in eventlite_leases, "every:NAME", decides which
-  // one runs it). A throw is logged; the task runs again next interval.
+  // one runs it): at most once per interval, and not again for that interval if the
+  // process dies while running it. A throw is logged; the task runs again next
+  // interval. Throws InvalidArgument for an empty or 1000-byte name, an interval
+  // under 1 ms, an empty task, or a name already registered.
   void every(std::string name, std::chrono::milliseconds interval,
              std::function<void()> task);
 
-  // Starts the loop thread and the worker pool. Throws InvalidArgument if started.
+  // Starts the loop thread and the worker pool. Throws InvalidArgument if started or
+  // while run_until_idle runs, StorageError if the store cannot be opened for reading.
   void start();
   // Stops taking new work, waits for deliveries in flight, commits checkpoints and
   // releases the leases so another process can take over at once. Idempotent.
@@ -169,14 +186,19 @@ class Processor {
 
   // On the calling thread: delivers until nothing is left to do now (every leased
   // subscription at the head, no retry due at the clock's now), commits, and returns
-  // the number of deliveries made. Throws InvalidArgument while started, and
-  // StorageError if SQLite fails. For tests and scripts.
+  // the number of deliveries made. Handlers run on the calling thread, one at a time.
+  // The leases taken stay held until the next call, stop() or the destructor, so
+  // another process's processor waits for them. Throws InvalidArgument while started
+  // and StorageError if SQLite fails to read. For tests and scripts.
   std::size_t run_until_idle();
 
-  // While started: waits until every leased subscription is at the head and owes no
-  // retries (retries due later are waited for); false on timeout.
+  // While started: waits until every leased subscription is at the head, has its
+  // checkpoint committed and owes no retries (retries due later are waited for);
+  // false on timeout. Throws InvalidArgument if not started.
   bool wait_idle(std::chrono::milliseconds timeout);
 
+  // One entry per subscription, in the order subscribed. Throws StorageError if the
+  // head cannot be read.
   std::vector<SubscriptionMetrics> metrics() const;
 
   // Dead letters of this processor's store: see subscriptions.hpp. The processor

@@ -61,6 +61,7 @@ struct DeadLetter {
 StatusReport status(const Store& store);
 
 // Dead letters by subscription and seq; `subscription` empty: all subscriptions.
+// Throws StorageError if SQLite fails.
 std::vector<DeadLetter> dead_letters(const Store& store,
                                      std::string_view subscription = {});
 
@@ -79,9 +80,11 @@ std::size_t discard_dead_letters(Store& store, std::string_view subscription,
 
 // Moves `subscription` so that its next delivery is the first event at or after
 // `from` (from = 1: everything again). Deliveries owed or dead at or after `from`
-// are dropped: they are delivered again from the log. A processor dispatching the
-// subscription notices and continues from there. Throws InvalidArgument for an
-// unknown subscription, a `from` below 1 or a read-only store.
+// are dropped: they are delivered again from the log. For a processor dispatching
+// the subscription, its lease is ended and its token moved on, so work it had not
+// committed cannot land, and it (or another process) picks the subscription up again
+// from `from`. Throws InvalidArgument for an unknown subscription, a `from` below 1
+// or a read-only store, StorageError if SQLite fails (then nothing changed).
 void rewind(Store& store, std::string_view subscription, Seq from);
 
 }  // namespace eventlite

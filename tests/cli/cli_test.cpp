@@ -1082,7 +1082,8 @@ TEST_F(Dead, RetryNamedSeqsMakesThemDueAgainAndPrintsTheCount) {
   EXPECT_EQ(result.out, "retried 1 dead letter\n");
   EXPECT_EQ(deliveries(),
             "audit 5 dead 1, mail 1 retrying 0, mail 2 retrying 2, mail 3 dead 5");
-  EXPECT_EQ(query(db(), "SELECT next_attempt > '2026' FROM eventlite_deliveries WHERE "
+  // Due at once, whatever clock a processor runs on: no due time.
+  EXPECT_EQ(query(db(), "SELECT next_attempt IS NULL FROM eventlite_deliveries WHERE "
                         "subscription = 'mail' AND seq = 1"),
             "1");
 }
