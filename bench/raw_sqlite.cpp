@@ -201,9 +201,10 @@ RawCheckpointLoop::RawCheckpointLoop(RawDb& db, std::string name, std::size_t ba
       rows_(batch) {
   std::array<char, 64> time{};
   const std::string_view now = utc_now(time);
-  Statement insert(db.get(),
-                   "INSERT INTO eventlite_subscriptions (name, position, created, updated) "
-                   "VALUES (?, 0, ?, ?)");
+  Statement insert(
+      db.get(),
+      "INSERT INTO eventlite_subscriptions (name, position, created, updated) "
+      "VALUES (?, 0, ?, ?)");
   insert.bind(1, name_);
   insert.bind(2, now);
   insert.bind(3, now);

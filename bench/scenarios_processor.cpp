@@ -59,8 +59,8 @@ constexpr auto kSeenTimeout = std::chrono::seconds(10);
 void drain(Processor& processor, Seq head) {
   const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
   for (;;) {
-    if (processor.wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(
-            kDrainTimeout))) {
+    if (processor.wait_idle(
+            std::chrono::duration_cast<std::chrono::milliseconds>(kDrainTimeout))) {
       const auto metrics = processor.metrics();
       if (std::all_of(metrics.begin(), metrics.end(), [&](const SubscriptionMetrics& m) {
             return m.leased && m.position >= head;
@@ -127,20 +127,21 @@ double dispatch_baseline(Context& ctx, std::size_t subscriptions,
 FigureSpec dispatch_figure(Context& ctx, std::size_t subscriptions,
                            bool vs_checkpoint_interval = false) {
   const std::string backlog = count_label(ctx.sizes().stored_events) + " backlog";
-  const std::chrono::milliseconds every =
-      vs_checkpoint_interval ? ProcessorOptions{}.checkpoint_interval
-                             : std::chrono::milliseconds(0);
+  const std::chrono::milliseconds every = vs_checkpoint_interval
+                                              ? ProcessorOptions{}.checkpoint_interval
+                                              : std::chrono::milliseconds(0);
   FigureSpec spec;
-  spec.name = subscriptions == 1
-                  ? "dispatch no-op handler, " + backlog
-                  : "dispatch " + std::to_string(subscriptions) + " subscriptions, " +
-                        backlog;
+  spec.name = subscriptions == 1 ? "dispatch no-op handler, " + backlog
+                                 : "dispatch " + std::to_string(subscriptions) +
+                                       " subscriptions, " + backlog;
   if (vs_checkpoint_interval)
     spec.name += ", vs raw checkpoint every " + std::to_string(every.count()) + " ms";
   spec.unit = "events/s";
   if (!vs_checkpoint_interval)
     spec.threshold = Threshold::ratio_at_least(subscriptions == 1 ? 0.7 : 1.0);
-  spec.eventlite = [&ctx, subscriptions] { return dispatch_eventlite(ctx, subscriptions); };
+  spec.eventlite = [&ctx, subscriptions] {
+    return dispatch_eventlite(ctx, subscriptions);
+  };
   spec.baseline = [&ctx, subscriptions, every] {
     return dispatch_baseline(ctx, subscriptions, every);
   };
@@ -216,7 +217,8 @@ class Seen {
 // Nearest-rank quantile `q` of `ns`, in milliseconds.
 double quantile_ms(std::vector<std::int64_t> ns, double q) {
   if (ns.empty()) throw std::logic_error("no latency samples");
-  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(ns.size())));
+  const auto rank =
+      static_cast<std::size_t>(std::ceil(q * static_cast<double>(ns.size())));
   const std::size_t i = std::clamp<std::size_t>(rank, 1, ns.size()) - 1;
   std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(i), ns.end());
   return static_cast<double>(ns[i]) / 1e6;
@@ -227,14 +229,15 @@ double quantile_ms(std::vector<std::int64_t> ns, double q) {
 struct LatencyRig {
   LatencyRig(const std::filesystem::path& path, std::function<void()> after = {})
       : store(Store::open(path)), processor(store) {
-    processor.subscribe("latency", [this, after = std::move(after)](
-                                       const eventlite::Context& c) {
-      const std::int64_t now = now_ns();
-      seen.record(c.event().seq, now - sent_ns_of(c.event()));
-      if (after) after();
-    });
+    processor.subscribe("latency",
+                        [this, after = std::move(after)](const eventlite::Context& c) {
+                          const std::int64_t now = now_ns();
+                          seen.record(c.event().seq, now - sent_ns_of(c.event()));
+                          if (after) after();
+                        });
     processor.start();
-    if (!processor.wait_idle(10s)) throw std::runtime_error("the processor did not start");
+    if (!processor.wait_idle(10s))
+      throw std::runtime_error("the processor did not start");
   }
 
   Seen seen;
@@ -375,8 +378,8 @@ FigureSpec latency_figure(Context& ctx, bool other_process, double q) {
   spec.better = Better::lower;
   if (q != 0.5) spec.threshold = Threshold::eventlite_at_most(other_process ? 10 : 1);
   spec.eventlite = [&ctx, other_process, q] {
-    return quantile_ms(other_process ? latency_other_process(ctx) : latency_in_process(ctx),
-                       q);
+    return quantile_ms(
+        other_process ? latency_other_process(ctx) : latency_in_process(ctx), q);
   };
   spec.baseline = [&ctx, q] { return quantile_ms(latency_raw_commit(ctx), q); };
   return spec;
@@ -397,8 +400,8 @@ int append_child(const std::filesystem::path& file, std::size_t events) {
     std::this_thread::sleep_for(std::chrono::microseconds(pause_us(rng)));
     store.append(ping_stream(i), ping(now_ns()));
     pollfd in{STDIN_FILENO, POLLIN, 0};
-    const int ready = ::poll(&in, 1, static_cast<int>(std::chrono::milliseconds(
-                                          kSeenTimeout).count()));
+    const int ready =
+        ::poll(&in, 1, static_cast<int>(std::chrono::milliseconds(kSeenTimeout).count()));
     char ack = 0;
     if (ready != 1 || ::read(STDIN_FILENO, &ack, 1) != 1) {
       std::cerr << "eventlite_bench: no acknowledgement for event " << i << '\n';
@@ -429,8 +432,8 @@ void add_dispatch_rss_figure(Bench& bench, Context& ctx) {
   auto child = [&ctx, n](const char* mode) {
     const ScratchFile file(ctx.new_path("dispatch-rss"));
     copy_file_synced(ctx.fixture(n), file.path());
-    std::istringstream out(run_self(
-        {"--processor-child", mode, "--processor-file", file.path().string()}));
+    std::istringstream out(
+        run_self({"--processor-child", mode, "--processor-file", file.path().string()}));
     std::size_t kib = 0;
     Seq position = 0;
     if (!(out >> kib >> position))
@@ -465,8 +468,9 @@ int run_processor_child(std::string_view mode, const std::filesystem::path& file
     loop.drain();
     position = loop.position();
   } else {
-    throw std::invalid_argument("--processor-child must be append, drain-eventlite or "
-                                "drain-baseline");
+    throw std::invalid_argument(
+        "--processor-child must be append, drain-eventlite or "
+        "drain-baseline");
   }
   std::cout << peak_rss_kib() << ' ' << position << '\n';
   return 0;
