@@ -190,6 +190,8 @@ struct Processor::Impl {
   std::uint64_t generation = 1;
   std::chrono::steady_clock::time_point last_poll{};
   std::chrono::steady_clock::time_point last_commit{};
+  std::chrono::steady_clock::time_point commit_retry_at{};
+  int commit_failures = 0;
   std::map<Seq, std::shared_ptr<const Batch>> cache;
   int in_flight = 0;
   bool inline_mode = false;
@@ -1040,6 +1042,9 @@ void Processor::Impl::commit(bool force) {
   if (dirty.empty()) return;
   const auto steady_now = std::chrono::steady_clock::now();
   if (!force && steady_now - last_commit < options.checkpoint_interval) return;
+  // After failed commits (the file locked by another process, disk full), wait longer
+  // each time, up to 10 s; run_until_idle's caller decides for itself when to retry.
+  if (!inline_mode && steady_now < commit_retry_at) return;
   last_commit = steady_now;
   const SysTime now = clock->now();
   std::vector<SubscriptionState*> done;
@@ -1060,9 +1065,14 @@ void Processor::Impl::commit(bool force) {
     }
     txn.commit();
   } catch (const std::exception& e) {
-    logger->warn("checkpoint commit failed, will retry: {}", e.what());
+    const auto wait = std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds(100) * (1 << std::min(commit_failures++, 7)),
+        std::chrono::seconds(10));
+    commit_retry_at = steady_now + wait;
+    logger->warn("checkpoint commit failed, retrying in {}ms: {}", wait.count(), e.what());
     return;
   }
+  commit_failures = 0;
   bool rows = false;
   for (SubscriptionState* sub : done) {
     logger->debug("checkpoint: subscription={} position={} rows={}", sub->name,
