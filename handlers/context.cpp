@@ -1,13 +1,13 @@
 // What a handler receives with each delivery.
 
+#include <spdlog/logger.h>
+
 #include <algorithm>
 #include <string>
 
 #include "eventlite/errors.hpp"
 #include "eventlite/handlers.hpp"
 #include "processor/delivery.hpp"
-
-#include <spdlog/logger.h>
 
 namespace eventlite {
 

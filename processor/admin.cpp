@@ -198,7 +198,8 @@ void rewind(Store& store, std::string_view subscription, Seq from) {
     // lease ends now, so it (or another process) picks the subscription up again at
     // once from the new position.
     SQLite::Statement release(
-        db, "UPDATE eventlite_leases SET token = token + 1, expires = ?2 WHERE name = ?1");
+        db,
+        "UPDATE eventlite_leases SET token = token + 1, expires = ?2 WHERE name = ?1");
     release.bind(1, name);
     release.bind(2, detail::now_text());
     release.exec();

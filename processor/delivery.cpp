@@ -142,9 +142,9 @@ RowWrite failure_row(const DeliveryEnv& env, SubscriptionState& sub, const Conte
   }
   const auto wait = retry_delay(sub.retry, ctx.attempt(), thread_rng());
   row.next_attempt = format_time(env.clock->now() + wait);
-  env.logger->warn("delivery failed: subscription={} seq={} attempt={}/{} retry_in={}ms: {}",
-                   sub.name, e.seq, ctx.attempt(), sub.retry.max_attempts, wait.count(),
-                   error);
+  env.logger->warn(
+      "delivery failed: subscription={} seq={} attempt={}/{} retry_in={}ms: {}", sub.name,
+      e.seq, ctx.attempt(), sub.retry.max_attempts, wait.count(), error);
   notify(env, env.observer->on_failed, ctx, std::string_view(error));
   return row;
 }
@@ -244,4 +244,3 @@ std::size_t deliver_items(const DeliveryEnv& env, SubscriptionState& sub,
 }
 
 }  // namespace eventlite::detail
-

@@ -73,16 +73,16 @@ struct SubscriptionState {
   std::vector<RowWrite> pending_rows;
   bool in_flight = false;
   bool stopped = false;
-  bool more = true;                     // the last read filled a batch
-  std::uint64_t read_generation = 0;    // change generation of the last empty read
-  std::uint64_t retry_generation = 0;   // change generation of the last retry check
-  std::int64_t owed = 0;                // owed deliveries at the last retry check
+  bool more = true;                    // the last read filled a batch
+  std::uint64_t read_generation = 0;   // change generation of the last empty read
+  std::uint64_t retry_generation = 0;  // change generation of the last retry check
+  std::int64_t owed = 0;               // owed deliveries at the last retry check
   std::optional<std::chrono::system_clock::time_point> next_due;
   std::chrono::system_clock::time_point lease_check_at{};
   std::chrono::system_clock::time_point lease_expires{};
   // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
   std::map<Seq, std::pair<int, std::string>> unrecorded;
-  std::uint64_t lease_generation = 0;   // change generation of the last lease look
+  std::uint64_t lease_generation = 0;  // change generation of the last lease look
 
   // Counters; read by metrics() from any thread.
   std::atomic<std::uint64_t> delivered{0};

@@ -88,7 +88,7 @@ struct PeriodicTask {
   std::string lease_name;
   std::chrono::milliseconds interval{};
   std::function<void()> fn;
-  SysTime check_at{};              // the loop's thread only
+  SysTime check_at{};  // the loop's thread only
   std::atomic<bool> running{false};
 };
 
@@ -100,8 +100,8 @@ namespace detail {
 // deliveries that fell due.
 struct Unit {
   SubscriptionState* sub = nullptr;
-  std::shared_ptr<const Batch> batch;  // keeps the batch's events alive
-  std::deque<Event> owned;             // owed units: the events, loaded by seq
+  std::shared_ptr<const Batch> batch;   // keeps the batch's events alive
+  std::deque<Event> owned;              // owed units: the events, loaded by seq
   std::deque<std::string> park_errors;  // errors of items parked without delivery
   std::vector<std::vector<WorkItem>> lanes;
   std::vector<std::vector<RowWrite>> lane_rows;
@@ -178,7 +178,7 @@ struct Processor::Impl {
 
   mutable std::mutex mu;
   std::vector<std::unique_ptr<SubscriptionState>> subs;  // guarded by mu (elements live
-                                                          // as long as the processor)
+                                                         // as long as the processor)
   std::vector<std::unique_ptr<PeriodicTask>> tasks;      // guarded by mu, likewise
   bool started = false;                                  // guarded by mu
   bool driving = false;  // guarded by mu: run_until_idle is running
@@ -218,7 +218,7 @@ struct Processor::Impl {
   std::atomic<bool> kick_pending{false};
   int step_failures = 0;                                     // the loop thread only
   std::chrono::steady_clock::time_point step_pause_until{};  // the loop thread only
-  std::mutex stop_mu;  // one stop() at a time
+  std::mutex stop_mu;                                        // one stop() at a time
   std::uint64_t listener = 0;
 
   std::mutex idle_mu;
@@ -439,7 +439,8 @@ void Processor::Impl::safe_step() noexcept {
         std::chrono::milliseconds(10) * (1 << std::min(step_failures, 7)),
         std::chrono::seconds(1));
     step_pause_until = steady_now + pause;
-    logger->error("processor step failed (retrying in {}ms): {}", pause.count(), e.what());
+    logger->error("processor step failed (retrying in {}ms): {}", pause.count(),
+                  e.what());
   }
 }
 
@@ -496,8 +497,8 @@ bool Processor::Impl::step() {
   for (SubscriptionState* sub : subscriptions()) {
     if (stopping) break;
     auto p = paused.find(sub);
-    if (p != paused.end() &&
-        (std::chrono::steady_clock::now() < p->second.until || now < p->second.held_until))
+    if (p != paused.end() && (std::chrono::steady_clock::now() < p->second.until ||
+                              now < p->second.held_until))
       continue;
     if (schedule(*sub, now)) dispatched = true;
   }
@@ -552,7 +553,8 @@ void Processor::Impl::maintain_leases(SysTime now) {
   }
   std::vector<SubscriptionState*> due;
   for (SubscriptionState* sub : subscriptions())
-    if (sub->lease_check_at <= now && !(sub->in_flight && !sub->leased)) due.push_back(sub);
+    if (sub->lease_check_at <= now && !(sub->in_flight && !sub->leased))
+      due.push_back(sub);
   if (due.empty() || stopping) return;
 
   enum class Result { acquired, renewed, held_elsewhere };
@@ -603,7 +605,8 @@ void Processor::Impl::maintain_leases(SysTime now) {
     txn.commit();
   } catch (const std::exception& e) {
     logger->warn("lease maintenance failed, will retry: {}", e.what());
-    for (SubscriptionState* sub : due) sub->lease_check_at = now + std::chrono::seconds(1);
+    for (SubscriptionState* sub : due)
+      sub->lease_check_at = now + std::chrono::seconds(1);
     return;
   }
   const auto renew_every = options.lease_time / 3;
@@ -737,7 +740,8 @@ bool Processor::Impl::schedule(SubscriptionState& sub, SysTime now) {
   // blocked streams yet, so nothing more is dispatched until they are written.
   if (!sub.pending_rows.empty()) return false;
   if (sub.retry_generation != generation || (sub.next_due && *sub.next_due <= now)) {
-    if (sub.retry_generation != generation && reads->position(sub.name) != sub.committed) {
+    if (sub.retry_generation != generation &&
+        reads->position(sub.name) != sub.committed) {
       // Moved by someone else (a rewind): reload it with the lease.
       logger->info("checkpoint moved outside this processor: subscription={}", sub.name);
       lose(sub, now);
@@ -981,7 +985,8 @@ void Processor::Impl::finish(Unit& unit) {
       logger->warn(
           "delivery failed and its transaction was rolled back: subscription={} seq={} "
           "attempt={}/{} retry_in={}ms: {}",
-          sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
+          sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(),
+          e.error());
     } catch (const std::exception& e) {
       const auto wait = std::min<std::chrono::milliseconds>(
           kStoragePause * (1 << std::min(pause.failures++, 6)), std::chrono::seconds(30));
@@ -1069,7 +1074,8 @@ void Processor::Impl::commit(bool force) {
         std::chrono::milliseconds(100) * (1 << std::min(commit_failures++, 7)),
         std::chrono::seconds(10));
     commit_retry_at = steady_now + wait;
-    logger->warn("checkpoint commit failed, retrying in {}ms: {}", wait.count(), e.what());
+    logger->warn("checkpoint commit failed, retrying in {}ms: {}", wait.count(),
+                 e.what());
     return;
   }
   commit_failures = 0;
@@ -1122,7 +1128,8 @@ Processor::Processor(Processor&&) noexcept = default;
 Processor& Processor::operator=(Processor&&) noexcept = default;
 Processor::~Processor() = default;
 
-void Processor::subscribe(std::string name, Handler handler, SubscriptionOptions options) {
+void Processor::subscribe(std::string name, Handler handler,
+                          SubscriptionOptions options) {
   impl_->subscribe(std::move(name), std::move(handler), std::move(options));
 }
 

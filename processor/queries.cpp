@@ -55,9 +55,9 @@ void Queries::write_lease(std::string_view name, std::string_view owner,
 
 void Queries::release_lease(std::string_view name, std::string_view owner,
                             std::int64_t token, std::string_view expires) {
-  Stmt& s = get(
-      "UPDATE eventlite_leases SET expires = ?4 WHERE name = ?1 AND owner = ?2 AND "
-      "token = ?3");
+  Stmt& s =
+      get("UPDATE eventlite_leases SET expires = ?4 WHERE name = ?1 AND owner = ?2 AND "
+          "token = ?3");
   StmtScope scope(s);
   s.bind(1, name);
   s.bind(2, owner);
@@ -69,9 +69,9 @@ void Queries::release_lease(std::string_view name, std::string_view owner,
 Seq Queries::ensure_subscription(std::string_view name, Seq position,
                                  std::string_view now) {
   {
-    Stmt& s = get(
-        "INSERT INTO eventlite_subscriptions(name, position, created, updated) "
-        "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO NOTHING");
+    Stmt& s =
+        get("INSERT INTO eventlite_subscriptions(name, position, created, updated) "
+            "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO NOTHING");
     StmtScope scope(s);
     s.bind(1, name);
     s.bind(2, position);
@@ -102,9 +102,9 @@ std::optional<Seq> Queries::position(std::string_view name) {
 
 bool Queries::fence_holds(std::string_view name, Seq expected_position,
                           std::string_view owner, std::int64_t token) {
-  Stmt& s = get(
-      "SELECT s.position, l.owner, l.token FROM eventlite_subscriptions AS s "
-      "JOIN eventlite_leases AS l ON l.name = s.name WHERE s.name = ?1");
+  Stmt& s =
+      get("SELECT s.position, l.owner, l.token FROM eventlite_subscriptions AS s "
+          "JOIN eventlite_leases AS l ON l.name = s.name WHERE s.name = ?1");
   StmtScope scope(s);
   s.bind(1, name);
   if (!s.step("check lease")) return false;
@@ -126,7 +126,8 @@ void Queries::write_rows(std::string_view subscription, const std::vector<RowWri
                          std::string_view now) {
   for (const RowWrite& row : rows) {
     if (row.status == RowWrite::Status::done) {
-      Stmt& s = get("DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq = ?2");
+      Stmt& s =
+          get("DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq = ?2");
       StmtScope scope(s);
       s.bind(1, subscription);
       s.bind(2, row.seq);
@@ -157,9 +158,9 @@ void Queries::write_rows(std::string_view subscription, const std::vector<RowWri
 }
 
 std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscription) {
-  Stmt& s = get(
-      "SELECT DISTINCT stream FROM eventlite_deliveries WHERE subscription = ?1 AND "
-      "status != 'dead'");
+  Stmt& s =
+      get("SELECT DISTINCT stream FROM eventlite_deliveries WHERE subscription = ?1 AND "
+          "status != 'dead'");
   StmtScope scope(s);
   s.bind(1, subscription);
   std::unordered_set<std::string> out;
@@ -168,9 +169,9 @@ std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscr
 }
 
 bool Queries::has_dead(std::string_view subscription) {
-  Stmt& s = get(
-      "SELECT EXISTS (SELECT 1 FROM eventlite_deliveries WHERE subscription = ?1 AND "
-      "status = 'dead')");
+  Stmt& s =
+      get("SELECT EXISTS (SELECT 1 FROM eventlite_deliveries WHERE subscription = ?1 AND "
+          "status = 'dead')");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.step("read dead letters");
@@ -178,9 +179,9 @@ bool Queries::has_dead(std::string_view subscription) {
 }
 
 Queries::Owed Queries::owed(std::string_view subscription) {
-  Stmt& s = get(
-      "SELECT count(*), min(next_attempt) FROM eventlite_deliveries WHERE "
-      "subscription = ?1 AND status != 'dead'");
+  Stmt& s =
+      get("SELECT count(*), min(next_attempt) FROM eventlite_deliveries WHERE "
+          "subscription = ?1 AND status != 'dead'");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.step("read owed deliveries");
@@ -192,14 +193,14 @@ Queries::Owed Queries::owed(std::string_view subscription) {
 
 std::vector<std::string> Queries::due_streams(std::string_view subscription,
                                               std::string_view now, std::size_t limit) {
-  Stmt& s = get(
-      "SELECT d.stream FROM eventlite_deliveries AS d "
-      "WHERE d.subscription = ?1 AND d.status != 'dead' "
-      "AND (d.status = 'waiting' OR d.next_attempt IS NULL OR d.next_attempt <= ?2) "
-      "AND NOT EXISTS (SELECT 1 FROM eventlite_deliveries AS p "
-      "  WHERE p.subscription = ?1 AND p.stream = d.stream AND p.status != 'dead' "
-      "  AND p.seq < d.seq) "
-      "ORDER BY d.seq LIMIT ?3");
+  Stmt& s =
+      get("SELECT d.stream FROM eventlite_deliveries AS d "
+          "WHERE d.subscription = ?1 AND d.status != 'dead' "
+          "AND (d.status = 'waiting' OR d.next_attempt IS NULL OR d.next_attempt <= ?2) "
+          "AND NOT EXISTS (SELECT 1 FROM eventlite_deliveries AS p "
+          "  WHERE p.subscription = ?1 AND p.stream = d.stream AND p.status != 'dead' "
+          "  AND p.seq < d.seq) "
+          "ORDER BY d.seq LIMIT ?3");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.bind(2, now);
@@ -211,9 +212,9 @@ std::vector<std::string> Queries::due_streams(std::string_view subscription,
 
 std::vector<OwedRow> Queries::owed_rows(std::string_view subscription,
                                         std::string_view stream, std::size_t limit) {
-  Stmt& s = get(
-      "SELECT seq, attempts FROM eventlite_deliveries WHERE subscription = ?1 AND "
-      "stream = ?2 AND status != 'dead' ORDER BY seq LIMIT ?3");
+  Stmt& s =
+      get("SELECT seq, attempts FROM eventlite_deliveries WHERE subscription = ?1 AND "
+          "stream = ?2 AND status != 'dead' ORDER BY seq LIMIT ?3");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.bind(2, stream);
@@ -223,7 +224,6 @@ std::vector<OwedRow> Queries::owed_rows(std::string_view subscription,
     out.push_back(OwedRow{s.column_int(0), std::string(stream), s.column_int(1)});
   return out;
 }
-
 
 std::optional<Event> Queries::event_at(Seq seq) {
   Stmt& s = get(

@@ -26,9 +26,9 @@ struct RowWrite {
   Seq seq = 0;
   std::string stream = {};
   Status status = Status::waiting;
-  std::int64_t attempts = 0;     // failed attempts so far
-  std::string next_attempt = {}; // retrying: when it is due
-  std::string error = {};        // retrying, dead: the last error
+  std::int64_t attempts = 0;      // failed attempts so far
+  std::string next_attempt = {};  // retrying: when it is due
+  std::string error = {};         // retrying, dead: the last error
 };
 
 // A subscription's owed delivery, as stored.

@@ -4,10 +4,9 @@
 // events, typed handlers over C++ types (nlohmann `from_json`), and a HandlerMap that
 // routes one subscription's events to a handler per event type.
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>

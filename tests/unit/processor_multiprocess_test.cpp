@@ -7,14 +7,12 @@
 // Every child is forked before the parent opens a Store or a SQLite connection: no
 // connection or store thread crosses fork().
 
-#include "eventlite/processor.hpp"
-
+#include <SQLiteCpp/Database.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <SQLiteCpp/Database.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -27,6 +25,7 @@
 
 #include "eventlite/clock.hpp"
 #include "eventlite/handlers.hpp"
+#include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
 #include "eventlite/transaction.hpp"
 #include "test_support.hpp"
@@ -137,9 +136,10 @@ void some_work() {
 constexpr int kStallAfter = 1000;
 
 Seq stored_position(RawDb& db, const std::string& name) {
-  return db.query_int("SELECT coalesce((SELECT position FROM eventlite_subscriptions "
-                      "WHERE name = '" +
-                      name + "'), -1)");
+  return db.query_int(
+      "SELECT coalesce((SELECT position FROM eventlite_subscriptions "
+      "WHERE name = '" +
+      name + "'), -1)");
 }
 
 TEST(ProcessorCrash, AtLeastOnceAcrossSigkillSkipsNothing) {
@@ -188,9 +188,8 @@ TEST(ProcessorCrash, AtLeastOnceAcrossSigkillSkipsNothing) {
   auto store = Store::open(path, fast_options());
   const int fd = open_append(seqs_file);
   Processor processor(store, options());
-  processor.subscribe("relay", [fd](const Context& ctx) {
-    record_seq(fd, ctx.event().seq);
-  });
+  processor.subscribe("relay",
+                      [fd](const Context& ctx) { record_seq(fd, ctx.event().seq); });
   std::size_t redelivered = 0;
   EXPECT_TRUE(wait_until(
       [&] {
@@ -248,7 +247,8 @@ TEST(ProcessorCrash, TransactionalProjectionIsExactlyOnceAcrossSigkill) {
     o.owner = "A";
     o.lease_time = 1000ms;
     Processor processor(store, o);
-    processor.subscribe("projector", stalling, SubscriptionOptions{.transactional = true});
+    processor.subscribe("projector", stalling,
+                        SubscriptionOptions{.transactional = true});
     processor.start();
     gate.wait_in_child();  // never opened: the parent kills this process
     return 0;
@@ -271,8 +271,9 @@ TEST(ProcessorCrash, TransactionalProjectionIsExactlyOnceAcrossSigkill) {
     // Another process takes over once the dead owner's lease has run out.
     ASSERT_TRUE(wait_until(
         [&] {
-          return db.query_int("SELECT expires <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                              "FROM eventlite_leases WHERE name = 'projector'") == 1;
+          return db.query_int(
+                     "SELECT expires <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                     "FROM eventlite_leases WHERE name = 'projector'") == 1;
         },
         5s));
   }
@@ -320,9 +321,8 @@ TEST(ProcessorLease, StandbyTakesOverWithinLeaseTimeAfterSigkill) {
     o.lease_time = kLease;
     o.checkpoint_interval = 5ms;
     Processor processor(store, o);
-    processor.subscribe("relay", [fd](const Context& ctx) {
-      record_seq(fd, ctx.event().seq);
-    });
+    processor.subscribe("relay",
+                        [fd](const Context& ctx) { record_seq(fd, ctx.event().seq); });
     processor.start();
     gate.wait_in_child();  // never opened: the parent kills this process
     return 0;
@@ -441,7 +441,8 @@ TEST(ProcessorLease, StaleOwnerCannotMoveTheCheckpoint) {
   // B's clock is past A's lease: it takes over, and there is nothing new for it.
   EXPECT_EQ(b.run_until_idle(), 0U);
   EXPECT_TRUE(b_seen.empty());
-  EXPECT_EQ(db.query_text("SELECT owner FROM eventlite_leases WHERE name = 'relay'"), "B");
+  EXPECT_EQ(db.query_text("SELECT owner FROM eventlite_leases WHERE name = 'relay'"),
+            "B");
   EXPECT_EQ(db.query_int("SELECT token FROM eventlite_leases WHERE name = 'relay'"), 2);
   EXPECT_EQ(stored_position(db, "relay"), 10);
 
@@ -455,7 +456,8 @@ TEST(ProcessorLease, StaleOwnerCannotMoveTheCheckpoint) {
   const auto am = a.metrics();
   ASSERT_EQ(am.size(), 1U);
   EXPECT_FALSE(am[0].leased);
-  EXPECT_EQ(db.query_text("SELECT owner FROM eventlite_leases WHERE name = 'relay'"), "B");
+  EXPECT_EQ(db.query_text("SELECT owner FROM eventlite_leases WHERE name = 'relay'"),
+            "B");
   EXPECT_EQ(db.query_int("SELECT token FROM eventlite_leases WHERE name = 'relay'"), 2);
 
   EXPECT_EQ(b.run_until_idle(), 5U);
@@ -475,8 +477,9 @@ TEST(ProcessorEvery, RunsOncePerIntervalAcrossTwoProcesses) {
   ASSERT_EQ(run_in_child([&] {
               auto store = Store::open(path, fast_options());
               auto txn = store.transaction();
-              txn.database().exec("CREATE TABLE ticks(pid INTEGER NOT NULL, "
-                                  "ms INTEGER NOT NULL)");
+              txn.database().exec(
+                  "CREATE TABLE ticks(pid INTEGER NOT NULL, "
+                  "ms INTEGER NOT NULL)");
               txn.commit();
               return 0;
             }),
@@ -498,8 +501,7 @@ TEST(ProcessorEvery, RunsOncePerIntervalAcrossTwoProcesses) {
                             .count();
         auto txn = store.transaction();
         txn.database().exec("INSERT INTO ticks(pid, ms) VALUES (" +
-                            std::to_string(::getpid()) + ", " + std::to_string(ms) +
-                            ")");
+                            std::to_string(::getpid()) + ", " + std::to_string(ms) + ")");
         txn.commit();
       });
       processor.start();

@@ -61,11 +61,8 @@ ProcessorOptions manual(const std::shared_ptr<ManualClock>& clock) {
 
 RetryPolicy exact(int attempts, std::chrono::milliseconds base, double factor = 2.0,
                   std::chrono::milliseconds cap = 60s) {
-  return RetryPolicy{.max_attempts = attempts,
-                     .base = base,
-                     .factor = factor,
-                     .cap = cap,
-                     .jitter = 0};
+  return RetryPolicy{
+      .max_attempts = attempts, .base = base, .factor = factor, .cap = cap, .jitter = 0};
 }
 
 Seq position_of(Store& store, const std::string& name) {
@@ -172,18 +169,18 @@ TEST(Processor, BackoffFollowsTheInjectedClock) {
   auto clock = std::make_shared<ManualClock>();
   std::vector<int> attempts;
   Processor p(store, manual(clock));
-  p.subscribe(
-      "flaky",
-      [&](const Context& ctx) {
-        attempts.push_back(ctx.attempt());
-        throw std::runtime_error("smtp down");
-      },
-      {.retry = exact(5, 100ms, 2.0, 300ms)});
+  p.subscribe("flaky",
+              [&](const Context& ctx) {
+                attempts.push_back(ctx.attempt());
+                throw std::runtime_error("smtp down");
+              },
+              {.retry = exact(5, 100ms, 2.0, 300ms)});
   EXPECT_EQ(p.run_until_idle(), 1u);  // attempt 1, fails: due in 100 ms
   // Waits 100, 200, 300 (cap), 300 ms: nothing happens a millisecond early.
   for (auto wait : {100ms, 200ms, 300ms, 300ms}) {
     clock->advance(wait - 1ms);
-    EXPECT_EQ(p.run_until_idle(), 0u) << "early by 1 ms before a wait of " << wait.count();
+    EXPECT_EQ(p.run_until_idle(), 0u)
+        << "early by 1 ms before a wait of " << wait.count();
     clock->advance(1ms);
     EXPECT_EQ(p.run_until_idle(), 1u) << "due after " << wait.count() << " ms";
   }
@@ -206,9 +203,8 @@ TEST(Processor, JitterSpreadsRetriesWithinItsBounds) {
   for (int i = 0; i < 40; ++i) store.append("s-" + std::to_string(i), event("E"));
   auto clock = std::make_shared<ManualClock>();
   Processor p(store, manual(clock));
-  p.subscribe(
-      "jittery", [](const Context&) { throw std::runtime_error("no"); },
-      {.retry = RetryPolicy{.max_attempts = 3, .base = 1000ms, .jitter = 0.5}});
+  p.subscribe("jittery", [](const Context&) { throw std::runtime_error("no"); },
+              {.retry = RetryPolicy{.max_attempts = 3, .base = 1000ms, .jitter = 0.5}});
   p.run_until_idle();
   // Every retry is due within [500, 1500] ms, and they are not all due together.
   clock->advance(499ms);
@@ -229,13 +225,13 @@ TEST(Processor, AFailingStreamWaitsWhileOtherStreamsGoOn) {
   Recorder rec;
   bool fail = true;
   Processor p(store, manual(clock));
-  p.subscribe(
-      "s",
-      [&](const Context& ctx) {
-        if (ctx.event().stream == "bad" && fail) throw std::runtime_error("not yet");
-        rec.handler()(ctx);
-      },
-      {.retry = exact(5, 1s)});
+  p.subscribe("s",
+              [&](const Context& ctx) {
+                if (ctx.event().stream == "bad" && fail)
+                  throw std::runtime_error("not yet");
+                rec.handler()(ctx);
+              },
+              {.retry = exact(5, 1s)});
   p.run_until_idle();
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{2, 4}));
   auto st = status(store).subscriptions.at(0);
@@ -254,13 +250,13 @@ TEST(Processor, DeadLetterIsParkedAndItsStreamGoesOn) {
   store.append("a", event("Fine"));
   Recorder rec;
   Processor p(store);
-  p.subscribe(
-      "s",
-      [&](const Context& ctx) {
-        if (ctx.event().type == "Poison") throw std::runtime_error("cannot handle");
-        rec.handler()(ctx);
-      },
-      {.retry = exact(1, 1s)});
+  p.subscribe("s",
+              [&](const Context& ctx) {
+                if (ctx.event().type == "Poison")
+                  throw std::runtime_error("cannot handle");
+                rec.handler()(ctx);
+              },
+              {.retry = exact(1, 1s)});
   p.run_until_idle();
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{2}));
   auto dead = dead_letters(store);
@@ -278,18 +274,18 @@ TEST(Processor, OnDeadStopHoldsTheSubscriptionUntilTheLetterIsDealtWith) {
   Recorder rec;
   bool poison = true;
   Processor p(store);
-  p.subscribe(
-      "strict",
-      [&](const Context& ctx) {
-        if (ctx.event().type == "Poison" && poison) throw std::runtime_error("boom");
-        rec.handler()(ctx);
-      },
-      {.retry = exact(1, 1s), .on_dead = OnDead::stop});
+  p.subscribe("strict",
+              [&](const Context& ctx) {
+                if (ctx.event().type == "Poison" && poison)
+                  throw std::runtime_error("boom");
+                rec.handler()(ctx);
+              },
+              {.retry = exact(1, 1s), .on_dead = OnDead::stop});
   p.run_until_idle();
   EXPECT_TRUE(metrics_of(p, "strict").stopped);
   store.append("b", event("Later"));
   p.run_until_idle();
-  EXPECT_TRUE(rec.snapshot().empty());          // nothing after the dead letter
+  EXPECT_TRUE(rec.snapshot().empty());         // nothing after the dead letter
   EXPECT_EQ(position_of(store, "strict"), 1);  // stops at the dead letter
   poison = false;
   EXPECT_EQ(p.retry_dead_letters("strict"), 1u);
@@ -308,13 +304,12 @@ TEST(Processor, RetriedDeadLetterIsDeliveredAgainAndDiscardedOneIsNot) {
   Recorder rec;
   bool fail = true;
   Processor p(store);
-  p.subscribe(
-      "s",
-      [&](const Context& ctx) {
-        if (fail) throw std::runtime_error("down");
-        rec.handler()(ctx);
-      },
-      {.retry = exact(1, 1s)});
+  p.subscribe("s",
+              [&](const Context& ctx) {
+                if (fail) throw std::runtime_error("down");
+                rec.handler()(ctx);
+              },
+              {.retry = exact(1, 1s)});
   p.run_until_idle();
   ASSERT_EQ(dead_letters(store, "s").size(), 2u);
   fail = false;
@@ -340,19 +335,19 @@ TEST(Processor, TransactionalHandlerWritesCommitWithTheCheckpointAndAThrowUndoes
   auto clock = std::make_shared<ManualClock>();
   int calls = 0;
   Processor p(store, manual(clock));
-  p.subscribe(
-      "history",
-      [&](const Context& ctx) {
-        ++calls;
-        auto& db = ctx.transaction().database();
-        SQLite::Statement insert(db, "INSERT INTO history(seq, note) VALUES (?, ?)");
-        insert.bind(1, static_cast<int64_t>(ctx.event().seq));
-        insert.bind(2, ctx.event().type);
-        insert.exec();
-        if (ctx.event().type == "Approved" && ctx.attempt() == 1)
-          throw std::runtime_error("after writing");
-      },
-      {.retry = exact(3, 10ms), .transactional = true});
+  p.subscribe("history",
+              [&](const Context& ctx) {
+                ++calls;
+                auto& db = ctx.transaction().database();
+                SQLite::Statement insert(db,
+                                         "INSERT INTO history(seq, note) VALUES (?, ?)");
+                insert.bind(1, static_cast<int64_t>(ctx.event().seq));
+                insert.bind(2, ctx.event().type);
+                insert.exec();
+                if (ctx.event().type == "Approved" && ctx.attempt() == 1)
+                  throw std::runtime_error("after writing");
+              },
+              {.retry = exact(3, 10ms), .transactional = true});
   p.run_until_idle();
   RawDb raw(dir / "app.db");
   // The failed delivery's row was rolled back with it; the checkpoint passed it.
@@ -398,16 +393,18 @@ TEST(Processor, RouterAppendsItsJobsExactlyOnce) {
   auto clock = std::make_shared<ManualClock>();
   {
     Processor p(store, manual(clock));
-    p.subscribe("router", route,
-                {.types = {"OrderPlaced"}, .retry = exact(3, 1ms), .transactional = true});
+    p.subscribe(
+        "router", route,
+        {.types = {"OrderPlaced"}, .retry = exact(3, 1ms), .transactional = true});
     p.run_until_idle();
     clock->advance(1ms);
     p.run_until_idle();
   }
   {  // a restart does not route again
     Processor p(store, manual(clock));
-    p.subscribe("router", route,
-                {.types = {"OrderPlaced"}, .retry = exact(3, 1ms), .transactional = true});
+    p.subscribe(
+        "router", route,
+        {.types = {"OrderPlaced"}, .retry = exact(3, 1ms), .transactional = true});
     EXPECT_EQ(p.run_until_idle(), 0u);
   }
   RawDb raw(dir / "app.db");
@@ -775,26 +772,26 @@ TEST(ProcessorFaults, DiskFullInATransactionalHandlerUndoesItAndRetries) {
   store.append("a", event("Big"));
   auto clock = std::make_shared<ManualClock>();
   Processor p(store, manual(clock));
-  p.subscribe(
-      "blobs",
-      [](const Context& ctx) {
-        auto& db = ctx.transaction().database();
-        const int size = ctx.attempt() == 1 ? 8 << 20 : 16;
-        if (ctx.attempt() == 1) {
-          const auto pages = db.execAndGet("PRAGMA page_count").getInt64();
-          db.exec("PRAGMA max_page_count = " + std::to_string(pages + 8));
-        }
-        try {
-          SQLite::Statement insert(db, "INSERT INTO blobs VALUES (?, zeroblob(?))");
-          insert.bind(1, static_cast<int64_t>(ctx.event().seq));
-          insert.bind(2, size);
-          insert.exec();
-        } catch (...) {
-          db.exec("PRAGMA max_page_count = 1073741823");
-          throw;
-        }
-      },
-      {.retry = exact(3, 1s), .transactional = true});
+  p.subscribe("blobs",
+              [](const Context& ctx) {
+                auto& db = ctx.transaction().database();
+                const int size = ctx.attempt() == 1 ? 8 << 20 : 16;
+                if (ctx.attempt() == 1) {
+                  const auto pages = db.execAndGet("PRAGMA page_count").getInt64();
+                  db.exec("PRAGMA max_page_count = " + std::to_string(pages + 8));
+                }
+                try {
+                  SQLite::Statement insert(db,
+                                           "INSERT INTO blobs VALUES (?, zeroblob(?))");
+                  insert.bind(1, static_cast<int64_t>(ctx.event().seq));
+                  insert.bind(2, size);
+                  insert.exec();
+                } catch (...) {
+                  db.exec("PRAGMA max_page_count = 1073741823");
+                  throw;
+                }
+              },
+              {.retry = exact(3, 1s), .transactional = true});
   // SQLite rolls the whole transaction back on disk full: nothing of it is stored,
   // and the failed attempt is counted in memory.
   p.run_until_idle();
@@ -817,13 +814,12 @@ TEST(ProcessorFaults, AHandlerThatAlwaysRollsBackIsParkedAfterItsAttempts) {
   auto clock = std::make_shared<ManualClock>();
   int calls = 0;
   Processor p(store, manual(clock));
-  p.subscribe(
-      "rude",
-      [&](const Context& ctx) {
-        ++calls;
-        if (ctx.event().stream == "a") ctx.transaction().rollback();
-      },
-      {.retry = exact(2, 1s), .transactional = true});
+  p.subscribe("rude",
+              [&](const Context& ctx) {
+                ++calls;
+                if (ctx.event().stream == "a") ctx.transaction().rollback();
+              },
+              {.retry = exact(2, 1s), .transactional = true});
   for (int i = 0; i < 4; ++i) {
     p.run_until_idle();
     clock->advance(1s);
@@ -832,7 +828,8 @@ TEST(ProcessorFaults, AHandlerThatAlwaysRollsBackIsParkedAfterItsAttempts) {
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].seq, 1);
   EXPECT_EQ(dead[0].attempts, 2);
-  EXPECT_NE(dead[0].last_error.find("ended the delivery's transaction"), std::string::npos);
+  EXPECT_NE(dead[0].last_error.find("ended the delivery's transaction"),
+            std::string::npos);
   EXPECT_EQ(position_of(store, "rude"), 2);
   EXPECT_EQ(calls, 3);  // a twice, then parked without a third call; b once
 }
@@ -862,14 +859,13 @@ TEST(ProcessorFaults, AFailureWhoseCommitIsBusyStillHoldsItsStreamBack) {
   Recorder rec;
   bool fail = true;
   Processor p(store, manual(clock));
-  p.subscribe(
-      "s",
-      [&](const Context& ctx) {
-        if (ctx.event().seq == 1 && fail) throw std::runtime_error("later");
-        rec.handler()(ctx);
-      },
-      {.retry = exact(3, 1s)});
-  p.run_until_idle();  // takes the lease
+  p.subscribe("s",
+              [&](const Context& ctx) {
+                if (ctx.event().seq == 1 && fail) throw std::runtime_error("later");
+                rec.handler()(ctx);
+              },
+              {.retry = exact(3, 1s)});
+  p.run_until_idle();             // takes the lease
   store.append("a", event("E"));  // 1: fails
   {
     RawDb other(dir / "app.db");
@@ -948,13 +944,12 @@ TEST(ProcessorFaults, ARetriedDeadLetterIsDueAtOnceOnAManualClock) {
   bool fail = true;
   int delivered = 0;
   Processor p(store, manual(clock));
-  p.subscribe(
-      "s",
-      [&](const Context&) {
-        if (fail) throw std::runtime_error("no");
-        ++delivered;
-      },
-      {.retry = exact(1, 1s)});
+  p.subscribe("s",
+              [&](const Context&) {
+                if (fail) throw std::runtime_error("no");
+                ++delivered;
+              },
+              {.retry = exact(1, 1s)});
   p.run_until_idle();
   fail = false;
   EXPECT_EQ(retry_dead_letters(store, "s"), 1u);
