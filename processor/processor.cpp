@@ -67,6 +67,9 @@ using SysTime = std::chrono::system_clock::time_point;
 namespace {
 
 constexpr std::size_t kCachedBatches = 16;
+// Caps on what one batch and the batch cache hold in event data and metadata.
+constexpr std::size_t kBatchBytes = std::size_t{4} << 20;
+constexpr std::size_t kCacheBytes = std::size_t{16} << 20;
 constexpr Seq kNoStop = std::numeric_limits<Seq>::max();
 // After a unit or a commit failed on a storage error, wait before trying again.
 constexpr std::chrono::milliseconds kStoragePause{500};
@@ -80,7 +83,8 @@ std::string default_owner() {
 
 struct Batch {
   std::vector<Event> events;
-  bool full = false;
+  std::size_t bytes = 0;  // data and metadata
+  bool full = false;      // stopped at a cap: more may follow at once
 };
 
 struct PeriodicTask {
@@ -193,6 +197,7 @@ struct Processor::Impl {
   std::chrono::steady_clock::time_point commit_retry_at{};
   int commit_failures = 0;
   std::map<Seq, std::shared_ptr<const Batch>> cache;
+  std::size_t cached_bytes = 0;
   int in_flight = 0;
   bool inline_mode = false;
   bool stopping = false;
@@ -783,12 +788,19 @@ std::shared_ptr<const Batch> Processor::Impl::read_batch(Seq after) {
   if (it != cache.end()) return it->second;
   auto batch = std::make_shared<Batch>();
   batch->events.reserve(options.batch_size);
-  reads->read_events(after, options.batch_size, batch->events);
-  batch->full = batch->events.size() == options.batch_size;
-  // Only a full batch is final: a short one may grow with the next append.
+  batch->full = reads->read_events(after, options.batch_size, kBatchBytes, batch->events);
+  for (const Event& e : batch->events) batch->bytes += e.data.size() + e.metadata.size();
+  // Only a full batch is final: a short one may grow with the next append. Large
+  // events make small batches and a small cache, so memory stays bounded whatever
+  // the events weigh.
   if (batch->full) {
     cache.emplace(after, batch);
-    if (cache.size() > kCachedBatches) cache.erase(cache.begin());
+    cached_bytes += batch->bytes;
+    while (cache.size() > kCachedBatches ||
+           (cache.size() > 1 && cached_bytes > kCacheBytes)) {
+      cached_bytes -= cache.begin()->second->bytes;
+      cache.erase(cache.begin());
+    }
   }
   return batch;
 }
@@ -818,12 +830,15 @@ void Processor::Impl::dispatch_owed(SubscriptionState& sub,
   auto unit = std::make_shared<Unit>();
   unit->sub = &sub;
   std::vector<WorkItem> items;
+  std::size_t bytes = 0;  // capped like a batch; a stream's rest follows next pass
   for (const std::string& stream : streams) {
-    if (items.size() >= options.batch_size) break;
+    if (items.size() >= options.batch_size || bytes >= kBatchBytes) break;
     for (const detail::OwedRow& row :
          reads->owed_rows(sub.name, stream, options.batch_size - items.size())) {
+      if (bytes >= kBatchBytes) break;
       auto event = reads->event_at(row.seq);
       if (!event) continue;
+      bytes += event->data.size() + event->metadata.size();
       unit->owned.push_back(std::move(*event));
       items.push_back(
           WorkItem{&unit->owned.back(), static_cast<int>(row.attempts) + 1, true});

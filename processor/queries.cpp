@@ -237,14 +237,23 @@ std::optional<Event> Queries::event_at(Seq seq) {
   return e;
 }
 
-void Queries::read_events(Seq after, std::size_t limit, std::vector<Event>& out) {
+bool Queries::read_events(Seq after, std::size_t limit, std::size_t max_bytes,
+                          std::vector<Event>& out) {
   Stmt& s = get(
       "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
       "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
   StmtScope scope(s);
   s.bind(1, after);
   s.bind(2, static_cast<std::int64_t>(limit));
-  while (s.step("read events")) copy_event(s, out.emplace_back());
+  std::size_t count = 0;
+  std::size_t bytes = 0;
+  while (count < limit && bytes < max_bytes && s.step("read events")) {
+    Event& e = out.emplace_back();
+    copy_event(s, e);
+    bytes += e.data.size() + e.metadata.size();
+    ++count;
+  }
+  return count == limit || bytes >= max_bytes;
 }
 
 std::int64_t Queries::data_version() {

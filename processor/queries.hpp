@@ -93,8 +93,11 @@ class Queries {
   std::vector<OwedRow> owed_rows(std::string_view subscription, std::string_view stream,
                                  std::size_t limit);
   std::optional<Event> event_at(Seq seq);
-  // Events after `after`, in seq order, at most `limit`, appended to `out`.
-  void read_events(Seq after, std::size_t limit, std::vector<Event>& out);
+  // Events after `after`, in seq order, at most `limit` of them and, past the first,
+  // at most about `max_bytes` of data and metadata, appended to `out`. Returns true
+  // if it stopped at a cap (more may follow at once).
+  bool read_events(Seq after, std::size_t limit, std::size_t max_bytes,
+                   std::vector<Event>& out);
   std::int64_t data_version();
 
  private:

@@ -959,3 +959,29 @@ TEST(ProcessorFaults, ARetriedDeadLetterIsDueAtOnceOnAManualClock) {
 
 }  // namespace
 }  // namespace eventlite
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+
+TEST(Processor, LargeEventsComeInSmallerBatchesAndAllArrive) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  // 24 events of 512 KiB: a batch stops at 4 MiB, well before its 512 events, and
+  // the next batch must follow at once rather than wait for a new append.
+  const std::string big = "\"" + std::string(512 * 1024, 'x') + "\"";
+  for (int i = 0; i < 24; ++i)
+    store.append("blob-" + std::to_string(i % 3), event("Big", big));
+  Recorder rec;
+  Processor p(store);
+  p.subscribe("big", rec.handler());
+  EXPECT_EQ(p.run_until_idle(), 24u);
+  std::vector<Seq> expected;
+  for (Seq s = 1; s <= 24; ++s) expected.push_back(s);
+  EXPECT_EQ(rec.snapshot(), expected);
+  EXPECT_EQ(position_of(store, "big"), 24);
+}
+
+}  // namespace
+}  // namespace eventlite
