@@ -623,6 +623,9 @@ void Processor::Impl::maintain_leases(SysTime now) {
         sub.lease_expires = now + options.lease_time;
         break;
       case Result::acquired:
+        // Taken again while believed held (a rewind moved the token on): drop what
+        // the old tenure kept in memory first.
+        if (sub.leased) lose(sub, now);
         logger->info("lease acquired: subscription={} owner={} token={} position={}",
                      sub.name, owner, c.token, c.position);
         sub.leased = true;
@@ -656,6 +659,7 @@ void Processor::Impl::lose(SubscriptionState& sub, SysTime now) {
   sub.pending_rows.clear();
   sub.unrecorded.clear();
   sub.position = sub.committed;
+  paused.erase(&sub);
   ++epochs[&sub];
   sub.lease_check_at = now;
 }
@@ -739,7 +743,7 @@ bool Processor::Impl::schedule(SubscriptionState& sub, SysTime now) {
     logger->warn("lease expired before renewal: subscription={} owner={}", sub.name,
                  owner);
     lose(sub, now);
-    return false;
+    return inline_mode;  // run_until_idle goes on: the next step takes it again
   }
   // Failures not yet committed (the commit failed): the file does not show the
   // blocked streams yet, so nothing more is dispatched until they are written.
@@ -750,7 +754,7 @@ bool Processor::Impl::schedule(SubscriptionState& sub, SysTime now) {
       // Moved by someone else (a rewind): reload it with the lease.
       logger->info("checkpoint moved outside this processor: subscription={}", sub.name);
       lose(sub, now);
-      return false;
+      return inline_mode;  // run_until_idle goes on: the next step takes it again
     }
     sub.retry_generation = generation;
     const auto owed = reads->owed(sub.name);
@@ -1064,7 +1068,7 @@ void Processor::Impl::commit(bool force) {
   if (!force && steady_now - last_commit < options.checkpoint_interval) return;
   // After failed commits (the file locked by another process, disk full), wait longer
   // each time, up to 10 s; run_until_idle's caller decides for itself when to retry.
-  if (!inline_mode && steady_now < commit_retry_at) return;
+  if (!inline_mode && !stopping && steady_now < commit_retry_at) return;
   last_commit = steady_now;
   const SysTime now = clock->now();
   std::vector<SubscriptionState*> done;

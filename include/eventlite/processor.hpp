@@ -172,7 +172,7 @@ class Processor {
   // same name on this file (a lease in eventlite_leases, "every:NAME", decides which
   // one runs it): at most once per interval, and not again for that interval if the
   // process dies while running it. A throw is logged; the task runs again next
-  // interval. Throws InvalidArgument for an empty or 1000-byte name, an interval
+  // interval. Throws InvalidArgument for an empty name or one over 1000 bytes, an interval
   // under 1 ms, an empty task, or a name already registered.
   void every(std::string name, std::chrono::milliseconds interval,
              std::function<void()> task);

@@ -985,3 +985,28 @@ TEST(Processor, LargeEventsComeInSmallerBatchesAndAllArrive) {
 
 }  // namespace
 }  // namespace eventlite
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+using namespace std::chrono_literals;
+
+TEST(Processor, RewindOnAManualClockIsPickedUpByTheNextRun) {
+  auto store = Store::open(":memory:");
+  store.append("a", numbered_events(3));
+  // A clock far in the past: a lease end stamped from the system clock would hold.
+  auto clock =
+      std::make_shared<ManualClock>(std::chrono::system_clock::time_point{} + 1h);
+  Recorder rec;
+  Processor p(store, manual(clock));
+  p.subscribe("s", rec.handler());
+  EXPECT_EQ(p.run_until_idle(), 3u);
+  rewind(store, "s", 2);
+  EXPECT_EQ(p.run_until_idle(), 2u);
+  EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{1, 2, 3, 2, 3}));
+  EXPECT_EQ(position_of(store, "s"), 3);
+}
+
+}  // namespace
+}  // namespace eventlite
