@@ -749,26 +749,25 @@ bool Processor::Impl::schedule(SubscriptionState& sub, SysTime now) {
   // blocked streams yet, so nothing more is dispatched until they are written.
   if (!sub.pending_rows.empty()) return false;
   if (sub.retry_generation != generation || (sub.next_due && *sub.next_due <= now)) {
-    if (sub.retry_generation != generation &&
-        reads->position(sub.name) != sub.committed) {
+    const auto row = reads->subscription(sub.name);
+    if (row.position != sub.committed) {
       // Moved by someone else (a rewind): reload it with the lease.
       logger->info("checkpoint moved outside this processor: subscription={}", sub.name);
       lose(sub, now);
       return inline_mode;  // run_until_idle goes on: the next step takes it again
     }
     sub.retry_generation = generation;
-    const auto owed = reads->owed(sub.name);
-    sub.owed = owed.count;
+    sub.owed = row.owed;
     sub.next_due.reset();
-    if (owed.next_due) sub.next_due = detail::parse_time(*owed.next_due);
+    if (row.next_due) sub.next_due = detail::parse_time(*row.next_due);
     if (sub.options.on_dead == OnDead::stop) {
       const bool was = sub.stopped;
-      sub.stopped = reads->has_dead(sub.name);
+      sub.stopped = row.has_dead;
       sub.stopped_view = sub.stopped;
       if (sub.stopped && !was)
         logger->error("subscription stopped at a dead letter: subscription={}", sub.name);
     }
-    if (!sub.stopped && owed.count > 0) {
+    if (!sub.stopped && row.owed > 0) {
       auto streams =
           reads->due_streams(sub.name, detail::format_time(now), options.batch_size);
       if (!streams.empty()) {

@@ -92,14 +92,6 @@ Seq Queries::head() {
   return s.column_int(0);
 }
 
-std::optional<Seq> Queries::position(std::string_view name) {
-  Stmt& s = get("SELECT position FROM eventlite_subscriptions WHERE name = ?1");
-  StmtScope scope(s);
-  s.bind(1, name);
-  if (!s.step("read subscription")) return std::nullopt;
-  return s.column_int(0);
-}
-
 bool Queries::fence_holds(std::string_view name, Seq expected_position,
                           std::string_view owner, std::int64_t token) {
   Stmt& s =
@@ -168,27 +160,24 @@ std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscr
   return out;
 }
 
-bool Queries::has_dead(std::string_view subscription) {
-  Stmt& s =
-      get("SELECT EXISTS (SELECT 1 FROM eventlite_deliveries WHERE subscription = ?1 AND "
-          "status = 'dead')");
+Queries::SubscriptionRow Queries::subscription(std::string_view name) {
+  Stmt& s = get(
+      "SELECT (SELECT position FROM eventlite_subscriptions WHERE name = ?1), "
+      "(SELECT count(*) FROM eventlite_deliveries WHERE subscription = ?1 AND "
+      "status != 'dead'), "
+      "(SELECT min(next_attempt) FROM eventlite_deliveries WHERE subscription = ?1 AND "
+      "status != 'dead'), "
+      "EXISTS (SELECT 1 FROM eventlite_deliveries WHERE subscription = ?1 AND "
+      "status = 'dead')");
   StmtScope scope(s);
-  s.bind(1, subscription);
-  s.step("read dead letters");
-  return s.column_int(0) != 0;
-}
-
-Queries::Owed Queries::owed(std::string_view subscription) {
-  Stmt& s =
-      get("SELECT count(*), min(next_attempt) FROM eventlite_deliveries WHERE "
-          "subscription = ?1 AND status != 'dead'");
-  StmtScope scope(s);
-  s.bind(1, subscription);
-  s.step("read owed deliveries");
-  Owed out;
-  out.count = s.column_int(0);
-  if (!s.column_null(1)) out.next_due = std::string(s.column_text(1));
-  return out;
+  s.bind(1, name);
+  s.step("read subscription");
+  SubscriptionRow row;
+  if (!s.column_null(0)) row.position = s.column_int(0);
+  row.owed = s.column_int(1);
+  if (!s.column_null(2)) row.next_due = std::string(s.column_text(2));
+  row.has_dead = s.column_int(3) != 0;
+  return row;
 }
 
 std::vector<std::string> Queries::due_streams(std::string_view subscription,

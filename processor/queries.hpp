@@ -67,7 +67,6 @@ class Queries {
   // stored position.
   Seq ensure_subscription(std::string_view name, Seq position, std::string_view now);
   Seq head();
-  std::optional<Seq> position(std::string_view name);
 
   // True if the checkpoint stands where this owner last left it and the owner still
   // holds the lease with `token`: only then may the owner move it.
@@ -79,13 +78,16 @@ class Queries {
 
   // Streams with owed (not dead) deliveries: later events of them must wait.
   std::unordered_set<std::string> blocked_streams(std::string_view subscription);
-  bool has_dead(std::string_view subscription);
-  // How many deliveries are owed and when the earliest retry is due.
-  struct Owed {
-    std::int64_t count = 0;
+  // A subscription as the file has it, in one read: its position (none when the row
+  // is missing), how many deliveries it owes and when the earliest retry is due, and
+  // whether it has dead letters.
+  struct SubscriptionRow {
+    std::optional<Seq> position = {};
+    std::int64_t owed = 0;
     std::optional<std::string> next_due = {};
+    bool has_dead = false;
   };
-  Owed owed(std::string_view subscription);
+  SubscriptionRow subscription(std::string_view name);
   // Streams whose first owed delivery is due at `now` (waiting ones at once).
   std::vector<std::string> due_streams(std::string_view subscription,
                                        std::string_view now, std::size_t limit);
