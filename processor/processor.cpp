@@ -71,7 +71,7 @@ constexpr std::size_t kCachedBatches = 16;
 constexpr std::size_t kBatchBytes = std::size_t{4} << 20;
 constexpr std::size_t kCacheBytes = std::size_t{16} << 20;
 constexpr Seq kNoStop = std::numeric_limits<Seq>::max();
-// After a unit or a commit failed on a storage error, wait before trying again.
+// After a unit failed on a storage error, wait at least this long before redoing it.
 constexpr std::chrono::milliseconds kStoragePause{500};
 
 std::string default_owner() {
