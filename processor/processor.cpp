@@ -507,9 +507,15 @@ bool Processor::Impl::step() {
       continue;
     if (schedule(*sub, now)) dispatched = true;
   }
-  // Idle is the moment to commit: it costs a drain nothing and ends the window in
-  // which a crash would deliver again.
-  commit(!dispatched && in_flight == 0);
+  // Checkpoints wait for checkpoint_interval even when idle: committing after every
+  // event of a trickle would add a commit (an fsync under full durability) per event,
+  // competing with the appends. Someone waiting in wait_idle() gets it at once.
+  bool waited_for;
+  {
+    std::lock_guard lock(idle_mu);
+    waited_for = requests > idle_served;
+  }
+  commit(waited_for && !dispatched && in_flight == 0);
   publish_idle(dispatched, requests);
   return dispatched;
 }
