@@ -166,6 +166,17 @@ class CliTest : public ::testing::Test {
     return run_program(kCli, args, input);
   }
 
+  // Runs `args` with a valid --jsonl line on stdin and checks that the command was
+  // refused as the tool must refuse: status 1, nothing on stdout, one error line.
+  Result run_refused(const std::vector<std::string>& args) const {
+    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
+                              "\n");
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    return result;
+  }
+
   // `eventlite init DB` that must succeed.
   void init() const {
     Result result = run({"init", db()});
@@ -417,11 +428,7 @@ std::vector<std::vector<std::string>> commands_on_a_file(const std::string& db,
 TEST_F(Cli, CommandsOtherThanInitOnMissingFileFailAndCreateNothing) {
   for (const auto& args : commands_on_a_file(db(), false)) {
     SCOPED_TRACE(joined(args));
-    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
-                              "\n");
-    EXPECT_EQ(result.status, 1);
-    EXPECT_EQ(result.out, "");
-    expect_one_error_line(result);
+    Result result = run_refused(args);
     EXPECT_NE(result.err.find("eventlite init"), std::string::npos) << result.err;
     EXPECT_TRUE(files().empty());
   }
@@ -465,11 +472,7 @@ TEST_F(Cli, CommandsOnNonSqliteFileFailAndLeaveItByteForByte) {
   write_bytes(db(), bytes);
   for (const auto& args : commands_on_a_file(db(), true)) {
     SCOPED_TRACE(joined(args));
-    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
-                              "\n");
-    EXPECT_EQ(result.status, 1);
-    EXPECT_EQ(result.out, "");
-    expect_one_error_line(result);
+    Result result = run_refused(args);
     EXPECT_EQ(read_bytes(db()), bytes);
     EXPECT_EQ(files(), std::set<std::string>{"events.db"});
   }
@@ -480,11 +483,7 @@ TEST_F(Cli, CommandsOnUninitialisedAppDatabaseFailAndLeaveItByteForByte) {
   const std::string bytes = read_bytes(db());
   for (const auto& args : commands_on_a_file(db(), false)) {
     SCOPED_TRACE(joined(args));
-    Result result = run(args, R"({"stream":"s","type":"T","data":{}})"
-                              "\n");
-    EXPECT_EQ(result.status, 1);
-    EXPECT_EQ(result.out, "");
-    expect_one_error_line(result);
+    Result result = run_refused(args);
     EXPECT_NE(result.err.find("eventlite init"), std::string::npos) << result.err;
     EXPECT_EQ(read_bytes(db()), bytes);
     EXPECT_EQ(files(), std::set<std::string>{"events.db"});
