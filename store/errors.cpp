@@ -14,6 +14,7 @@ const char* to_string(ErrorCode code) noexcept {
     case ErrorCode::not_an_eventlite_database: return "not_an_eventlite_database";
     case ErrorCode::invalid_argument: return "invalid_argument";
     case ErrorCode::broker: return "broker";
+    case ErrorCode::permanent: return "permanent";
   }
   return "unknown";
 }
@@ -65,7 +66,19 @@ NotAnEventliteDatabase::NotAnEventliteDatabase(const std::string& path,
 InvalidArgument::InvalidArgument(const std::string& message)
     : Error(ErrorCode::invalid_argument, message) {}
 
-BrokerError::BrokerError(const std::string& message)
-    : Error(ErrorCode::broker, message) {}
+BrokerError::BrokerError(std::string broker, bool retryable, const std::string& message)
+    : Error(ErrorCode::broker, fmt::format("{}: {}", broker, message)),
+      broker_(std::move(broker)),
+      retryable_(retryable) {}
+
+PermanentError::PermanentError(const std::string& message)
+    : Error(ErrorCode::permanent, message) {}
+
+bool is_permanent(const std::exception& error) noexcept {
+  if (dynamic_cast<const PermanentError*>(&error)) return true;
+  if (dynamic_cast<const InvalidEvent*>(&error)) return true;
+  if (auto* broker = dynamic_cast<const BrokerError*>(&error)) return !broker->retryable();
+  return false;
+}
 
 }  // namespace eventlite

@@ -19,6 +19,7 @@ enum class ErrorCode {
   not_an_eventlite_database,
   invalid_argument,
   broker,
+  permanent,
 };
 
 // A stable, lower-case name for `code`, e.g. "version_conflict".
@@ -112,10 +113,33 @@ class InvalidArgument : public Error {
   explicit InvalidArgument(const std::string& message);
 };
 
-// A message broker (Redis, NATS) refused or could not be reached.
+// A message broker (Redis, NATS) refused or could not be reached. `broker` names it
+// ("redis", "nats"); `retryable` says whether trying again can help (the connection
+// was lost or timed out) or cannot (authentication refused, a key of the wrong type,
+// a payload over the broker's limit). what() is "BROKER: MESSAGE", and MESSAGE never
+// holds a password.
 class BrokerError : public Error {
  public:
-  explicit BrokerError(const std::string& message);
+  BrokerError(std::string broker, bool retryable, const std::string& message);
+  const std::string& broker() const noexcept { return broker_; }
+  bool retryable() const noexcept { return retryable_; }
+
+ private:
+  std::string broker_;
+  bool retryable_;
 };
+
+// Thrown by a handler or a sink for a failure that no retry can mend (data the
+// handler can never accept): the processor parks the delivery as a dead letter at
+// once, with what() as its error, instead of retrying it.
+class PermanentError : public Error {
+ public:
+  explicit PermanentError(const std::string& message);
+};
+
+// Whether retrying the delivery that threw `error` cannot help: a PermanentError, a
+// BrokerError that is not retryable, or an InvalidEvent (data that does not convert
+// to a typed handler's type, an event the handler built that the store refuses).
+bool is_permanent(const std::exception& error) noexcept;
 
 }  // namespace eventlite

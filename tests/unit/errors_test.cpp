@@ -21,6 +21,7 @@ TEST(Errors, CodesHaveStableLowerCaseNames) {
                "not_an_eventlite_database");
   EXPECT_STREQ(to_string(ErrorCode::invalid_argument), "invalid_argument");
   EXPECT_STREQ(to_string(ErrorCode::broker), "broker");
+  EXPECT_STREQ(to_string(ErrorCode::permanent), "permanent");
 }
 
 TEST(Errors, VersionConflictNamesStreamExpectedAndActual) {
@@ -58,7 +59,21 @@ TEST(Errors, EachErrorCarriesItsCodeAndNamesItsValues) {
   EXPECT_TRUE(contains(not_ours.what(), "app.db")) << not_ours.what();
 
   EXPECT_EQ(InvalidArgument("bad").code(), ErrorCode::invalid_argument);
-  EXPECT_EQ(BrokerError("down").code(), ErrorCode::broker);
+  const BrokerError down("redis", true, "connection refused");
+  EXPECT_EQ(down.code(), ErrorCode::broker);
+  EXPECT_EQ(down.broker(), "redis");
+  EXPECT_TRUE(down.retryable());
+  EXPECT_EQ(std::string(down.what()), "redis: connection refused");
+  EXPECT_EQ(PermanentError("never").code(), ErrorCode::permanent);
+}
+
+TEST(Errors, PermanentFailuresAreToldFromRetryableOnes) {
+  EXPECT_TRUE(is_permanent(PermanentError("bad data")));
+  EXPECT_TRUE(is_permanent(BrokerError("nats", false, "authorization violation")));
+  EXPECT_TRUE(is_permanent(InvalidEvent(0, "data", "does not convert")));
+  EXPECT_FALSE(is_permanent(BrokerError("redis", true, "connection lost")));
+  EXPECT_FALSE(is_permanent(StorageError(5, 5, "database is locked")));
+  EXPECT_FALSE(is_permanent(std::runtime_error("smtp timeout")));
 }
 
 TEST(Errors, AllDeriveFromOneRoot) {
