@@ -10,7 +10,6 @@
 // (rolling back) if it does not.
 
 #include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "eventlite/store.hpp"
 #include "eventlite/subscriptions.hpp"
 #include "eventlite/transaction.hpp"
+#include "processor/queries.hpp"
 #include "store/clock.hpp"
 #include "store/reader.hpp"
 #include "store/sqlite_util.hpp"
@@ -30,17 +30,28 @@ namespace eventlite {
 namespace {
 
 // One row per subscription, by name; with no subscription, one row whose name is
-// NULL, which still carries the head.
+// NULL, which still carries the head. A held stream is one whose dead letter has a
+// waiting delivery behind it (eventlite_held_streams); the oldest undelivered event
+// is the first past the position or the oldest owed one (min() of two values is NULL
+// when either is, so coalesce picks the one there is).
 constexpr const char* kStatusSql =
     "SELECT h.head, s.name, s.position, "
     "(SELECT count(*) FROM eventlite_deliveries AS d "
     " WHERE d.subscription = s.name AND d.status != 'dead'), "
     "(SELECT count(*) FROM eventlite_deliveries AS d "
     " WHERE d.subscription = s.name AND d.status = 'dead'), "
-    "l.owner, l.expires, l.token "
+    "l.owner, l.expires, l.token, "
+    "(SELECT count(*) FROM eventlite_held_streams AS x WHERE x.subscription = s.name), "
+    "coalesce(min(o.n, o.o), o.n, o.o) "
     "FROM (SELECT coalesce(max(seq), 0) AS head FROM eventlite_events) AS h "
     "LEFT JOIN eventlite_subscriptions AS s ON 1 "
     "LEFT JOIN eventlite_leases AS l ON l.name = s.name "
+    "LEFT JOIN (SELECT s2.name AS name, "
+    "  (SELECT e.time FROM eventlite_events AS e WHERE e.seq = s2.position + 1) AS n, "
+    "  (SELECT min(e.time) FROM eventlite_deliveries AS d "
+    "   JOIN eventlite_events AS e ON e.seq = d.seq "
+    "   WHERE d.subscription = s2.name AND d.status != 'dead') AS o "
+    "  FROM eventlite_subscriptions AS s2) AS o ON o.name = s.name "
     "ORDER BY s.name";
 
 // A LEFT JOIN, so a dead letter is listed (with the stream its row names) even if its
@@ -52,54 +63,33 @@ constexpr const char* kDeadLettersSql =
     "WHERE d.status = 'dead' AND (?1 = '' OR d.subscription = ?1) "
     "ORDER BY d.subscription, d.seq";
 
-// The store's write transaction, after the checks every write makes: a writable
-// store and an existing subscription. Throws InvalidArgument otherwise.
-Transaction begin_for(Store& store, std::string_view subscription, const char* what) {
+// Runs `fn(queries)` in the store's write transaction after the checks every write
+// makes (a writable store, an existing subscription: InvalidArgument otherwise), and
+// commits; returns what fn returned.
+template <class F>
+auto write_for(Store& store, std::string_view subscription, const char* what, F fn) {
   detail::StoreAccess::impl(store)->require_writer(what);
   Transaction transaction = store.transaction();
-  try {
-    SQLite::Statement exists(transaction.database(),
-                             "SELECT 1 FROM eventlite_subscriptions WHERE name = ?");
-    exists.bind(1, std::string(subscription));
-    if (!exists.executeStep())
-      throw InvalidArgument(
-          fmt::format("{}: unknown subscription \"{}\"", what, subscription));
-  } catch (const SQLite::Exception& e) {
-    detail::rethrow_storage(e, what);
-  }
-  return transaction;
+  detail::Queries q(transaction.database().getHandle());
+  if (!q.subscription_exists(subscription))
+    throw InvalidArgument(
+        fmt::format("{}: unknown subscription \"{}\"", what, subscription));
+  auto result = fn(q);
+  transaction.commit();
+  return result;
 }
 
-// Changes the dead letters of `subscription` named by `seqs` (all of them when it is
-// empty) with `sql`, whose binds are ?1 the subscription, ?2 the time now and ?3 one
-// seq or NULL for all; commits and returns how many rows changed.
+// Applies `change` to the dead letters named by `seqs` (all of them when empty).
+template <class F>
 std::size_t change_dead_letters(Store& store, std::string_view subscription,
-                                std::span<const Seq> seqs, const char* what,
-                                const char* sql) {
-  Transaction transaction = begin_for(store, subscription, what);
-  const std::string name(subscription);
-  const std::string now = detail::now_text();
-  std::size_t changed = 0;
-  try {
-    SQLite::Statement change(transaction.database(), sql);
-    auto run = [&](const std::optional<Seq>& seq) {
-      change.reset();
-      change.bind(1, name);
-      change.bind(2, now);
-      if (seq)
-        change.bind(3, static_cast<std::int64_t>(*seq));
-      else
-        change.bind(3);
-      changed += static_cast<std::size_t>(change.exec());
-    };
-    if (seqs.empty()) run(std::nullopt);
+                                std::span<const Seq> seqs, const char* what, F change) {
+  return write_for(store, subscription, what, [&](detail::Queries& q) {
+    if (seqs.empty()) return change(q, std::optional<Seq>());
     // A seq named twice counts once: the second run finds no dead letter there.
-    for (Seq seq : seqs) run(seq);
-  } catch (const SQLite::Exception& e) {
-    detail::rethrow_storage(e, what);
-  }
-  transaction.commit();
-  return changed;
+    std::size_t changed = 0;
+    for (Seq seq : seqs) changed += change(q, std::optional<Seq>(seq));
+    return changed;
+  });
 }
 
 }  // namespace
@@ -109,6 +99,7 @@ StatusReport status(const Store& store) {
   detail::Stmt& s = conn->statement(kStatusSql);
   detail::StmtScope scope(s);
   StatusReport report;
+  const auto now = std::chrono::system_clock::now();
   while (s.step("read status")) {
     report.head = s.column_int(0);
     if (s.column_null(1)) continue;  // no subscription: the head alone
@@ -126,6 +117,8 @@ StatusReport status(const Store& store) {
       lease.token = s.column_int(7);
       sub.lease = std::move(lease);
     }
+    sub.held = static_cast<std::uint64_t>(s.column_int(8));
+    if (!s.column_null(9)) sub.lag_time = detail::age_of(s.column_text(9), now);
     report.subscriptions.push_back(std::move(sub));
   }
   return report;
@@ -153,61 +146,32 @@ std::vector<DeadLetter> dead_letters(const Store& store, std::string_view subscr
 
 std::size_t retry_dead_letters(Store& store, std::string_view subscription,
                                std::span<const Seq> seqs) {
-  // No due time: due at once on whatever clock the processor runs (a test's
-  // ManualClock included).
-  return change_dead_letters(
-      store, subscription, seqs, "retry dead letters",
-      "UPDATE eventlite_deliveries "
-      "SET status = 'retrying', attempts = 0, next_attempt = NULL, updated = ?2 "
-      "WHERE subscription = ?1 AND status = 'dead' AND (?3 IS NULL OR seq = ?3)");
+  const std::string now = detail::now_text();
+  return change_dead_letters(store, subscription, seqs, "retry dead letters",
+                             [&](detail::Queries& q, std::optional<Seq> seq) {
+                               return q.retry_dead(subscription, seq, now);
+                             });
 }
 
 std::size_t discard_dead_letters(Store& store, std::string_view subscription,
                                  std::span<const Seq> seqs) {
-  // ?2 (the time) is bound and unused: ?3 makes room for it.
-  return change_dead_letters(
-      store, subscription, seqs, "discard dead letters",
-      "DELETE FROM eventlite_deliveries "
-      "WHERE subscription = ?1 AND status = 'dead' AND (?3 IS NULL OR seq = ?3)");
+  return change_dead_letters(store, subscription, seqs, "discard dead letters",
+                             [&](detail::Queries& q, std::optional<Seq> seq) {
+                               return q.discard_dead(subscription, seq);
+                             });
 }
 
 void rewind(Store& store, std::string_view subscription, Seq from) {
   if (from < 1)
     throw InvalidArgument(
         fmt::format("rewind: from must be a seq of 1 or more, not {}", from));
-  Transaction transaction = begin_for(store, subscription, "rewind");
-  const std::string name(subscription);
-  try {
-    SQLite::Database& db = transaction.database();
-    SQLite::Statement move(
-        db,
-        "UPDATE eventlite_subscriptions SET position = ?2, updated = ?3 "
-        "WHERE name = ?1");
-    move.bind(1, name);
-    move.bind(2, static_cast<std::int64_t>(from - 1));
-    move.bind(3, detail::now_text());
-    move.exec();
-    // Owed or dead at or after `from`: the log delivers them again from there.
-    SQLite::Statement drop(
-        db, "DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2");
-    drop.bind(1, name);
-    drop.bind(2, static_cast<std::int64_t>(from));
-    drop.exec();
-    // Take the subscription from whoever dispatches it: a new token fences the work
-    // it has not committed yet, even when the position ends where it was, and the
-    // lease ends now, so it (or another process) picks the subscription up again at
-    // once from the new position.
-    SQLite::Statement release(
-        db,
-        "UPDATE eventlite_leases SET token = token + 1, expires = ?2 WHERE name = ?1");
-    release.bind(1, name);
-    // Long past on any clock (a processor on a test's ManualClock included).
-    release.bind(2, detail::format_time(std::chrono::system_clock::time_point{}));
-    release.exec();
-  } catch (const SQLite::Exception& e) {
-    detail::rethrow_storage(e, "rewind");
-  }
-  transaction.commit();
+  write_for(store, subscription, "rewind", [&](detail::Queries& q) {
+    // The lease ends long past on any clock (a processor on a test's ManualClock
+    // included).
+    q.rewind(subscription, from, detail::now_text(),
+             detail::format_time(std::chrono::system_clock::time_point{}));
+    return 0;
+  });
 }
 
 }  // namespace eventlite

@@ -1,17 +1,19 @@
-// Delivering work items to one subscription's handler.
+// Delivering one lane of work items to one subscription.
 //
-// A work unit is a batch of new events or a set of owed deliveries that fell due. The
-// processor splits a non-transactional unit into lanes by stream (a stream's items are
-// all in one lane, in seq order) and runs the lanes in parallel; a transactional unit
-// runs as one lane inside one write transaction. Here each lane's items are delivered
-// in order:
+// The dispatcher splits a unit (a batch of new events, or owed deliveries that fell
+// due) into lanes by stream: a stream's items are all in one lane, in seq order. Here
+// each lane's items are delivered in order:
 //   - an item of a stream that is blocked (it has an owed delivery in the file, or
 //     one failed earlier in this lane) is not delivered: it becomes a waiting row;
 //   - a delivery that returns is done (an existing row is deleted);
 //   - a delivery that throws becomes a retrying row due after the backoff, and blocks
-//     the rest of its stream; when its attempts have run out it becomes a dead row
-//     instead, and its stream goes on (OnDead::park) or the unit stops there
+//     the rest of its stream; when its attempts have run out, or the error is one no
+//     retry can mend (is_permanent), it becomes a dead row instead, and its stream
+//     goes on (OnDead::park), stays blocked (OnDead::hold), or the unit stops there
 //     (OnDead::stop: `stop_at`).
+// A batch handler or a sink takes the lane's deliverable items at once and says how
+// far it got; the failed item is treated as a single failed delivery, and the items
+// left over that its failure does not block are handed over again in the next call.
 // The caller writes the rows and the checkpoint together, so "position plus rows"
 // always names every event not yet done.
 
@@ -19,56 +21,14 @@
 
 #include <spdlog/logger.h>
 
-#include <algorithm>
-#include <bit>
-#include <cmath>
+#include <optional>
 
 #include "eventlite/transaction.hpp"
+#include "processor/backoff.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"
 
 namespace eventlite::detail {
-
-void LatencyHistogram::record(std::chrono::microseconds took) noexcept {
-  const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(took.count(), 0));
-  const std::size_t bucket =
-      std::min<std::size_t>(static_cast<std::size_t>(std::bit_width(us)), 39);
-  buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-  auto prev = max_.load(std::memory_order_relaxed);
-  while (took.count() > prev &&
-         !max_.compare_exchange_weak(prev, took.count(), std::memory_order_relaxed)) {
-  }
-}
-
-std::chrono::microseconds LatencyHistogram::quantile(double q) const noexcept {
-  std::uint64_t total = 0;
-  for (const auto& b : buckets_) total += b.load(std::memory_order_relaxed);
-  if (total == 0) return std::chrono::microseconds(0);
-  const auto want = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
-  std::uint64_t seen = 0;
-  for (std::size_t i = 0; i < buckets_.size(); ++i) {
-    seen += buckets_[i].load(std::memory_order_relaxed);
-    if (seen >= std::max<std::uint64_t>(want, 1)) {
-      // Bucket i holds values below 2^i microseconds.
-      return std::min(std::chrono::microseconds(std::int64_t{1} << i), max());
-    }
-  }
-  return max();
-}
-
-std::chrono::milliseconds retry_delay(const RetryPolicy& policy, int failed_attempts,
-                                      std::mt19937_64& rng) {
-  double wait = static_cast<double>(policy.base.count()) *
-                std::pow(policy.factor, std::max(failed_attempts - 1, 0));
-  wait = std::min(wait, static_cast<double>(policy.cap.count()));
-  if (policy.jitter > 0) {
-    std::uniform_real_distribution<double> spread(1.0 - policy.jitter,
-                                                  1.0 + policy.jitter);
-    wait *= spread(rng);
-  }
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(wait)));
-}
-
 namespace {
 
 std::mt19937_64& thread_rng() {
@@ -76,45 +36,19 @@ std::mt19937_64& thread_rng() {
   return rng;
 }
 
-template <class F, class... Args>
-void notify(const DeliveryEnv& env, const F& callback, Args&&... args) noexcept {
-  if (!callback) return;
-  try {
-    callback(std::forward<Args>(args)...);
-  } catch (const std::exception& e) {
-    env.logger->warn("observer threw, ignored: {}", e.what());
-  } catch (...) {
-    env.logger->warn("observer threw, ignored");
-  }
-}
+struct Failure {
+  std::string error;
+  bool permanent = false;
+};
 
-// Runs the handler once. Returns the error text of a throw, or nothing.
-std::optional<std::string> run_handler(const DeliveryEnv& env, SubscriptionState& sub,
-                                       const Context& ctx) {
-  notify(env, env.observer->on_start, ctx);
-  const auto started = std::chrono::steady_clock::now();
-  std::optional<std::string> error;
+Failure failure_of(const std::exception_ptr& error) {
   try {
-    sub.handler(ctx);
+    std::rethrow_exception(error);
   } catch (const std::exception& e) {
-    error = e.what();
+    return Failure{e.what(), is_permanent(e)};
   } catch (...) {
-    error = "unknown exception";
+    return Failure{"unknown exception"};
   }
-  if (!error) {
-    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - started);
-    sub.latency.record(took);
-    sub.delivered.fetch_add(1, std::memory_order_relaxed);
-    if (ctx.attempt() > 1) sub.retried.fetch_add(1, std::memory_order_relaxed);
-    env.logger->trace("delivered: subscription={} seq={} attempt={}", sub.name,
-                      ctx.event().seq, ctx.attempt());
-    notify(env, env.observer->on_delivered, ctx, took);
-    return std::nullopt;
-  }
-  if (ctx.attempt() > 1) sub.retried.fetch_add(1, std::memory_order_relaxed);
-  sub.failed.fetch_add(1, std::memory_order_relaxed);
-  return error;
 }
 
 void lower(std::atomic<Seq>& stop_at, Seq seq) noexcept {
@@ -124,123 +58,261 @@ void lower(std::atomic<Seq>& stop_at, Seq seq) noexcept {
   }
 }
 
-// The row for a delivery that failed on attempt `ctx.attempt()` (`parked`: its last
-// attempt failed earlier, and it is parked now).
-RowWrite failure_row(const DeliveryEnv& env, SubscriptionState& sub, const Context& ctx,
-                     const std::string& error, bool parked = false) {
-  const Event& e = ctx.event();
-  RowWrite row{e.seq, e.stream, RowWrite::Status::retrying, ctx.attempt(), {}, error};
-  if (parked) row.attempts = ctx.attempt() - 1;
-  if (parked || ctx.attempt() >= sub.retry.max_attempts) {
-    row.status = RowWrite::Status::dead;
-    sub.dead.fetch_add(1, std::memory_order_relaxed);
-    env.logger->error("event dead: subscription={} seq={} stream={} attempts={}: {}",
-                      sub.name, e.seq, e.stream, row.attempts, error);
-    if (!parked) notify(env, env.observer->on_failed, ctx, std::string_view(error));
-    notify(env, env.observer->on_dead, ctx, std::string_view(error));
-    return row;
-  }
-  const auto wait = retry_delay(sub.retry, ctx.attempt(), thread_rng());
-  row.next_attempt = format_time(env.clock->now() + wait);
-  env.logger->warn(
-      "delivery failed: subscription={} seq={} attempt={}/{} retry_in={}ms: {}", sub.name,
-      e.seq, ctx.attempt(), sub.retry.max_attempts, wait.count(), error);
-  notify(env, env.observer->on_failed, ctx, std::string_view(error));
-  return row;
-}
-
-// A savepoint around one transactional delivery, so a throw undoes the handler's
-// writes and nothing else.
+// A savepoint around one transactional delivery (or batch call), so a failure undoes
+// the handler's writes and nothing else.
 class DeliverySavepoint {
  public:
-  explicit DeliverySavepoint(sqlite3* db) : db_(db) {
-    exec(db_, "SAVEPOINT eventlite_delivery", "begin delivery savepoint");
+  explicit DeliverySavepoint(Transaction* txn)
+      : txn_(txn), db_(txn ? txn->database().getHandle() : nullptr) {
+    if (txn_) exec(db_, "SAVEPOINT eventlite_delivery", "begin delivery savepoint");
   }
-  ~DeliverySavepoint() {
-    if (open_) undo();
-  }
+  ~DeliverySavepoint() { undo(); }
   DeliverySavepoint(const DeliverySavepoint&) = delete;
   DeliverySavepoint& operator=(const DeliverySavepoint&) = delete;
+
+  // Whether the handler ended the transaction (or SQLite rolled it back).
+  bool ended() const { return txn_ && (!txn_->active() || sqlite3_get_autocommit(db())); }
   void release() {
+    if (!txn_ || !open_) return;
     open_ = false;
-    exec(db_, "RELEASE eventlite_delivery", "release delivery savepoint");
+    exec(db(), "RELEASE eventlite_delivery", "release delivery savepoint");
   }
   void undo() noexcept {
+    if (!txn_ || !open_) return;
     open_ = false;
-    if (sqlite3_get_autocommit(db_)) return;  // SQLite rolled everything back
-    if (sqlite3_exec(db_, "ROLLBACK TO eventlite_delivery; RELEASE eventlite_delivery",
+    if (sqlite3_get_autocommit(db())) return;  // SQLite rolled everything back
+    if (sqlite3_exec(db(), "ROLLBACK TO eventlite_delivery; RELEASE eventlite_delivery",
                      nullptr, nullptr, nullptr) != SQLITE_OK)
-      rollback_quietly(db_);
+      rollback_quietly(db());
   }
 
  private:
-  sqlite3* db_;
+  sqlite3* db() const noexcept { return db_; }
+  Transaction* txn_;
+  sqlite3* db_;  // kept: database() throws once the handler ended the transaction
   bool open_ = true;
+};
+
+// The delivery of one lane: the rows it writes and the streams its failures block.
+class LaneRun {
+ public:
+  LaneRun(const DeliveryEnv& env, SubscriptionState& sub, const LaneWork& lane)
+      : env_(env), sub_(sub), lane_(lane) {}
+
+  std::size_t run() {
+    if (sub_.target.handler) {
+      for (const WorkItem& item : lane_.items) {
+        if (stopped(item)) break;
+        if (!deliverable(item)) continue;
+        if (!deliver_one(item)) break;
+      }
+    } else {
+      std::vector<const WorkItem*> pending;
+      for (const WorkItem& item : lane_.items) {
+        if (stopped(item)) break;
+        if (deliverable(item)) pending.push_back(&item);
+      }
+      while (!pending.empty() && deliver_batch(pending)) {
+      }
+    }
+    return delivered_;
+  }
+
+ private:
+  bool stopped(const WorkItem& item) const {
+    return item.event->seq > lane_.stop_at->load(std::memory_order_acquire);
+  }
+
+  bool blocked(const std::string& stream) const {
+    return lane_.blocked->count(stream) || failed_streams_.count(stream);
+  }
+
+  // False when the item only waits or is parked without delivery.
+  bool deliverable(const WorkItem& item) {
+    const Event& e = *item.event;
+    if (blocked(e.stream)) {
+      if (!item.has_row) lane_.rows->push_back(RowWrite{e.seq, e.stream});
+      return false;
+    }
+    if (!item.park_error) return true;
+    const Context ctx(e, sub_.name, item.attempt, lane_.transaction, &env_);
+    failed(ctx, Failure{*item.park_error}, true);
+    return false;
+  }
+
+  void on_success(const Context& ctx, const WorkItem& item,
+                  std::chrono::microseconds took) {
+    sub_.latency.record(took);
+    sub_.delivered.fetch_add(1, std::memory_order_relaxed);
+    if (item.attempt > 1) sub_.retried.fetch_add(1, std::memory_order_relaxed);
+    env_.logger->trace("delivered: subscription={} seq={} attempt={}", sub_.name,
+                       item.event->seq, item.attempt);
+    notify(env_, env_.observer->on_delivered, ctx, took);
+    if (item.has_row)
+      lane_.rows->push_back(
+          RowWrite{item.event->seq, item.event->stream, RowWrite::Status::done});
+  }
+
+  // Records a failed delivery (`parked`: its last attempt failed earlier and no row
+  // could record it). Returns false when the lane must stop (OnDead::stop).
+  bool failed(const Context& ctx, const Failure& f, bool parked = false) {
+    const Event& e = ctx.event();
+    if (!parked) {
+      if (ctx.attempt() > 1) sub_.retried.fetch_add(1, std::memory_order_relaxed);
+      sub_.failed.fetch_add(1, std::memory_order_relaxed);
+      notify(env_, env_.observer->on_failed, ctx, std::string_view(f.error));
+    }
+    RowWrite row{e.seq, e.stream, RowWrite::Status::retrying, ctx.attempt(), {}, f.error};
+    if (parked) row.attempts = ctx.attempt() - 1;
+    if (!parked && !f.permanent && ctx.attempt() < sub_.retry.max_attempts) {
+      const auto wait = retry_delay(sub_.retry, ctx.attempt(), thread_rng());
+      row.next_attempt = format_time(env_.clock->now() + wait);
+      env_.logger->warn(
+          "delivery failed: subscription={} seq={} attempt={}/{} retry_in={}ms: {}",
+          sub_.name, e.seq, ctx.attempt(), sub_.retry.max_attempts, wait.count(),
+          f.error);
+      lane_.rows->push_back(std::move(row));
+      failed_streams_.insert(e.stream);
+      return true;
+    }
+    row.status = RowWrite::Status::dead;
+    sub_.dead.fetch_add(1, std::memory_order_relaxed);
+    env_.logger->error("event dead: subscription={} seq={} stream={} attempts={}{}: {}",
+                       sub_.name, e.seq, e.stream, row.attempts,
+                       f.permanent ? " (not retryable)" : "", f.error);
+    notify(env_, env_.observer->on_dead, ctx, std::string_view(f.error));
+    lane_.rows->push_back(std::move(row));
+    if (sub_.options.on_dead == OnDead::stop) {
+      lower(*lane_.stop_at, e.seq);
+      return false;
+    }
+    if (sub_.holds_streams()) failed_streams_.insert(e.stream);
+    return true;
+  }
+
+  bool deliver_one(const WorkItem& item) {
+    const Context ctx(*item.event, sub_.name, item.attempt, lane_.transaction, &env_);
+    notify(env_, env_.observer->on_start, ctx);
+    DeliverySavepoint savepoint(lane_.transaction);
+    const auto started = std::chrono::steady_clock::now();
+    std::exception_ptr error;
+    try {
+      sub_.target.handler(ctx);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    ++delivered_;
+    if (savepoint.ended()) ended(ctx, error);
+    if (!error) {
+      savepoint.release();
+      on_success(ctx, item, took);
+      return true;
+    }
+    savepoint.undo();
+    return failed(ctx, failure_of(error));
+  }
+
+  // A handler that ended the delivery's transaction (or whose transaction SQLite
+  // rolled back): nothing of the unit can be stored.
+  [[noreturn]] void ended(const Context& ctx, const std::exception_ptr& error) {
+    std::string text = error ? failure_of(error).error
+                             : std::string("the handler ended the delivery's transaction");
+    sub_.failed.fetch_add(1, std::memory_order_relaxed);
+    notify(env_, env_.observer->on_failed, ctx, std::string_view(text));
+    throw DeliveryRolledBack(ctx.event().seq, ctx.attempt(), text);
+  }
+
+  // One call of the batch handler or sink with `pending`; leaves in `pending` what
+  // the next call gets. Returns false when the lane must stop.
+  bool deliver_batch(std::vector<const WorkItem*>& pending) {
+    std::vector<const Event*> events;
+    std::vector<int> attempts;
+    events.reserve(pending.size());
+    attempts.reserve(pending.size());
+    for (const WorkItem* item : pending) {
+      events.push_back(item->event);
+      attempts.push_back(item->attempt);
+      notify(env_, env_.observer->on_start,
+             Context(*item->event, sub_.name, item->attempt, lane_.transaction, &env_));
+    }
+    const BatchContext batch(events, attempts, sub_.name, lane_.transaction);
+    DeliverySavepoint savepoint(lane_.transaction);
+    const auto started = std::chrono::steady_clock::now();
+    std::optional<BatchResult> result;
+    try {
+      result = sub_.target.sink ? sub_.target.sink->publish(batch)
+                                : sub_.target.batch(batch);
+    } catch (...) {
+      result = BatchResult::failed(0, std::current_exception());
+    }
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    const std::size_t done = result->done(pending.size());
+    delivered_ += done == pending.size() ? done : done + 1;
+    if (savepoint.ended()) {
+      const WorkItem& at = *pending[std::min(done, pending.size() - 1)];
+      ended(Context(*at.event, sub_.name, at.attempt, lane_.transaction, &env_),
+            result->all_done() ? nullptr : result->error());
+    }
+    if (result->all_done()) {
+      savepoint.release();
+      succeed(pending, 0, pending.size(), took);
+      pending.clear();
+      return true;
+    }
+    const WorkItem& bad = *pending[done];
+    const Context ctx(*bad.event, sub_.name, bad.attempt, lane_.transaction, &env_);
+    Failure f = failure_of(result->error());
+    if (sub_.target.sink && !f.permanent) {
+      // The broker is down or timed out: the whole unit is sent again after the
+      // subscription's backoff, from where the reopened sink says it stands.
+      sub_.failed.fetch_add(1, std::memory_order_relaxed);
+      notify(env_, env_.observer->on_failed, ctx, std::string_view(f.error));
+      throw SinkUnavailable(f.error);
+    }
+    std::vector<const WorkItem*> next;
+    if (lane_.transaction) {
+      // The call's writes are undone: the events before the failed one go again.
+      savepoint.undo();
+      next.assign(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(done));
+    } else {
+      savepoint.release();
+      succeed(pending, 0, done, done > 0 ? took / static_cast<int>(done + 1) : took);
+    }
+    const bool go_on = failed(ctx, f);
+    for (std::size_t i = done + 1; go_on && i < pending.size(); ++i) {
+      if (stopped(*pending[i])) break;
+      if (deliverable(*pending[i])) next.push_back(pending[i]);
+    }
+    pending = std::move(next);
+    return go_on;
+  }
+
+  void succeed(const std::vector<const WorkItem*>& items, std::size_t from,
+               std::size_t to, std::chrono::microseconds took) {
+    if (to <= from) return;
+    const auto each = took / static_cast<int>(to - from);
+    for (std::size_t i = from; i < to; ++i) {
+      const WorkItem& item = *items[i];
+      on_success(Context(*item.event, sub_.name, item.attempt, lane_.transaction, &env_),
+                 item, each);
+    }
+  }
+
+  const DeliveryEnv& env_;
+  SubscriptionState& sub_;
+  const LaneWork& lane_;
+  std::unordered_set<std::string> failed_streams_;
+  std::size_t delivered_ = 0;
 };
 
 }  // namespace
 
-std::size_t deliver_items(const DeliveryEnv& env, SubscriptionState& sub,
-                          std::span<const WorkItem> items,
-                          const std::unordered_set<std::string>& blocked,
-                          Transaction* transaction, std::atomic<Seq>& stop_at,
-                          std::vector<RowWrite>& rows) {
-  const DeliveryScope scope{env.observer, env.logger};
-  std::unordered_set<std::string> failed_streams;
-  std::size_t delivered = 0;
-  for (const WorkItem& item : items) {
-    const Event& e = *item.event;
-    if (e.seq > stop_at.load(std::memory_order_acquire)) break;
-    if (blocked.count(e.stream) || failed_streams.count(e.stream)) {
-      if (!item.has_row) rows.push_back(RowWrite{e.seq, e.stream});
-      continue;
-    }
-    const Context ctx(e, sub.name, item.attempt, transaction, &scope);
-    if (item.park_error) {
-      rows.push_back(failure_row(env, sub, ctx, *item.park_error, true));
-      if (sub.options.on_dead == OnDead::stop) {
-        lower(stop_at, e.seq);
-        break;
-      }
-      continue;
-    }
-    std::optional<std::string> error;
-    if (transaction) {
-      sqlite3* db = transaction->database().getHandle();
-      DeliverySavepoint savepoint(db);
-      error = run_handler(env, sub, ctx);
-      if (!transaction->active() || sqlite3_get_autocommit(db)) {
-        if (!error) {
-          sub.failed.fetch_add(1, std::memory_order_relaxed);
-          error = "the handler ended the delivery's transaction";
-        }
-        notify(env, env.observer->on_failed, ctx, std::string_view(*error));
-        throw DeliveryRolledBack(e.seq, item.attempt, *error);
-      }
-      if (error) {
-        savepoint.undo();
-      } else {
-        savepoint.release();
-      }
-    } else {
-      error = run_handler(env, sub, ctx);
-    }
-    ++delivered;
-    if (!error) {
-      if (item.has_row) rows.push_back(RowWrite{e.seq, e.stream, RowWrite::Status::done});
-      continue;
-    }
-    RowWrite row = failure_row(env, sub, ctx, *error);
-    const bool dead = row.status == RowWrite::Status::dead;
-    rows.push_back(std::move(row));
-    if (!dead) {
-      failed_streams.insert(e.stream);
-    } else if (sub.options.on_dead == OnDead::stop) {
-      lower(stop_at, e.seq);
-      break;
-    }
-  }
-  return delivered;
+std::size_t deliver_lane(const DeliveryEnv& env, SubscriptionState& sub,
+                         const LaneWork& lane) {
+  return LaneRun(env, sub, lane).run();
 }
 
 }  // namespace eventlite::detail

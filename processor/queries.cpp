@@ -21,6 +21,13 @@ std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view
                                                std::chrono::milliseconds(millis));
 }
 
+std::chrono::milliseconds age_of(std::string_view text,
+                                 std::chrono::system_clock::time_point now) {
+  const auto t = parse_time(text);
+  if (!t || *t >= now) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now - *t);
+}
+
 Stmt& Queries::get(const char* sql) {
   auto it = statements_.find(sql);
   if (it != statements_.end()) return it->second;
@@ -149,12 +156,14 @@ void Queries::write_rows(std::string_view subscription, const std::vector<RowWri
   }
 }
 
-std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscription) {
+std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscription,
+                                                         bool hold) {
   Stmt& s =
       get("SELECT DISTINCT stream FROM eventlite_deliveries WHERE subscription = ?1 AND "
-          "status != 'dead'");
+          "(status != 'dead' OR ?2)");
   StmtScope scope(s);
   s.bind(1, subscription);
+  s.bind(2, std::int64_t{hold});
   std::unordered_set<std::string> out;
   while (s.step("read owed streams")) out.emplace(s.column_text(0));
   return out;
@@ -181,19 +190,21 @@ Queries::SubscriptionRow Queries::subscription(std::string_view name) {
 }
 
 std::vector<std::string> Queries::due_streams(std::string_view subscription,
-                                              std::string_view now, std::size_t limit) {
+                                              std::string_view now, std::size_t limit,
+                                              bool hold) {
   Stmt& s =
       get("SELECT d.stream FROM eventlite_deliveries AS d "
           "WHERE d.subscription = ?1 AND d.status != 'dead' "
           "AND (d.status = 'waiting' OR d.next_attempt IS NULL OR d.next_attempt <= ?2) "
           "AND NOT EXISTS (SELECT 1 FROM eventlite_deliveries AS p "
-          "  WHERE p.subscription = ?1 AND p.stream = d.stream AND p.status != 'dead' "
-          "  AND p.seq < d.seq) "
+          "  WHERE p.subscription = ?1 AND p.stream = d.stream "
+          "  AND (p.status != 'dead' OR ?4) AND p.seq < d.seq) "
           "ORDER BY d.seq LIMIT ?3");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.bind(2, now);
   s.bind(3, static_cast<std::int64_t>(limit));
+  s.bind(4, std::int64_t{hold});
   std::vector<std::string> out;
   while (s.step("read due deliveries")) out.emplace_back(s.column_text(0));
   return out;
@@ -226,8 +237,8 @@ std::optional<Event> Queries::event_at(Seq seq) {
   return e;
 }
 
-bool Queries::read_events(Seq after, std::size_t limit, std::size_t max_bytes,
-                          std::vector<Event>& out) {
+std::size_t Queries::read_events(Seq after, std::size_t limit, std::size_t max_bytes,
+                                 std::vector<Event>& out, bool& full) {
   Stmt& s = get(
       "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
       "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
@@ -237,12 +248,14 @@ bool Queries::read_events(Seq after, std::size_t limit, std::size_t max_bytes,
   std::size_t count = 0;
   std::size_t bytes = 0;
   while (count < limit && bytes < max_bytes && s.step("read events")) {
-    Event& e = out.emplace_back();
+    if (count == out.size()) out.emplace_back();
+    Event& e = out[count];
     copy_event(s, e);
     bytes += e.data.size() + e.metadata.size();
     ++count;
   }
-  return count == limit || bytes >= max_bytes;
+  full = count == limit || bytes >= max_bytes;
+  return count;
 }
 
 std::int64_t Queries::data_version() {
@@ -250,6 +263,79 @@ std::int64_t Queries::data_version() {
   StmtScope scope(s);
   s.step("read data_version");
   return s.column_int(0);
+}
+
+std::optional<std::string> Queries::oldest_undelivered(std::string_view subscription) {
+  // min() of two values is NULL when either is: coalesce picks the one there is.
+  Stmt& s =
+      get("SELECT coalesce(min(n, o), n, o) FROM (SELECT "
+          "(SELECT e.time FROM eventlite_events AS e WHERE e.seq = "
+          "  (SELECT position FROM eventlite_subscriptions WHERE name = ?1) + 1) AS n, "
+          "(SELECT min(e.time) FROM eventlite_deliveries AS d "
+          "  JOIN eventlite_events AS e ON e.seq = d.seq "
+          "  WHERE d.subscription = ?1 AND d.status != 'dead') AS o)");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  if (!s.step("read oldest undelivered event") || s.column_null(0)) return std::nullopt;
+  return std::string(s.column_text(0));
+}
+
+bool Queries::subscription_exists(std::string_view name) {
+  Stmt& s = get("SELECT 1 FROM eventlite_subscriptions WHERE name = ?1");
+  StmtScope scope(s);
+  s.bind(1, name);
+  return s.step("read subscription");
+}
+
+std::size_t Queries::retry_dead(std::string_view subscription, std::optional<Seq> seq,
+                                std::string_view now) {
+  // No due time: due at once on whatever clock the processor runs (a test's
+  // ManualClock included).
+  Stmt& s = get(
+      "UPDATE eventlite_deliveries "
+      "SET status = 'retrying', attempts = 0, next_attempt = NULL, updated = ?2 "
+      "WHERE subscription = ?1 AND status = 'dead' AND (?3 < 0 OR seq = ?3)");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, now);
+  s.bind(3, seq.value_or(-1));
+  s.step("retry dead letters");
+  return static_cast<std::size_t>(sqlite3_changes(db_));
+}
+
+std::size_t Queries::discard_dead(std::string_view subscription, std::optional<Seq> seq) {
+  Stmt& s = get(
+      "DELETE FROM eventlite_deliveries "
+      "WHERE subscription = ?1 AND status = 'dead' AND (?2 < 0 OR seq = ?2)");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, seq.value_or(-1));
+  s.step("discard dead letters");
+  return static_cast<std::size_t>(sqlite3_changes(db_));
+}
+
+void Queries::rewind(std::string_view subscription, Seq from, std::string_view now,
+                     std::string_view long_ago) {
+  write_position(subscription, from - 1, now);
+  {
+    // Owed or dead at or after `from`: the log delivers them again from there.
+    Stmt& s =
+        get("DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2");
+    StmtScope scope(s);
+    s.bind(1, subscription);
+    s.bind(2, from);
+    s.step("drop deliveries");
+  }
+  // Take the subscription from whoever dispatches it: a new token fences the work
+  // it has not committed yet, even when the position ends where it was, and the
+  // lease ends now, so it (or another process) picks the subscription up again at
+  // once from the new position.
+  Stmt& s =
+      get("UPDATE eventlite_leases SET token = token + 1, expires = ?2 WHERE name = ?1");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, long_ago);
+  s.step("end lease");
 }
 
 }  // namespace eventlite::detail

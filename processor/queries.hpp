@@ -47,6 +47,10 @@ struct LeaseRow {
 
 // Times in the file are UTC ISO-8601 text with milliseconds; they sort as text.
 std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text);
+// How long before `now` the time `text` was; 0 for a time in the future or text that
+// does not parse.
+std::chrono::milliseconds age_of(std::string_view text,
+                                 std::chrono::system_clock::time_point now);
 
 // The processor's statements on one connection, prepared once and reused.
 // Thread safety: one thread at a time, with its connection.
@@ -76,8 +80,10 @@ class Queries {
   void write_rows(std::string_view subscription, const std::vector<RowWrite>& rows,
                   std::string_view now);
 
-  // Streams with owed (not dead) deliveries: later events of them must wait.
-  std::unordered_set<std::string> blocked_streams(std::string_view subscription);
+  // Streams with owed (not dead) deliveries, and with `hold` those with dead letters
+  // too: later events of them must wait.
+  std::unordered_set<std::string> blocked_streams(std::string_view subscription,
+                                                  bool hold);
   // A subscription as the file has it, in one read: its position (none when the row
   // is missing), how many deliveries it owes and when the earliest retry is due, and
   // whether it has dead letters.
@@ -88,19 +94,37 @@ class Queries {
     bool has_dead = false;
   };
   SubscriptionRow subscription(std::string_view name);
-  // Streams whose first owed delivery is due at `now` (waiting ones at once).
+  // Streams whose first owed delivery is due at `now` (waiting ones at once); with
+  // `hold`, none behind a dead letter.
   std::vector<std::string> due_streams(std::string_view subscription,
-                                       std::string_view now, std::size_t limit);
+                                       std::string_view now, std::size_t limit,
+                                       bool hold);
   // A stream's owed deliveries in seq order.
   std::vector<OwedRow> owed_rows(std::string_view subscription, std::string_view stream,
                                  std::size_t limit);
   std::optional<Event> event_at(Seq seq);
   // Events after `after`, in seq order, at most `limit` of them and, past the first,
-  // at most about `max_bytes` of data and metadata, appended to `out`. Returns true
-  // if it stopped at a cap (more may follow at once).
-  bool read_events(Seq after, std::size_t limit, std::size_t max_bytes,
-                   std::vector<Event>& out);
+  // at most about `max_bytes` of data and metadata, copied into out[0..n) (reusing
+  // the strings' storage; `out` grows as needed). Returns n; `full` is set when it
+  // stopped at a cap (more may follow at once).
+  std::size_t read_events(Seq after, std::size_t limit, std::size_t max_bytes,
+                          std::vector<Event>& out, bool& full);
   std::int64_t data_version();
+  // The time of the oldest event `subscription` has not delivered: the first past
+  // its position, or the oldest it owes. None when it is at the head and owes none.
+  std::optional<std::string> oldest_undelivered(std::string_view subscription);
+
+  // Administration (subscriptions.hpp), in the caller's write transaction.
+  bool subscription_exists(std::string_view name);
+  // Dead letters of `subscription` (all, or the one at `seq`) made due at once with
+  // their attempts starting over, or deleted. Returns how many changed.
+  std::size_t retry_dead(std::string_view subscription, std::optional<Seq> seq,
+                         std::string_view now);
+  std::size_t discard_dead(std::string_view subscription, std::optional<Seq> seq);
+  // Moves the position to `from - 1`, drops deliveries at or after `from`, and ends
+  // the lease with a new token (so its holder's uncommitted work cannot land).
+  void rewind(std::string_view subscription, Seq from, std::string_view now,
+              std::string_view long_ago);
 
  private:
   Stmt& get(const char* sql);

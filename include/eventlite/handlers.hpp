@@ -1,12 +1,17 @@
 #pragma once
 
-// What a handler is and what it receives: a Context per delivery, plain handlers over
-// events, typed handlers over C++ types (nlohmann `from_json`), and a HandlerMap that
-// routes one subscription's events to a handler per event type.
+// What a handler is and what it receives: a Context per delivery (or a BatchContext
+// per batch), plain handlers over events, batch handlers, typed handlers over C++
+// types (nlohmann `from_json`), and a HandlerMap that routes one subscription's events
+// to a handler per event type.
 
+#include <algorithm>
+#include <cstddef>
+#include <exception>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,13 +25,24 @@ namespace eventlite {
 class Transaction;
 
 namespace detail {
-struct DeliveryScope;
+struct DeliveryEnv;
 }
 
 // One delivery of one event to one subscription's handler.
 // Thread safety: one thread at a time (the handler's); valid during the call only.
 class Context {
  public:
+  // For the processor, and for testing a handler on its own: with no transaction
+  // and no `env` (nullptr), transaction() throws and progress() goes nowhere.
+  Context(const Event& event, std::string_view subscription, int attempt = 1,
+          Transaction* transaction = nullptr,
+          const detail::DeliveryEnv* env = nullptr) noexcept
+      : event_(&event),
+        subscription_(subscription),
+        attempt_(attempt),
+        transaction_(transaction),
+        env_(env) {}
+
   const Event& event() const noexcept { return *event_; }
   std::string_view subscription() const noexcept { return subscription_; }
   // 1 on the first delivery, then 2, 3... on retries.
@@ -45,28 +61,89 @@ class Context {
   // `fraction` is clamped to [0, 1].
   void progress(double fraction, std::string_view message = {}) const;
 
-  Context(const Event& event, std::string_view subscription, int attempt,
-          Transaction* transaction, const detail::DeliveryScope* scope) noexcept
-      : event_(&event),
-        subscription_(subscription),
-        attempt_(attempt),
-        transaction_(transaction),
-        scope_(scope) {}
-
  private:
   const Event* event_;
   std::string_view subscription_;
   int attempt_;
   Transaction* transaction_;
-  const detail::DeliveryScope* scope_;
+  const detail::DeliveryEnv* env_;
 };
 
+// One call of a batch handler (or a sink): events of one lane, in seq order (every
+// event of a stream that the batch holds is in it, in order).
+// Thread safety: one thread at a time (the handler's); valid during the call only.
+class BatchContext {
+ public:
+  // For the processor, and for testing a batch handler on its own. `attempts` has
+  // one entry per event.
+  BatchContext(std::span<const Event* const> events, std::span<const int> attempts,
+               std::string_view subscription, Transaction* transaction = nullptr) noexcept
+      : events_(events),
+        attempts_(attempts),
+        subscription_(subscription),
+        transaction_(transaction) {}
+
+  std::span<const Event* const> events() const noexcept { return events_; }
+  std::size_t size() const noexcept { return events_.size(); }
+  const Event& event(std::size_t i) const noexcept { return *events_[i]; }
+  // The attempt of event i: 1 the first time, 2, 3... on retries.
+  int attempt(std::size_t i) const noexcept { return attempts_[i]; }
+  std::string_view subscription() const noexcept { return subscription_; }
+  bool transactional() const noexcept { return transaction_ != nullptr; }
+  // As Context::transaction(): the batch's writes commit with its checkpoint.
+  Transaction& transaction() const;
+
+ private:
+  std::span<const Event* const> events_;
+  std::span<const int> attempts_;
+  std::string_view subscription_;
+  Transaction* transaction_;
+};
+
+// What a batch handler did with its batch: everything (ok()), or every event before
+// `index`, the one at `index` having failed with `error`. A throw from the handler is
+// failed(0, the exception).
+// Thread safety: a value.
+class BatchResult {
+ public:
+  static BatchResult ok() noexcept { return BatchResult(); }
+  static BatchResult failed(std::size_t index, std::exception_ptr error) noexcept {
+    BatchResult r;
+    r.failed_ = true;
+    r.index_ = index;
+    r.error_ = std::move(error);
+    return r;
+  }
+  bool all_done() const noexcept { return !failed_; }
+  // The events done: all of them when all_done().
+  std::size_t done(std::size_t batch_size) const noexcept {
+    return failed_ ? std::min(index_, batch_size) : batch_size;
+  }
+  const std::exception_ptr& error() const noexcept { return error_; }
+
+ private:
+  BatchResult() noexcept = default;
+  bool failed_ = false;
+  std::size_t index_ = 0;
+  std::exception_ptr error_;
+};
+
+// A batch handler: the events of the batch are done up to where its result says.
+// The failed event and the rest of its stream are retried with the subscription's
+// policy, exactly as single deliveries are; events of other streams after it are
+// given to the handler again at once, in a following call. For a transactional
+// subscription, a failure undoes the whole call's writes and the handler is called
+// again with the events before the failed one. Called on a worker thread.
+using BatchHandler = std::function<BatchResult(const BatchContext&)>;
+
 // A handler: returns when the event is handled; throws to fail the delivery (it is
-// retried, then parked as dead). Called on a worker thread.
+// retried, then parked as dead; a PermanentError or another error is_permanent()
+// names is parked at once). Called on a worker thread.
 using Handler = std::function<void(const Context&)>;
 
 // A handler over `T`, converted from the event's data with nlohmann's from_json.
-// Data that does not convert fails the delivery with InvalidEvent.
+// Data that does not convert fails the delivery with InvalidEvent, which no retry can
+// mend: the event is parked as a dead letter at once.
 template <class T, class F>
 Handler typed(F fn) {
   return [fn = std::move(fn)](const Context& ctx) {

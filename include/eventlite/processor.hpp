@@ -17,6 +17,7 @@
 #include "eventlite/clock.hpp"
 #include "eventlite/event.hpp"
 #include "eventlite/handlers.hpp"
+#include "eventlite/sink.hpp"
 
 namespace spdlog {
 class logger;
@@ -49,6 +50,11 @@ enum class OnDead {
   // `eventlite dead`). Events of other streams that were already being delivered in
   // the same batch may finish; they are delivered again when the subscription goes on.
   stop,
+  // Park it and hold the rest of its stream behind it (per-stream order survives a
+  // poison event) while every other stream goes on, until the letter is retried or
+  // discarded; `eventlite status` and the eventlite_held_streams view show the held
+  // streams.
+  hold,
 };
 
 // Where a subscription that has no checkpoint yet starts.
@@ -73,6 +79,11 @@ struct SubscriptionOptions {
   // for the batch, so keep such handlers short.
   bool transactional = false;
   StartAt start_at = StartAt::beginning;
+  // Lanes a batch is split into (by stream; a stream's events stay in one lane, in
+  // seq order), run in parallel on the worker pool. 1: the whole subscription in seq
+  // order, which a sink into one broker stream needs; other subscriptions are not
+  // slowed by it. 0: the processor's worker_threads (for a sink: 1).
+  std::size_t max_lanes = 0;
 };
 
 // Called for every delivery of every subscription (on worker threads, or on the
@@ -133,6 +144,8 @@ struct SubscriptionMetrics {
   Seq lag = 0;                  // head - position
   bool leased = false;          // this processor dispatches it now
   bool stopped = false;         // stopped at a dead letter (OnDead::stop)
+  // Age of the oldest event not yet delivered (0 when none): lag in time.
+  std::chrono::milliseconds lag_time{0};
   // Handler run time of returned deliveries: median, 99th percentile and maximum
   // (from a log-scale histogram: within a factor of two).
   std::chrono::microseconds latency_p50{0};
@@ -153,9 +166,9 @@ struct SubscriptionMetrics {
 // periodic task of the same processor.
 class Processor {
  public:
-  // Keeps `store` open for as long as the processor lives. Throws InvalidArgument for
-  // bad options or a read-only store.
-  explicit Processor(const Store& store, ProcessorOptions options = {});
+  // Keeps `store` open for as long as the processor lives; commits checkpoints and
+  // leases through it. Throws InvalidArgument for bad options or a read-only store.
+  explicit Processor(Store& store, ProcessorOptions options = {});
   Processor(Processor&&) noexcept;
   Processor& operator=(Processor&&) noexcept;
   ~Processor();  // stop(). Never throws.
@@ -167,6 +180,13 @@ class Processor {
   void subscribe(std::string name, Handler handler, SubscriptionOptions options = {});
   void subscribe(std::string name, const HandlerMap& handlers,
                  SubscriptionOptions options = {});
+  // As subscribe(), with a handler that takes a lane's events at once (handlers.hpp).
+  void subscribe_batch(std::string name, BatchHandler handler,
+                       SubscriptionOptions options = {});
+  // As subscribe(), forwarding the events to `sink` (sink.hpp). Throws
+  // InvalidArgument as subscribe() does, or for a transactional sink.
+  void sink(std::string name, std::shared_ptr<Sink> sink,
+            SubscriptionOptions options = {});
 
   // Runs `task` about once per `interval` across every process that registers the
   // same name on this file (a lease in eventlite_leases, "every:NAME", decides which
@@ -198,15 +218,9 @@ class Processor {
   bool wait_idle(std::chrono::milliseconds timeout);
 
   // One entry per subscription, in the order subscribed. Throws StorageError if the
-  // head cannot be read.
+  // head cannot be read. Dead letters are retried and discarded with the functions
+  // of subscriptions.hpp; a running processor picks retried ones up at once.
   std::vector<SubscriptionMetrics> metrics() const;
-
-  // Dead letters of this processor's store: see subscriptions.hpp. The processor
-  // picks retried ones up at once.
-  std::size_t retry_dead_letters(std::string_view subscription,
-                                 std::span<const Seq> seqs = {});
-  std::size_t discard_dead_letters(std::string_view subscription,
-                                   std::span<const Seq> seqs = {});
 
   struct Impl;
 

@@ -5,6 +5,7 @@
 // store that a processor in this or another process is dispatching; a processor sees
 // the change on its next pass.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -35,6 +36,12 @@ struct SubscriptionStatus {
   Seq lag = 0;                 // head - position
   std::uint64_t retrying = 0;  // deliveries owed: retrying, or waiting behind one
   std::uint64_t dead = 0;      // parked dead letters
+  // Streams held behind a dead letter (OnDead::hold): a later event of the stream
+  // waits for the letter to be retried or discarded.
+  std::uint64_t held = 0;
+  // Age of the oldest event not yet delivered (the first past the position, or the
+  // oldest owed one), measured on the system clock; 0 when nothing is owed.
+  std::chrono::milliseconds lag_time{0};
   std::optional<LeaseInfo> lease = {};
 };
 

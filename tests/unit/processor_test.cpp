@@ -288,7 +288,7 @@ TEST(Processor, OnDeadStopHoldsTheSubscriptionUntilTheLetterIsDealtWith) {
   EXPECT_TRUE(rec.snapshot().empty());         // nothing after the dead letter
   EXPECT_EQ(position_of(store, "strict"), 1);  // stops at the dead letter
   poison = false;
-  EXPECT_EQ(p.retry_dead_letters("strict"), 1u);
+  EXPECT_EQ(retry_dead_letters(store, "strict"), 1u);
   p.run_until_idle();
   EXPECT_FALSE(metrics_of(p, "strict").stopped);
   auto seqs = rec.snapshot();
@@ -314,12 +314,12 @@ TEST(Processor, RetriedDeadLetterIsDeliveredAgainAndDiscardedOneIsNot) {
   ASSERT_EQ(dead_letters(store, "s").size(), 2u);
   fail = false;
   const Seq one[] = {1};
-  EXPECT_EQ(p.retry_dead_letters("s", one), 1u);
-  EXPECT_EQ(p.discard_dead_letters("s", std::span<const Seq>(one + 0, 0)), 1u);  // all
+  EXPECT_EQ(retry_dead_letters(store, "s", one), 1u);
+  EXPECT_EQ(discard_dead_letters(store, "s", std::span<const Seq>(one + 0, 0)), 1u);  // all
   EXPECT_EQ(p.run_until_idle(), 1u);
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{1}));
   EXPECT_TRUE(dead_letters(store).empty());
-  EXPECT_THROW(p.retry_dead_letters("nope"), InvalidArgument);
+  EXPECT_THROW(retry_dead_letters(store, "nope"), InvalidArgument);
 }
 
 TEST(Processor, TransactionalHandlerWritesCommitWithTheCheckpointAndAThrowUndoesThem) {

@@ -1,0 +1,356 @@
+#include "processor/dispatch.hpp"
+
+#include <spdlog/logger.h>
+
+#include "eventlite/transaction.hpp"
+#include "processor/backoff.hpp"
+#include "store/clock.hpp"
+
+namespace eventlite::detail {
+namespace {
+
+// After a unit failed on a storage error, wait at least this long before redoing it.
+constexpr std::chrono::milliseconds kStoragePause{500};
+constexpr std::chrono::seconds kStoragePauseCap{30};
+
+}  // namespace
+
+Dispatcher::Dispatcher(DeliveryEnv env, Writer& writer, std::string owner,
+                       std::size_t batch_size, RunWork run_work, Done done)
+    : env_(env),
+      writer_(writer),
+      owner_(std::move(owner)),
+      batch_size_(batch_size),
+      run_work_(std::move(run_work)),
+      done_(std::move(done)),
+      batches_(batch_size) {}
+
+bool Dispatcher::schedule(SubscriptionState& sub, SysTime now, std::uint64_t generation) {
+  if (!sub.leased() || sub.in_flight) return false;
+  if (now >= sub.lease.expires) {
+    // Not renewed in time (the writer was busy): another process may own it now.
+    env_.logger->warn("lease expired before renewal: subscription={} owner={}", sub.name,
+                      owner_);
+    lose_lease(sub, now);
+    return inline_;  // run_until_idle goes on: the next step takes it again
+  }
+  // Failures not yet committed (the commit failed): the file does not show the
+  // blocked streams yet, so nothing more is dispatched until they are written.
+  if (!sub.pending_rows.empty()) return false;
+  if (sub.retry_generation != generation || (sub.next_due && *sub.next_due <= now)) {
+    const auto row = reads_->subscription(sub.name);
+    if (row.position != sub.committed) {
+      // Moved by someone else (a rewind): reload it with the lease.
+      env_.logger->info("checkpoint moved outside this processor: subscription={}",
+                        sub.name);
+      lose_lease(sub, now);
+      return inline_;
+    }
+    sub.retry_generation = generation;
+    sub.owed = row.owed;
+    sub.next_due.reset();
+    if (row.next_due) sub.next_due = parse_time(*row.next_due);
+    if (sub.options.on_dead == OnDead::stop) {
+      const bool was = sub.stopped();
+      sub.set_stopped(row.has_dead);
+      if (sub.stopped() && !was)
+        env_.logger->error("subscription stopped at a dead letter: subscription={}",
+                           sub.name);
+    }
+    if (!sub.stopped() && row.owed > 0) {
+      auto streams = reads_->due_streams(sub.name, format_time(now), batch_size_,
+                                         sub.holds_streams());
+      if (!streams.empty()) {
+        dispatch_owed(sub, streams);
+        return true;
+      }
+    }
+  }
+  if (sub.stopped()) return false;
+  if (!sub.more && sub.read_generation == generation) return false;
+  auto batch = batches_.read(*reads_, sub.position());
+  sub.more = batch->full;
+  sub.read_generation = generation;
+  if (batch->size == 0) return false;
+  dispatch_batch(sub, std::move(batch));
+  return true;
+}
+
+void Dispatcher::dispatch_batch(SubscriptionState& sub,
+                                std::shared_ptr<const Batch> batch) {
+  std::vector<WorkItem> items;
+  items.reserve(batch->size);
+  for (const Event& e : batch->events())
+    if (sub.matches(e)) items.push_back(WorkItem{&e, 1, false});
+  const Seq last = batch->events().back().seq;
+  if (items.empty()) {
+    sub.set_position(last);
+    return;
+  }
+  auto unit = std::make_shared<Unit>();
+  unit->sub = &sub;
+  unit->work = BatchWork{std::move(batch), last};
+  if (!sub.options.transactional && (sub.owed > 0 || sub.holds_streams()))
+    unit->blocked = reads_->blocked_streams(sub.name, sub.holds_streams());
+  start(unit, std::move(items));
+}
+
+void Dispatcher::dispatch_owed(SubscriptionState& sub,
+                               const std::vector<std::string>& streams) {
+  auto unit = std::make_shared<Unit>();
+  unit->sub = &sub;
+  auto& owned = unit->work.emplace<OwedWork>().events;
+  std::vector<WorkItem> items;
+  std::size_t bytes = 0;  // capped like a batch; a stream's rest follows next pass
+  for (const std::string& stream : streams) {
+    if (items.size() >= batch_size_ || bytes >= kBatchBytes) break;
+    for (const OwedRow& row :
+         reads_->owed_rows(sub.name, stream, batch_size_ - items.size())) {
+      if (bytes >= kBatchBytes) break;
+      auto event = reads_->event_at(row.seq);
+      if (!event) continue;
+      bytes += event->data.size() + event->metadata.size();
+      owned.push_back(std::move(*event));
+      items.push_back(WorkItem{&owned.back(), static_cast<int>(row.attempts) + 1, true});
+    }
+  }
+  if (items.empty()) return;
+  start(unit, std::move(items));
+}
+
+// Failed attempts that SQLite rolled back with their transaction still count: the
+// next delivery of that event is the following attempt, and after the last one it is
+// parked without running the handler again (a handler that always fills the disk must
+// not be retried for ever).
+void Dispatcher::apply_unrecorded(Unit& unit, std::vector<WorkItem>& items) {
+  SubscriptionState& sub = *unit.sub;
+  if (sub.unrecorded.empty()) return;
+  for (WorkItem& item : items) {
+    auto it = sub.unrecorded.find(item.event->seq);
+    if (it == sub.unrecorded.end()) continue;
+    item.attempt = it->second.first + 1;
+    if (it->second.first >= sub.retry.max_attempts) {
+      unit.park_errors.push_back(it->second.second);
+      item.park_error = &unit.park_errors.back();
+    }
+  }
+}
+
+void Dispatcher::start(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> items) {
+  SubscriptionState& sub = *unit->sub;
+  apply_unrecorded(*unit, items);
+  unit->epoch = sub.lease.epoch;
+  unit->expected = sub.committed;
+  unit->token = sub.lease.token;
+  sub.in_flight = true;
+  ++in_flight_;
+  split_lanes(*unit, std::move(items));
+  run_work_([this, unit] { run_unit(unit); });
+}
+
+// Lanes by stream: a stream's items stay in one lane, in order. The first streams
+// seen get a lane each; later ones share by hash.
+void Dispatcher::split_lanes(Unit& unit, std::vector<WorkItem> items) {
+  const SubscriptionState& sub = *unit.sub;
+  const std::size_t max_lanes =
+      inline_ || sub.options.transactional ? 1 : std::max<std::size_t>(sub.lanes, 1);
+  if (max_lanes == 1) {
+    unit.lanes.push_back(std::move(items));
+  } else {
+    std::unordered_map<std::string_view, std::size_t> stream_lane;
+    for (const WorkItem& item : items) {
+      auto [it, fresh] = stream_lane.try_emplace(item.event->stream, 0);
+      if (fresh) {
+        it->second = unit.lanes.size() < max_lanes
+                         ? unit.lanes.size()
+                         : std::hash<std::string_view>{}(item.event->stream) % max_lanes;
+        if (it->second == unit.lanes.size()) unit.lanes.emplace_back();
+      }
+      unit.lanes[it->second].push_back(item);
+    }
+  }
+  unit.lane_rows.resize(unit.lanes.size());
+  unit.lane_errors.resize(unit.lanes.size());
+  unit.remaining = static_cast<int>(unit.lanes.size());
+}
+
+void Dispatcher::run_unit(const std::shared_ptr<Unit>& unit) noexcept {
+  if (unit->sub->options.transactional) {
+    run_transactional(*unit);
+    done_(unit);
+    return;
+  }
+  if (unit->sub->target.sink && !unit->sub->sink_open) {
+    try {
+      open_sink(*unit);
+    } catch (...) {
+      unit->lane_errors[0] = std::current_exception();
+      unit->remaining = 1;
+      done_(unit);
+      return;
+    }
+  }
+  // The first lane runs here, the others on the pool.
+  for (std::size_t i = 1; i < unit->lanes.size(); ++i)
+    run_work_([this, unit, i] { run_lane(unit, i); });
+  run_lane(unit, 0);
+}
+
+// Opens the sink and drops from a batch what the outside copy already holds: what a
+// forwarder killed between the broker's ack and its checkpoint sent is not sent
+// again. Owed deliveries (retried dead letters) are sent whatever it holds.
+void Dispatcher::open_sink(Unit& unit) {
+  SubscriptionState& sub = *unit.sub;
+  unit.reconciled = sub.target.sink->open();
+  sub.sink_open = true;
+  env_.logger->info("sink opened: subscription={} outside copy at={}", sub.name,
+                    unit.reconciled ? std::to_string(*unit.reconciled) : "unknown");
+  if (!unit.reconciled || !unit.batch()) return;
+  for (auto& lane : unit.lanes)
+    std::erase_if(lane, [&](const WorkItem& w) { return w.event->seq <= *unit.reconciled; });
+}
+
+void Dispatcher::run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept {
+  try {
+    const LaneWork work{unit->lanes[lane], &unit->blocked, nullptr, &unit->stop_at,
+                        &unit->lane_rows[lane]};
+    unit->delivered += deliver_lane(env_, *unit->sub, work);
+  } catch (...) {
+    unit->lane_errors[lane] = std::current_exception();
+  }
+  if (--unit->remaining == 0) done_(unit);
+}
+
+void Dispatcher::run_transactional(Unit& unit) noexcept {
+  SubscriptionState& sub = *unit.sub;
+  try {
+    Transaction txn = writer_.store().transaction();
+    Queries& q = writer_.queries(txn);
+    if (!q.fence_holds(sub.name, unit.expected, owner_, unit.token)) {
+      unit.txn = TxnOutcome{true, 0};
+      return;  // rolled back by txn's destructor
+    }
+    if (unit.batch()) unit.blocked = q.blocked_streams(sub.name, sub.holds_streams());
+    std::vector<RowWrite> rows;
+    const LaneWork work{unit.lanes[0], &unit.blocked, &txn, &unit.stop_at, &rows};
+    unit.delivered += deliver_lane(env_, sub, work);
+    Seq position = unit.expected;
+    if (const BatchWork* b = unit.batch()) {
+      position = unit.stop_at < kNoStop ? unit.stop_at.load() : b->last;
+      std::erase_if(rows, [&](const RowWrite& r) { return r.seq > position; });
+    }
+    // The handler may have appended through the transaction: the statements are
+    // the writer's, whatever it ran in between.
+    Queries& after = writer_.queries(txn);
+    const std::string now_text = format_time(env_.clock->now());
+    after.write_rows(sub.name, rows, now_text);
+    if (position != unit.expected) after.write_position(sub.name, position, now_text);
+    txn.commit();
+    unit.txn = TxnOutcome{false, position};
+  } catch (...) {
+    unit.lane_errors[0] = std::current_exception();
+  }
+}
+
+Finished Dispatcher::finish(Unit& unit, SysTime now) {
+  SubscriptionState& sub = *unit.sub;
+  sub.in_flight = false;
+  --in_flight_;
+  deliveries_ += unit.delivered;
+  if (unit.epoch != sub.lease.epoch) return {};  // the lease changed hands meanwhile
+  for (const auto& error : unit.lane_errors) {
+    if (!error) continue;
+    // Nothing of the unit counts: it is delivered again after a pause.
+    on_failure(unit, error, now);
+    sub.more = true;
+    return {};
+  }
+  sub.pause = {};
+  if (sub.options.transactional) {
+    if (unit.txn->lost) {
+      env_.logger->warn("lease lost or checkpoint moved: subscription={} owner={}",
+                        sub.name, owner_);
+      lose_lease(sub, now);
+      return {};
+    }
+    sub.committed = unit.txn->position;
+    sub.set_position(unit.txn->position);
+    for (const WorkItem& item : unit.lanes[0]) sub.unrecorded.erase(item.event->seq);
+    if (unit.stop_at < kNoStop) sub.retry_generation = 0;
+    return {false, true};  // rows may have changed
+  }
+  const bool stopped = unit.stop_at < kNoStop;
+  Finished out{stopped, false};
+  const BatchWork* batch = unit.batch();
+  const Seq position = !batch ? sub.position() : stopped ? unit.stop_at.load() : batch->last;
+  for (auto& rows : unit.lane_rows)
+    for (auto& row : rows)
+      if (!batch || row.seq <= position) {
+        sub.pending_rows.push_back(std::move(row));
+        out.commit_now = true;
+      }
+  sub.set_position(position);
+  // The outside copy is further on than this batch: skip to it, unless it claims
+  // more than this store holds (another store forwarding there: never skip ahead).
+  if (unit.reconciled && *unit.reconciled > position && !stopped) {
+    const Seq head = reads_->head();
+    if (*unit.reconciled <= head) {
+      env_.logger->info("sink reconciled: subscription={} position {} -> {}", sub.name,
+                        position, *unit.reconciled);
+      sub.set_position(*unit.reconciled);
+      sub.more = true;
+      out.commit_now = true;
+    } else {
+      env_.logger->error(
+          "sink's outside copy is at seq {}, past this store's head {}: not skipping; "
+          "subscription={}",
+          *unit.reconciled, head, sub.name);
+    }
+  }
+  return out;
+}
+
+void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime now) {
+  SubscriptionState& sub = *unit.sub;
+  Pause& pause = sub.pause;
+  try {
+    std::rethrow_exception(error);
+  } catch (const DeliveryRolledBack& e) {
+    sub.unrecorded[e.seq()] = {e.attempt(), e.error()};
+    const auto wait = e.attempt() < sub.retry.max_attempts
+                          ? retry_delay(sub.retry, e.attempt(), rng_)
+                          : std::chrono::milliseconds(0);
+    pause.held_until = now + wait;
+    env_.logger->warn(
+        "delivery failed and its transaction was rolled back: subscription={} seq={} "
+        "attempt={}/{} retry_in={}ms: {}",
+        sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
+  } catch (const std::exception& e) {
+    if (sub.target.sink) {
+      // The broker is down or timed out: close, wait the retry policy's backoff
+      // (never parked: lag grows instead), open again and reconcile.
+      close_sinks(std::span<SubscriptionState* const>(&unit.sub, 1), true);
+      const auto wait = retry_delay(sub.retry, ++pause.sink_failures, rng_);
+      pause.until = std::chrono::steady_clock::now() + wait;
+      env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}",
+                        wait.count(), sub.name, e.what());
+      return;
+    }
+    const auto wait = pause.storage.next();
+    pause.until = std::chrono::steady_clock::now() + wait;
+    env_.logger->error("delivery unit failed, retrying in {}ms: subscription={}: {}",
+                       wait.count(), sub.name, e.what());
+  }
+}
+
+void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs, bool all) noexcept {
+  for (SubscriptionState* sub : subs) {
+    if (!sub->target.sink || !sub->sink_open || sub->in_flight) continue;
+    if (!all && sub->leased()) continue;
+    sub->target.sink->close();
+    sub->sink_open = false;
+    env_.logger->info("sink closed: subscription={}", sub->name);
+  }
+}
+
+}  // namespace eventlite::detail

@@ -1,0 +1,84 @@
+#include "processor/leases.hpp"
+
+#include "store/clock.hpp"
+
+namespace eventlite::detail {
+
+void LeaseKeeper::peek(Queries& reads, std::span<SubscriptionState* const> subs,
+                       SysTime now, std::uint64_t generation) const {
+  const std::string now_text = format_time(now);
+  for (SubscriptionState* sub : subs) {
+    if (sub->leased() || sub->lease.check_at <= now || sub->lease.generation == generation)
+      continue;
+    sub->lease.generation = generation;
+    auto row = reads.read_lease(sub->name);
+    if (!row || row->expires <= now_text) sub->lease.check_at = now;
+  }
+}
+
+std::vector<SubscriptionState*> LeaseKeeper::due(std::span<SubscriptionState* const> subs,
+                                                 SysTime now) const {
+  std::vector<SubscriptionState*> out;
+  for (SubscriptionState* sub : subs)
+    // A unit of a lost lease still in flight: wait for it before taking it again.
+    if (sub->lease.check_at <= now && !(sub->in_flight && !sub->leased()))
+      out.push_back(sub);
+  return out;
+}
+
+std::vector<LeaseChange> LeaseKeeper::acquire_or_renew(
+    Queries& q, std::span<SubscriptionState* const> due, SysTime now) const {
+  std::vector<LeaseChange> changes;
+  const std::string now_text = format_time(now);
+  const std::string expires_text = format_time(now + lease_time_);
+  Seq head = -1;
+  for (SubscriptionState* sub : due) {
+    auto row = q.read_lease(sub->name);
+    LeaseChange c{sub};
+    // Ours only if this instance holds it (owner and token); an owner name alone
+    // may be shared by a restarted or a misconfigured second process.
+    const bool ours = row && row->owner == owner_ && row->token == sub->lease.token;
+    if (ours && sub->leased()) {
+      c.kind = LeaseChange::Kind::renewed;
+      c.token = row->token;
+    } else if (!row || ours || row->expires <= now_text) {
+      c.kind = LeaseChange::Kind::acquired;
+      c.token = row ? row->token + 1 : 1;
+    } else {
+      c.expires = parse_time(row->expires).value_or(now + lease_time_);
+      changes.push_back(c);
+      continue;
+    }
+    q.write_lease(sub->name, owner_, expires_text, c.token);
+    if (c.kind == LeaseChange::Kind::acquired) {
+      Seq start = 0;
+      if (sub->options.start_at == StartAt::head) {
+        if (head < 0) head = q.head();
+        start = head;
+      }
+      c.position = q.ensure_subscription(sub->name, start, now_text);
+    }
+    changes.push_back(c);
+  }
+  return changes;
+}
+
+void LeaseKeeper::release(Queries& q, std::span<SubscriptionState* const> held,
+                          SysTime now) const {
+  const std::string now_text = format_time(now);
+  for (SubscriptionState* sub : held)
+    q.release_lease(sub->name, owner_, sub->lease.token, now_text);
+}
+
+std::pair<bool, SysTime> LeaseKeeper::claim_task(Queries& q, const std::string& name,
+                                                 std::chrono::milliseconds interval,
+                                                 SysTime now) const {
+  auto row = q.read_lease(name);
+  if (!row || row->expires <= format_time(now)) {
+    q.write_lease(name, owner_, format_time(now + interval), row ? row->token + 1 : 1);
+    return {true, now + interval};
+  }
+  return {false, parse_time(row->expires).value_or(now + interval)};
+}
+
+}  // namespace eventlite::detail

@@ -1,0 +1,421 @@
+// The processor's loop.
+//
+// One thread (the loop: an io_context, or the caller of run_until_idle) owns every
+// subscription's state and a read connection of its own. It wakes when this process
+// commits (the store's notifier), when another process commits (PRAGMA data_version
+// on its connection, checked every change_check_interval: a few microseconds, no
+// table is read), when a retry, a lease renewal or a periodic task falls due, and
+// when a unit of work finishes. Each wake-up is a step:
+//   1. leases (leases.hpp): renew the ones held, take the ones free or expired;
+//   2. periodic tasks that are due and whose lease this process wins;
+//   3. dispatch (dispatch.hpp): for every leased subscription with no unit in
+//      flight, owed deliveries that are due form a unit; otherwise the next batch of
+//      events past its position does;
+//   4. checkpoints (checkpoints.hpp) of finished units, at most every
+//      checkpoint_interval, at once when a unit wrote delivery rows.
+// The parts decide and write; the loop applies what they return to the
+// subscriptions, so no part calls back into another.
+//
+// Invariants: a subscription's position only moves past an event that is done or
+// has a row in eventlite_deliveries, written in the same transaction; a checkpoint is
+// only written while the file still shows this owner's lease token and the position
+// this owner last saw (another owner, or a rewind, makes the write fail and the
+// subscription is reloaded).
+
+#include <spdlog/logger.h>
+
+#include <boost/asio/post.hpp>
+
+#include "eventlite/errors.hpp"
+#include "processor/processor_impl.hpp"
+#include "store/clock.hpp"
+#include "store/sqlite_util.hpp"
+
+namespace eventlite {
+
+namespace asio = boost::asio;
+using detail::SubscriptionState;
+using detail::SysTime;
+
+void Processor::Impl::open_loop_connection() {
+  if (conn) return;
+  conn = detail::open_connection(store_impl->config, detail::Role::reader);
+  reads = std::make_unique<detail::Queries>(conn->getHandle());
+  dispatcher.set_reads(reads.get());
+}
+
+void Processor::Impl::run_work(std::function<void()> job) {
+  if (inline_mode) {
+    job();
+  } else {
+    asio::post(*pool, std::move(job));
+  }
+}
+
+// ---- started mode ---------------------------------------------------------------
+
+void Processor::Impl::start() {
+  {
+    std::lock_guard lock(mu);
+    if (started) throw InvalidArgument("processor: already started");
+    if (driving) throw InvalidArgument("processor: run_until_idle is running");
+    started = true;
+  }
+  try {
+    open_loop_connection();
+  } catch (...) {
+    std::lock_guard lock(mu);
+    started = false;
+    throw;
+  }
+  inline_mode = false;
+  dispatcher.set_inline(false);
+  stopping = false;
+  kick_pending = false;
+  io.restart();
+  work.emplace(io.get_executor());
+  timer = std::make_unique<asio::steady_timer>(io);
+  pool = std::make_unique<asio::thread_pool>(options.worker_threads);
+  listener = store_impl->notifier->add_listener([this] { kick(); });
+  arm_timer();
+  asio::post(io, [this] { safe_step(); });
+  logger->info("processor started: owner={} workers={} batch={}", leases.owner(),
+               options.worker_threads, options.batch_size);
+  loop_thread = std::thread([this] {
+    try {
+      io.run();
+    } catch (const std::exception& e) {
+      logger->error("processor loop ended: {}", e.what());
+    }
+  });
+}
+
+void Processor::Impl::stop() noexcept {
+  std::lock_guard stop_lock(stop_mu);
+  {
+    std::lock_guard lock(mu);
+    if (!started) return;
+  }
+  asio::post(io, [this] {
+    stopping = true;
+    finish_stop_if_drained();
+  });
+  if (loop_thread.joinable()) loop_thread.join();
+  store_impl->notifier->remove_listener(listener);
+  pool->join();
+  pool.reset();
+  timer.reset();
+  // Anything a unit posted after the loop ended is dropped with the io_context's
+  // queue on restart; nothing is in flight once the loop ended drained.
+  {
+    std::lock_guard lock(mu);
+    started = false;
+  }
+  {
+    std::lock_guard lock(idle_mu);
+    idle_served = idle_requests.load();
+  }
+  idle_cv.notify_all();
+  logger->info("processor stopped: owner={}", leases.owner());
+}
+
+void Processor::Impl::finish_stop_if_drained() {
+  if (dispatcher.in_flight() > 0) return;
+  commit(true);
+  release_leases();
+  dispatcher.close_sinks(subscriptions(), true);
+  if (timer) timer->cancel();
+  work.reset();
+  io.stop();
+}
+
+void Processor::Impl::kick() {
+  bool was = kick_pending.exchange(true);
+  if (was) return;
+  asio::post(io, [this] {
+    kick_pending = false;
+    ++generation;
+    safe_step();
+  });
+}
+
+void Processor::Impl::arm_timer() {
+  timer->expires_after(options.change_check_interval);
+  timer->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping) return;
+    safe_step();
+    arm_timer();
+  });
+}
+
+void Processor::Impl::safe_step() noexcept {
+  if (stopping) return;
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (steady_now < step_pause_until) return;
+  try {
+    step();
+    step_backoff.reset();
+  } catch (const std::exception& e) {
+    // A broken file would fail every tick: back off, up to a second, and say so once
+    // per pause, not 500 times a second.
+    const auto pause = step_backoff.next();
+    step_pause_until = steady_now + pause;
+    logger->error("processor step failed (retrying in {}ms): {}", pause.count(),
+                  e.what());
+  }
+}
+
+bool Processor::Impl::wait_idle(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mu);
+    if (!started) throw InvalidArgument("wait_idle: the processor is not started");
+  }
+  const std::uint64_t ticket = ++idle_requests;
+  asio::post(io, [this] {
+    ++generation;
+    safe_step();
+  });
+  std::unique_lock lock(idle_mu);
+  return idle_cv.wait_for(lock, timeout, [&] { return idle_served >= ticket; });
+}
+
+// ---- run_until_idle -------------------------------------------------------------
+
+std::size_t Processor::Impl::run_until_idle() {
+  {
+    std::lock_guard lock(mu);
+    if (started) throw InvalidArgument("run_until_idle: the processor is started");
+    if (driving) throw InvalidArgument("run_until_idle: already running");
+    driving = true;
+  }
+  struct Done {
+    Impl* self;
+    ~Done() {
+      std::lock_guard lock(self->mu);
+      self->driving = false;
+    }
+  } done{this};
+  open_loop_connection();
+  inline_mode = true;
+  dispatcher.set_inline(true);
+  stopping = false;
+  dispatcher.take_deliveries();
+  ++generation;
+  while (step()) {
+  }
+  commit(true);
+  return dispatcher.take_deliveries();
+}
+
+// ---- a step ---------------------------------------------------------------------
+
+bool Processor::Impl::step() {
+  const std::uint64_t requests = idle_requests.load();
+  const SysTime now = clock->now();
+  check_changes();
+  maintain_leases(now);
+  run_tasks(now);
+  const auto all = subscriptions();
+  dispatcher.close_sinks(all, false);
+  bool dispatched = false;
+  for (SubscriptionState* sub : all) {
+    if (stopping) break;
+    if (std::chrono::steady_clock::now() < sub->pause.until || now < sub->pause.held_until)
+      continue;
+    if (dispatcher.schedule(*sub, now, generation)) dispatched = true;
+  }
+  // Checkpoints wait for checkpoint_interval even when idle: committing after every
+  // event of a trickle would add a commit (an fsync under full durability) per event,
+  // competing with the appends. Someone waiting in wait_idle() gets it at once.
+  bool waited_for;
+  {
+    std::lock_guard lock(idle_mu);
+    waited_for = requests > idle_served;
+  }
+  commit(waited_for && !dispatched && dispatcher.in_flight() == 0);
+  publish_idle(dispatched, requests);
+  return dispatched;
+}
+
+void Processor::Impl::check_changes() {
+  const std::int64_t v = reads->data_version();
+  if (v != data_version) {
+    data_version = v;
+    ++generation;
+  }
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (steady_now - last_poll >= options.poll_interval) {
+    last_poll = steady_now;
+    ++generation;
+  }
+}
+
+void Processor::Impl::publish_idle(bool dispatched, std::uint64_t requests) {
+  if (inline_mode || dispatched || dispatcher.in_flight() > 0) return;
+  for (SubscriptionState* sub : subscriptions()) {
+    if (!sub->leased()) continue;
+    if (sub->position() != sub->committed || !sub->pending_rows.empty()) return;
+    if (sub->more || sub->read_generation != generation) return;
+    if (sub->owed > 0 && !sub->stopped()) return;
+  }
+  {
+    std::lock_guard lock(idle_mu);
+    if (idle_served >= requests) return;
+    idle_served = requests;
+  }
+  idle_cv.notify_all();
+}
+
+// ---- leases, periodic tasks -------------------------------------------------------
+
+void Processor::Impl::maintain_leases(SysTime now) {
+  const auto all = subscriptions();
+  leases.peek(*reads, all, now, generation);
+  const auto due = leases.due(all, now);
+  if (due.empty() || stopping) return;
+  std::vector<detail::LeaseChange> changes;
+  try {
+    changes = writer.run([&](detail::Queries& q) {
+      return leases.acquire_or_renew(q, due, now);
+    });
+  } catch (const std::exception& e) {
+    logger->warn("lease maintenance failed, will retry: {}", e.what());
+    for (SubscriptionState* sub : due) sub->lease.check_at = now + std::chrono::seconds(1);
+    return;
+  }
+  for (const auto& change : changes) apply(change, now);
+}
+
+void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
+  using Kind = detail::LeaseChange::Kind;
+  SubscriptionState& sub = *c.sub;
+  switch (c.kind) {
+    case Kind::renewed:
+      sub.lease.check_at = now + leases.renew_every();
+      sub.lease.expires = now + leases.lease_time();
+      break;
+    case Kind::acquired:
+      // Taken again while believed held (a rewind moved the token on): drop what
+      // the old tenure kept in memory first.
+      if (sub.leased()) detail::lose_lease(sub, now);
+      logger->info("lease acquired: subscription={} owner={} token={} position={}",
+                   sub.name, leases.owner(), c.token, c.position);
+      sub.set_leased(true);
+      sub.lease.token = c.token;
+      sub.committed = c.position;
+      sub.set_position(c.position);
+      sub.pending_rows.clear();
+      sub.more = true;
+      sub.retry_generation = 0;
+      sub.set_stopped(false);
+      ++sub.lease.epoch;
+      sub.lease.check_at = now + leases.renew_every();
+      sub.lease.expires = now + leases.lease_time();
+      break;
+    case Kind::held_elsewhere:
+      if (sub.leased()) {
+        logger->warn("lease lost: subscription={} owner={}", sub.name, leases.owner());
+        detail::lose_lease(sub, now);
+      }
+      // Look again when the holder's lease runs out (it renews before that).
+      sub.lease.check_at = c.expires + std::chrono::milliseconds(1);
+      break;
+  }
+}
+
+void Processor::Impl::release_leases() noexcept {
+  std::vector<SubscriptionState*> held;
+  for (SubscriptionState* sub : subscriptions())
+    if (sub->leased()) held.push_back(sub);
+  if (held.empty()) return;
+  try {
+    writer.run([&](detail::Queries& q) { leases.release(q, held, clock->now()); });
+  } catch (const std::exception& e) {
+    logger->warn("releasing leases failed (they expire by themselves): {}", e.what());
+  }
+  for (SubscriptionState* sub : held) {
+    sub->set_leased(false);
+    sub->lease.check_at = {};
+  }
+}
+
+void Processor::Impl::run_tasks(SysTime now) {
+  if (stopping) return;
+  for (detail::PeriodicTask* task : periodic_tasks()) {
+    if (task->check_at > now || task->running) continue;
+    bool claimed = false;
+    try {
+      std::tie(claimed, task->check_at) = writer.run([&](detail::Queries& q) {
+        return leases.claim_task(q, task->lease_name, task->interval, now);
+      });
+    } catch (const std::exception& e) {
+      logger->warn("periodic task claim failed, will retry: task={}: {}", task->name,
+                   e.what());
+      task->check_at = now + std::chrono::seconds(1);
+      continue;
+    }
+    if (!claimed) continue;
+    task->running = true;
+    run_work([this, task] {
+      try {
+        task->fn();
+        logger->debug("periodic task ran: task={}", task->name);
+      } catch (const std::exception& e) {
+        logger->error("periodic task failed: task={}: {}", task->name, e.what());
+      } catch (...) {
+        logger->error("periodic task failed: task={}", task->name);
+      }
+      task->running = false;
+    });
+  }
+}
+
+// ---- finished units, checkpoints --------------------------------------------------
+
+void Processor::Impl::complete(std::shared_ptr<detail::Unit> unit) {
+  if (inline_mode) {
+    finish(*unit);
+    return;
+  }
+  asio::post(io, [this, unit = std::move(unit)] {
+    try {
+      finish(*unit);
+    } catch (const std::exception& e) {
+      logger->error("processor: finishing a unit failed: {}", e.what());
+    }
+    if (stopping) {
+      finish_stop_if_drained();
+    } else {
+      safe_step();
+    }
+  });
+}
+
+void Processor::Impl::finish(detail::Unit& unit) {
+  const detail::Finished f = dispatcher.finish(unit, clock->now());
+  if (f.changed) ++generation;
+  if (f.commit_now) commit(true);
+}
+
+void Processor::Impl::commit(bool force) {
+  const auto all = subscriptions();
+  const auto dirty = detail::Checkpointer::dirty(all);
+  if (dirty.empty()) return;
+  const auto steady_now = std::chrono::steady_clock::now();
+  // After failed commits (the file locked by another process, disk full), wait longer
+  // each time; run_until_idle's caller decides for itself when to retry.
+  if (!checkpoints.due(force, inline_mode || stopping, steady_now)) return;
+  bool rows = false;
+  for (const SubscriptionState* sub : dirty) rows = rows || !sub->pending_rows.empty();
+  const SysTime now = clock->now();
+  auto lost = checkpoints.commit(writer, dirty, leases.owner(), now, steady_now);
+  if (!lost) return;
+  for (SubscriptionState* sub : *lost) {
+    logger->warn("lease lost or checkpoint moved: subscription={} owner={}", sub->name,
+                 leases.owner());
+    detail::lose_lease(*sub, now);
+  }
+  if (rows) ++generation;
+}
+
+}  // namespace eventlite

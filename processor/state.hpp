@@ -1,0 +1,158 @@
+#pragma once
+
+// One subscription as the processor holds it: what the application registered, the
+// loop's view of its checkpoint and lease, and the counters metrics() reads.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "eventlite/processor.hpp"
+#include "processor/backoff.hpp"
+#include "processor/queries.hpp"
+
+namespace eventlite::detail {
+
+using SysTime = std::chrono::system_clock::time_point;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Handler run times on a log2 scale of microseconds.
+// Thread safety: safe to share.
+class LatencyHistogram {
+ public:
+  void record(std::chrono::microseconds took) noexcept;
+  // The upper bound of the bucket holding quantile `q` (0..1); 0 when empty.
+  std::chrono::microseconds quantile(double q) const noexcept;
+  std::chrono::microseconds max() const noexcept {
+    return std::chrono::microseconds(max_.load(std::memory_order_relaxed));
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, 40> buckets_{};
+  std::atomic<std::int64_t> max_{0};
+};
+
+// What a subscription delivers to: one of these is set.
+struct Target {
+  Handler handler = {};
+  BatchHandler batch = {};
+  std::shared_ptr<Sink> sink = {};
+};
+
+// The lease of a subscription, as this processor knows it. The loop's thread only.
+struct LeaseHold {
+  std::int64_t token = 0;
+  std::uint64_t epoch = 0;  // moves on whenever the lease is taken or lost
+  SysTime check_at{};       // next renewal, or next try to take it
+  SysTime expires{};        // when it ends unless renewed
+  std::uint64_t generation = 0;  // change generation of the last standby look
+};
+
+// A subscription held back after a unit failed: on a storage error or a sink that
+// failed, for a growing real-time pause; after a delivery SQLite rolled back, until
+// its retry is due on the injected clock. The loop's thread only.
+struct Pause {
+  SteadyTime until{};
+  SysTime held_until{};
+  Backoff storage{std::chrono::milliseconds(500), std::chrono::seconds(30)};
+  int sink_failures = 0;  // a sink's failed units in a row: its retry policy's attempt
+};
+
+struct SubscriptionState {
+  // Constant after subscribe().
+  std::string name;
+  Target target;
+  SubscriptionOptions options;
+  RetryPolicy retry;
+  std::unordered_set<std::string> types;
+  std::size_t lanes = 1;  // at most this many lanes per unit
+
+  bool matches(const Event& e) const {
+    if (!types.empty() && !types.count(e.type)) return false;
+    return options.stream_prefix.empty() ||
+           std::string_view(e.stream).starts_with(options.stream_prefix);
+  }
+  bool holds_streams() const noexcept { return options.on_dead == OnDead::hold; }
+
+  // The loop's thread only (a unit in flight owns sink_open until it completes).
+  LeaseHold lease;
+  Seq committed = 0;  // the position in the file, as this processor last saw it
+  std::vector<RowWrite> pending_rows;
+  bool in_flight = false;
+  bool more = true;                    // the last read filled a batch
+  std::uint64_t read_generation = 0;   // change generation of the last empty read
+  std::uint64_t retry_generation = 0;  // change generation of the last retry check
+  std::int64_t owed = 0;               // owed deliveries at the last retry check
+  std::optional<SysTime> next_due;
+  // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
+  std::map<Seq, std::pair<int, std::string>> unrecorded;
+  Pause pause;
+  bool sink_open = false;
+
+  // Delivered (or owed in pending_rows) up to here. Each setter also publishes the
+  // value for metrics(), so the two never disagree.
+  Seq position() const noexcept { return position_; }
+  void set_position(Seq p) noexcept {
+    position_ = p;
+    position_view_.store(p, std::memory_order_relaxed);
+  }
+  bool leased() const noexcept { return leased_; }
+  void set_leased(bool v) noexcept {
+    leased_ = v;
+    leased_view_.store(v, std::memory_order_relaxed);
+  }
+  bool stopped() const noexcept { return stopped_; }
+  void set_stopped(bool v) noexcept {
+    stopped_ = v;
+    stopped_view_.store(v, std::memory_order_relaxed);
+  }
+
+  // Read by metrics() from any thread.
+  Seq position_view() const noexcept {
+    return position_view_.load(std::memory_order_relaxed);
+  }
+  bool leased_view() const noexcept {
+    return leased_view_.load(std::memory_order_relaxed);
+  }
+  bool stopped_view() const noexcept {
+    return stopped_view_.load(std::memory_order_relaxed);
+  }
+
+  // Counters, written by workers, read by metrics() from any thread.
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> retried{0};
+  std::atomic<std::uint64_t> dead{0};
+  LatencyHistogram latency;
+
+ private:
+  Seq position_ = 0;
+  bool leased_ = false;
+  bool stopped_ = false;
+  std::atomic<Seq> position_view_{0};
+  std::atomic<bool> leased_view_{false};
+  std::atomic<bool> stopped_view_{false};
+};
+
+// Forgets what this tenure of the lease kept in memory: the position goes back to the
+// committed one, rows not yet written and failures no row recorded are dropped, the
+// epoch moves on (a unit in flight is ignored when it finishes), and the lease is
+// looked at again at once.
+inline void lose_lease(SubscriptionState& sub, SysTime now) noexcept {
+  sub.set_leased(false);
+  sub.pending_rows.clear();
+  sub.unrecorded.clear();
+  sub.set_position(sub.committed);
+  sub.pause = {};
+  ++sub.lease.epoch;
+  sub.lease.check_at = now;
+}
+
+}  // namespace eventlite::detail
