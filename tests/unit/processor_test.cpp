@@ -1008,5 +1008,146 @@ TEST(Processor, RewindOnAManualClockIsPickedUpByTheNextRun) {
   EXPECT_EQ(position_of(store, "s"), 3);
 }
 
+TEST(Processor, DataThatDoesNotConvertIsParkedAtOnceNotRetried) {
+  auto store = Store::open(":memory:");
+  store.append("u-2", event("UserCreated", R"({"name":"bob"})"));
+  HandlerMap handlers;
+  handlers.on<UserCreated>("UserCreated", [](const UserCreated&, const Context&) {});
+  Processor p(store);
+  p.subscribe("typed", handlers);  // the default policy: 5 attempts
+  EXPECT_EQ(p.run_until_idle(), 1u);
+  auto dead = dead_letters(store, "typed");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].attempts, 1);
+  EXPECT_EQ(metrics_of(p, "typed").dead, 1u);
+}
+
+TEST(Processor, PermanentErrorsAreParkedAtOnceAndRetryableOnesRetried) {
+  auto store = Store::open(":memory:");
+  store.append("a", event("Permanent"));
+  store.append("b", event("BrokerRefused"));
+  store.append("c", event("BrokerDown"));
+  auto clock = std::make_shared<ManualClock>();
+  Processor p(store, manual(clock));
+  p.subscribe("s", [](const Context& ctx) {
+    const std::string& type = ctx.event().type;
+    if (type == "Permanent") throw PermanentError("no such account");
+    if (type == "BrokerRefused") throw BrokerError("redis", false, "WRONGTYPE");
+    throw BrokerError("redis", true, "connection lost");
+  });
+  p.run_until_idle();
+  auto dead = dead_letters(store, "s");
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0].seq, 1);
+  EXPECT_EQ(dead[0].last_error, "no such account");
+  EXPECT_EQ(dead[1].seq, 2);
+  EXPECT_EQ(dead[1].last_error, "redis: WRONGTYPE");
+  EXPECT_EQ(status(store).subscriptions[0].retrying, 1u);  // the retryable one
+}
+
+TEST(Processor, OnDeadHoldKeepsTheStreamBehindItsDeadLetterWhileOthersGoOn) {
+  auto store = Store::open(":memory:");
+  store.append("a", event("Poison"));   // 1
+  store.append("a", event("E"));        // 2
+  store.append("b", event("E"));        // 3
+  bool healed = false;
+  Recorder rec;
+  auto record = rec.handler();
+  Processor p(store);
+  p.subscribe(
+      "held",
+      [&](const Context& ctx) {
+        if (ctx.event().type == "Poison" && !healed) throw std::runtime_error("poison");
+        record(ctx);
+      },
+      {.retry = exact(1, 1s), .on_dead = OnDead::hold});
+  p.run_until_idle();
+  EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{3}));
+  store.append("a", event("E"));  // 4: waits too
+  store.append("b", event("E"));  // 5: goes on
+  p.run_until_idle();
+  EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{3, 5}));
+  const auto st = status(store).subscriptions[0];
+  EXPECT_EQ(st.dead, 1u);
+  EXPECT_EQ(st.held, 1u);
+  EXPECT_EQ(st.retrying, 2u);  // 2 and 4 wait behind the letter
+  healed = true;
+  const Seq one[] = {1};
+  EXPECT_EQ(retry_dead_letters(store, "held", one), 1u);
+  p.run_until_idle();
+  EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{3, 5, 1, 2, 4}));  // stream a in order
+  EXPECT_EQ(status(store).subscriptions[0].held, 0u);
+}
+
+TEST(Processor, HeldStreamsAndLagInTimeShowInTheViews) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  store.append("a", event("Poison"));
+  store.append("a", event("E"));
+  Processor p(store);
+  p.subscribe("held", [](const Context&) { throw std::runtime_error("poison"); },
+              {.retry = exact(1, 1s), .on_dead = OnDead::hold});
+  p.run_until_idle();
+  RawDb raw(dir / "app.db");
+  EXPECT_EQ(raw.query_column("SELECT stream || ':' || dead_seq || ':' || waiting "
+                             "FROM eventlite_held_streams"),
+            (std::vector<std::string>{"a:1:1"}));
+  EXPECT_EQ(raw.query_column("SELECT held FROM eventlite_pending"),
+            (std::vector<std::string>{"1"}));
+  // The oldest owed event (2) was appended just now: a lag of seconds at most.
+  const auto lag = raw.query_column("SELECT lag_seconds FROM eventlite_pending");
+  ASSERT_EQ(lag.size(), 1u);
+  EXPECT_LT(std::stod(lag[0]), 60.0);
+  EXPECT_GE(std::stod(lag[0]), 0.0);
+}
+
+TEST(Processor, LagInTimeIsTheAgeOfTheOldestUndeliveredEvent) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  {
+    // An event stamped long ago (as an import keeps its time).
+    RawDb raw(dir / "app.db");
+    raw.exec(
+        "INSERT INTO eventlite_events(id, stream, version, type, data, metadata, time) "
+        "VALUES ('0190a000-0000-7000-8000-000000000001', 'a', 1, 'E', '{}', '{}', "
+        "'2020-01-01T00:00:00.000Z')");
+  }
+  Processor p(store);
+  p.subscribe("s", [](const Context&) {});
+  const auto year = std::chrono::hours(24 * 365);
+  p.run_until_idle();
+  EXPECT_EQ(metrics_of(p, "s").lag_time, 0ms);
+  EXPECT_EQ(status(store).subscriptions[0].lag_time, 0ms);
+  rewind(store, "s", 1);
+  EXPECT_GT(status(store).subscriptions[0].lag_time, year);
+  Processor idle(store);
+  idle.subscribe("s", [](const Context&) {});
+  EXPECT_GT(metrics_of(idle, "s").lag_time, 0ms);  // before it ran: its file position
+}
+
+TEST(ProcessorLease, MetricsAfterALostLeaseReportThePositionItFellBackTo) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  store.append("a", numbered_events(3));
+  std::atomic<int> delivered{0};
+  // No checkpoint before the lease is lost: the interval is an hour.
+  Processor p(store, {.lease_time = 300ms, .checkpoint_interval = 1h, .owner = "A"});
+  p.subscribe("relay", [&](const Context&) { ++delivered; });
+  p.start();
+  ASSERT_TRUE(wait_until([&] { return delivered.load() == 3; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return metrics_of(p, "relay").position == 3; }, 10s));
+  {
+    RawDb raw(dir / "app.db");
+    raw.exec(
+        "UPDATE eventlite_leases SET owner = 'thief', token = token + 1, "
+        "expires = '2999-01-01T00:00:00.000Z' WHERE name = 'relay'");
+  }
+  ASSERT_TRUE(wait_until([&] { return !metrics_of(p, "relay").leased; }, 10s));
+  // Its uncommitted deliveries were given up: the position is the committed one.
+  EXPECT_EQ(metrics_of(p, "relay").position, 0);
+  p.stop();
+  EXPECT_EQ(position_of(store, "relay"), 0);
+}
+
 }  // namespace
 }  // namespace eventlite
