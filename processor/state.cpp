@@ -6,6 +6,29 @@
 
 namespace eventlite::detail {
 
+namespace {
+
+std::size_t bucket_of(std::chrono::microseconds took) noexcept {
+  const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(took.count(), 0));
+  return std::min<std::size_t>(static_cast<std::size_t>(std::bit_width(us)), 39);
+}
+
+}  // namespace
+
+void LatencyHistogram::Local::record(std::chrono::microseconds took) noexcept {
+  ++buckets[bucket_of(took)];
+  max = std::max<std::int64_t>(max, took.count());
+}
+
+void LatencyHistogram::add(const Local& local) noexcept {
+  for (std::size_t i = 0; i < buckets_.size(); ++i)
+    if (local.buckets[i]) buckets_[i].fetch_add(local.buckets[i], std::memory_order_relaxed);
+  auto prev = max_.load(std::memory_order_relaxed);
+  while (local.max > prev &&
+         !max_.compare_exchange_weak(prev, local.max, std::memory_order_relaxed)) {
+  }
+}
+
 void LatencyHistogram::record(std::chrono::microseconds took) noexcept {
   const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(took.count(), 0));
   const std::size_t bucket =

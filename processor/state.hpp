@@ -27,7 +27,14 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 // Thread safety: safe to share.
 class LatencyHistogram {
  public:
+  // Counts per bucket, gathered without atomics by one thread and added at once.
+  struct Local {
+    std::array<std::uint64_t, 40> buckets{};
+    std::int64_t max = 0;
+    void record(std::chrono::microseconds took) noexcept;
+  };
   void record(std::chrono::microseconds took) noexcept;
+  void add(const Local& local) noexcept;
   // The upper bound of the bucket holding quantile `q` (0..1); 0 when empty.
   std::chrono::microseconds quantile(double q) const noexcept;
   std::chrono::microseconds max() const noexcept {
