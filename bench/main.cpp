@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
     add_dispatch_figures(bench, ctx);
     add_latency_figures(bench, ctx);
     add_dispatch_rss_figure(bench, ctx);
+    add_idle_cpu_figure(bench, ctx);
+    add_wake_latency_figures(bench, ctx);
     const auto results = bench.run();
     if (results.empty()) {
       std::cerr << "eventlite_bench: no figure matches --filter \"" << config.filter

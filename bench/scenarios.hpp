@@ -11,6 +11,9 @@
 //   8. append-to-handler latency, appender in the same process
 //   9. append-to-handler latency, appender in another process
 //  10. peak RSS of the processor draining a 1M-event backlog, in a child process
+//  11. CPU of an idle started processor
+//  12. how soon the change watch wakes a loop on another process's commit (a prototype
+//      of the processor's wake-up, before it is integrated)
 
 #include <chrono>
 #include <cstddef>
@@ -25,14 +28,15 @@
 namespace eventlite::bench {
 
 struct Sizes {
-  std::size_t batch = 1000;                    // events per batched append
-  std::size_t batched_calls = 100;             // batched appends per repetition
-  std::chrono::milliseconds single_run{1000};  // each single-append run lasts this long
-  std::size_t read_events = 200000;            // figure 3
-  std::size_t stored_events = 1000000;         // figures 4, 5, 6, 7 and 10
-  std::size_t subscriptions = 10;              // figure 7
-  std::size_t latency_events = 2000;           // timed appends of figures 8 and 9
-  std::size_t latency_warmup = 20;             // untimed appends before those
+  std::size_t batch = 1000;                      // events per batched append
+  std::size_t batched_calls = 100;               // batched appends per repetition
+  std::chrono::milliseconds single_run{1000};    // each single-append run lasts this long
+  std::size_t read_events = 200000;              // figure 3
+  std::size_t stored_events = 1000000;           // figures 4, 5, 6, 7 and 10
+  std::size_t subscriptions = 10;                // figure 7
+  std::size_t latency_events = 2000;             // timed appends of figures 8 and 9
+  std::size_t latency_warmup = 20;               // untimed appends before those
+  std::chrono::milliseconds idle_window{10000};  // figure 11's measured idle time
 
   static Sizes for_config(const Config& config);
 };
@@ -68,6 +72,8 @@ void add_peak_rss_figure(Bench& bench, Context& ctx);
 void add_dispatch_figures(Bench& bench, Context& ctx);
 void add_latency_figures(Bench& bench, Context& ctx);
 void add_dispatch_rss_figure(Bench& bench, Context& ctx);
+void add_idle_cpu_figure(Bench& bench, Context& ctx);
+void add_wake_latency_figures(Bench& bench, Context& ctx);
 
 // The hidden child modes of figures 9 and 10, on `file`: "append" appends `events`
 // events one at a time, each carrying its send time, reading one acknowledgement

@@ -1,17 +1,25 @@
-// Figures 6 to 10: the processor. Dispatch throughput over a backlog (one and ten
+// Figures 6 to 12: the processor. Dispatch throughput over a backlog (one and ten
 // subscriptions), the latency from an append to its handler (appender in this process
-// or in another one), and peak memory while draining a backlog. A repetition that
+// or in another one), peak memory while draining a backlog, the CPU an idle started
+// processor uses, and (a prototype ahead of its integration) how soon the change watch
+// wakes a loop on another process's commit. A repetition that
 // dispatches works on a synced copy of the fixture: the processor writes checkpoints,
 // leases and subscription rows into the file.
 
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -23,6 +31,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -35,6 +44,7 @@
 #include "bench/scenarios.hpp"
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
+#include "processor/change_watch.hpp"
 
 extern char** environ;
 
@@ -170,14 +180,18 @@ NewEvent ping(std::int64_t sent_ns) {
                   .id = {}};
 }
 
-std::int64_t sent_ns_of(const Event& e) {
-  const auto colon = e.data.find(':');
+std::int64_t sent_ns_of(std::string_view data) {
+  const auto colon = data.find(':');
   std::int64_t sent = 0;
   if (colon == std::string::npos ||
-      std::from_chars(e.data.data() + colon + 1, e.data.data() + e.data.size(), sent)
-              .ec != std::errc())
-    throw std::runtime_error("not a ping: " + e.data);
+      std::from_chars(data.data() + colon + 1, data.data() + data.size(), sent).ec !=
+          std::errc())
+    throw std::runtime_error("not a ping: " + std::string(data));
   return sent;
+}
+
+std::int64_t sent_ns_of(const Event& e) {
+  return sent_ns_of(e.data);
 }
 
 // What a latency handler saw: each event's latency, in delivery order.
@@ -385,6 +399,156 @@ FigureSpec latency_figure(Context& ctx, bool other_process, double q) {
   return spec;
 }
 
+// ---- idle CPU -------------------------------------------------------------------
+
+// User plus system CPU time of this whole process (every thread) so far.
+std::chrono::microseconds process_cpu() {
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) throw_errno("getrusage");
+  auto us = [](const timeval& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+  };
+  return us(usage.ru_utime) + us(usage.ru_stime);
+}
+
+// The CPU this process uses over `window`, in % of one core; the calling thread
+// sleeps meanwhile, so what is counted is the other threads' work.
+double cpu_percent_over(std::chrono::milliseconds window) {
+  const auto before = process_cpu();
+  const Stopwatch wall;
+  std::this_thread::sleep_for(window);
+  const auto used = process_cpu() - before;
+  return 100.0 * std::chrono::duration<double>(used).count() / wall.seconds();
+}
+
+// Figure 11: a started processor (default options) with one no-op subscription on a
+// new store, idle: nothing is appended while it is measured.
+double idle_cpu_eventlite(Context& ctx) {
+  const ScratchFile file(ctx.new_path("idle-eventlite"));
+  auto store = Store::open(file.path());
+  Processor processor(store);
+  processor.subscribe("idle", [](const eventlite::Context&) {});
+  processor.start();
+  if (!processor.wait_idle(10s)) throw std::runtime_error("the processor did not start");
+  const double percent = cpu_percent_over(ctx.sizes().idle_window);
+  processor.stop();
+  return percent;
+}
+
+// Figure 11's baseline: the least a loop that looks for other processes' commits by
+// polling can do: one thread running PRAGMA data_version on its own connection every
+// change_check_interval (2 ms), and nothing else.
+double idle_cpu_baseline(Context& ctx) {
+  const ScratchFile file(ctx.new_path("idle-baseline"));
+  create_schema(file.path());
+  RawDb db(file.path(), RawDb::Sync::full);
+  Statement version(db.get(), "PRAGMA data_version");
+  const auto interval = ProcessorOptions{}.change_check_interval;
+  std::atomic<bool> done{false};
+  std::thread poller([&] {
+    auto next = std::chrono::steady_clock::now();
+    while (!done) {
+      next += interval;
+      std::this_thread::sleep_until(next);
+      sqlite3_step(version.get());
+      sqlite3_reset(version.get());
+    }
+  });
+  const double percent = cpu_percent_over(ctx.sizes().idle_window);
+  done = true;
+  poller.join();
+  return percent;
+}
+
+// ---- the change watch, ahead of its integration -----------------------------------
+
+// Figure 12: what a loop woken by detail::ChangeWatch reaches. A child process
+// appends (figure 9's appender: its own Store, durability full, a random 0-3 ms pause
+// before each append, one acknowledgement awaited after each); this process runs an
+// io_context thread that, when woken, checks PRAGMA data_version on its read
+// connection and, on a change, reads the new events, records now - send time and
+// acknowledges each on the child's stdin. `watch` false: the same loop woken instead
+// by a timer every change_check_interval (2 ms), as the processor is today.
+// Handlers, the worker pool and checkpoints are left out: this measures the wake-up.
+std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
+  const std::size_t warmup = ctx.sizes().latency_warmup;
+  const std::size_t total = warmup + ctx.sizes().latency_events;
+  const ScratchFile file(ctx.new_path(watch ? "wake-watch" : "wake-poll"));
+  { auto store = Store::open(file.path()); }  // the schema; the child appends
+  RawDb reader(file.path(), RawDb::Sync::full);
+  Statement version(reader.get(), "PRAGMA data_version");
+  Statement fresh(reader.get(),
+                  "SELECT seq, data FROM eventlite_events WHERE seq > ?1 ORDER BY seq");
+  SocketPair socket;
+  const int ack_fd = socket.ours();
+
+  // The loop thread only, until it is joined.
+  std::vector<std::int64_t> samples;
+  samples.reserve(total);
+  std::int64_t seen_version = -1;
+  std::int64_t last = 0;
+  bool failed = false;
+  auto check = [&]() -> bool {
+    if (sqlite3_step(version.get()) != SQLITE_ROW) failed = true;
+    const std::int64_t v = sqlite3_column_int64(version.get(), 0);
+    sqlite3_reset(version.get());
+    if (v == seen_version) return false;
+    seen_version = v;
+    fresh.bind(1, last);
+    while (sqlite3_step(fresh.get()) == SQLITE_ROW) {
+      const std::int64_t now = now_ns();
+      last = sqlite3_column_int64(fresh.get(), 0);
+      const auto* data =
+          reinterpret_cast<const char*>(sqlite3_column_text(fresh.get(), 1));
+      samples.push_back(now - sent_ns_of(std::string_view(data)));
+      const char ack = 'a';
+      if (::send(ack_fd, &ack, 1, MSG_NOSIGNAL) != 1) failed = true;
+    }
+    sqlite3_reset(fresh.get());
+    return true;
+  };
+  check();  // the starting data_version
+
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  std::optional<detail::ChangeWatch> change_watch;
+  boost::asio::steady_timer timer(io);
+  std::function<void()> arm;
+  if (watch) {
+    change_watch.emplace(io, file.path(), check);
+    if (!change_watch->active())
+      throw std::runtime_error("the change watch is inactive: " +
+                               change_watch->inactive_reason());
+  } else {
+    arm = [&] {
+      timer.expires_after(ProcessorOptions{}.change_check_interval);
+      timer.async_wait([&](const boost::system::error_code& ec) {
+        if (ec) return;
+        check();
+        arm();
+      });
+    };
+    arm();
+  }
+  std::thread loop([&] { io.run(); });
+  ChildProcess child({"--processor-child", "append", "--processor-file",
+                      file.path().string(), "--processor-events", std::to_string(total)},
+                     socket.childs());
+  socket.close_child_end();
+  child.wait();
+  boost::asio::post(io, [&] {
+    timer.cancel();
+    change_watch.reset();  // on the loop thread, as the header asks
+    guard.reset();
+  });
+  loop.join();
+  if (failed) throw std::runtime_error("the wake-up loop failed to read or acknowledge");
+  if (samples.size() != total)
+    throw std::runtime_error("the loop saw " + std::to_string(samples.size()) +
+                             " events, expected " + std::to_string(total));
+  return {samples.begin() + static_cast<std::ptrdiff_t>(warmup), samples.end()};
+}
+
 // ---- child modes ------------------------------------------------------------------
 
 // Figure 9's appender: one event at a time, then one acknowledgement byte on stdin.
@@ -448,6 +612,30 @@ void add_dispatch_rss_figure(Bench& bench, Context& ctx) {
                        .threshold = Threshold::eventlite_below(64),
                        .eventlite = [child] { return child("drain-eventlite"); },
                        .baseline = [child] { return child("drain-baseline"); }});
+}
+
+void add_idle_cpu_figure(Bench& bench, Context& ctx) {
+  const auto window =
+      std::chrono::duration_cast<std::chrono::seconds>(ctx.sizes().idle_window);
+  bench.add(FigureSpec{.name = "CPU of an idle started processor, " +
+                               std::to_string(window.count()) + " s",
+                       .unit = "% core",
+                       .better = Better::lower,
+                       .threshold = Threshold::eventlite_at_most(1),
+                       .eventlite = [&ctx] { return idle_cpu_eventlite(ctx); },
+                       .baseline = [&ctx] { return idle_cpu_baseline(ctx); }});
+}
+
+void add_wake_latency_figures(Bench& bench, Context& ctx) {
+  for (double q : {0.5, 0.99})
+    bench.add(FigureSpec{
+        .name = std::string("change watch wake-up latency ") +
+                (q == 0.5 ? "p50" : "p99") + ", other process (prototype)",
+        .unit = "ms",
+        .better = Better::lower,
+        .threshold = std::nullopt,
+        .eventlite = [&ctx, q] { return quantile_ms(wake_latency(ctx, true), q); },
+        .baseline = [&ctx, q] { return quantile_ms(wake_latency(ctx, false), q); }});
 }
 
 int run_processor_child(std::string_view mode, const std::filesystem::path& file,
