@@ -2,10 +2,13 @@
 //
 // One thread (the loop: an io_context, or the caller of run_until_idle) owns every
 // subscription's state and a read connection of its own. It wakes when this process
-// commits (the store's notifier), when another process commits (PRAGMA data_version
-// on its connection, checked every change_check_interval: a few microseconds, no
-// table is read), when a retry, a lease renewal or a periodic task falls due, and
-// when a unit of work finishes. Each wake-up is a step:
+// commits (the store's notifier), when another process commits (a file watch on the
+// database's directory, change_watch.hpp, confirmed by PRAGMA data_version on its
+// connection; without a watch, data_version is checked every change_check_interval),
+// when a retry, a lease renewal or a periodic task falls due, and when a unit of work
+// finishes. With the watch active and nothing due, the timer sleeps until the
+// earliest thing due or poll_interval, so an idle processor costs nothing. Each
+// wake-up is a step:
 //   1. leases (leases.hpp): renew the ones held, take the ones free or expired;
 //   2. periodic tasks that are due and whose lease this process wins;
 //   3. dispatch (dispatch.hpp): for every leased subscription with no unit in
@@ -30,6 +33,8 @@
 #include "processor/processor_impl.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"
+
+#include <sqlite3.h>
 
 namespace eventlite {
 
@@ -77,6 +82,18 @@ void Processor::Impl::start() {
   timer = std::make_unique<asio::steady_timer>(io);
   pool = std::make_unique<asio::thread_pool>(options.worker_threads);
   listener = store_impl->notifier->add_listener([this] { kick(); });
+  if (!store_impl->config.memory) {
+    const char* file = sqlite3_db_filename(conn->getHandle(), "main");
+    watch = std::make_unique<detail::ChangeWatch>(
+        io, file ? file : "",
+        [this] {
+          // A hint: step only if the file really changed (check_changes records it).
+          if (reads->data_version() == data_version) return false;
+          safe_step();
+          return true;
+        },
+        detail::ChangeWatchOptions{.logger = logger});
+  }
   arm_timer();
   asio::post(io, [this] { safe_step(); });
   logger->info("processor started: owner={} workers={} batch={}", leases.owner(),
@@ -101,6 +118,7 @@ void Processor::Impl::stop() noexcept {
     finish_stop_if_drained();
   });
   if (loop_thread.joinable()) loop_thread.join();
+  watch.reset();
   store_impl->notifier->remove_listener(listener);
   pool->join();
   pool.reset();
@@ -140,12 +158,45 @@ void Processor::Impl::kick() {
 }
 
 void Processor::Impl::arm_timer() {
-  timer->expires_after(options.change_check_interval);
+  timer->expires_after(next_tick());
   timer->async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping) return;
     safe_step();
     arm_timer();
   });
+}
+
+// A step may have made something due sooner than the timer is set for (a retry, a
+// checkpoint, a pause): setting the expiry again cancels the wait set before.
+void Processor::Impl::rearm_if_sooner() {
+  if (!timer || stopping) return;
+  if (std::chrono::steady_clock::now() + next_tick() < timer->expiry()) arm_timer();
+}
+
+// Without an active watch, data_version is polled every change_check_interval. With
+// one, the loop sleeps until the earliest thing due (a lease to renew or look at, a
+// retry, the end of a pause, a periodic task), poll_interval at most; while work is
+// in flight or checkpoints wait, it ticks as often as before.
+std::chrono::milliseconds Processor::Impl::next_tick() const {
+  const auto fast = options.change_check_interval;
+  if (!watch || !watch->active() || dispatcher.in_flight() > 0) return fast;
+  const SysTime now = clock->now();
+  const auto steady_now = std::chrono::steady_clock::now();
+  auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(options.poll_interval);
+  auto at = [&](SysTime t) { wait = std::min(wait, std::chrono::nanoseconds(t - now)); };
+  for (const SubscriptionState* sub : subscriptions()) {
+    if (sub->position() != sub->committed || !sub->pending_rows.empty()) return fast;
+    at(sub->lease.check_at);
+    if (sub->leased()) at(sub->lease.expires);
+    if (sub->next_due) at(*sub->next_due);
+    if (sub->pause.held_until > now) at(sub->pause.held_until);
+    if (sub->pause.until > steady_now)
+      wait = std::min(wait, std::chrono::nanoseconds(sub->pause.until - steady_now));
+  }
+  for (const detail::PeriodicTask* task : periodic_tasks()) at(task->check_at);
+  if (step_pause_until > steady_now)
+    wait = std::min(wait, std::chrono::nanoseconds(step_pause_until - steady_now));
+  return std::max(fast, std::chrono::ceil<std::chrono::milliseconds>(wait));
 }
 
 void Processor::Impl::safe_step() noexcept {
@@ -163,6 +214,7 @@ void Processor::Impl::safe_step() noexcept {
     logger->error("processor step failed (retrying in {}ms): {}", pause.count(),
                   e.what());
   }
+  rearm_if_sooner();
 }
 
 bool Processor::Impl::wait_idle(std::chrono::milliseconds timeout) {

@@ -18,6 +18,7 @@
 
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
+#include "processor/change_watch.hpp"
 #include "processor/checkpoints.hpp"
 #include "processor/dispatch.hpp"
 #include "processor/leases.hpp"
@@ -61,6 +62,8 @@ struct Processor::Impl {
   void open_loop_connection();
   void kick();
   void arm_timer();
+  void rearm_if_sooner();
+  std::chrono::milliseconds next_tick() const;
   void safe_step() noexcept;
   bool step();
   void check_changes();
@@ -110,6 +113,7 @@ struct Processor::Impl {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
       work;
   std::unique_ptr<boost::asio::steady_timer> timer;
+  std::unique_ptr<detail::ChangeWatch> watch;  // null or inactive: the timer polls
   std::unique_ptr<boost::asio::thread_pool> pool;
   std::thread loop_thread;
   std::atomic<bool> kick_pending{false};
