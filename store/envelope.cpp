@@ -179,7 +179,9 @@ class LineReader {
   void check_json(simdjson::error_code error) const {
     if (error == simdjson::SUCCESS) return;
     if (error == simdjson::UTF8_ERROR) fail_line("not valid UTF-8");
-    fail_line(fmt::format("not valid JSON: {}", simdjson::error_message(error)));
+    std::string_view message = simdjson::error_message(error);
+    if (!message.empty() && message.back() == '.') message.remove_suffix(1);
+    fail_line(fmt::format("not valid JSON: {}", message));
   }
 
   const char* what_;

@@ -109,6 +109,9 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
 
   auto& config = impl->config;
   config.filename = memory ? memory_uri() : path.string();
+  // SQLite reads a name starting with "file:" as a URI (another file, its options
+  // honoured); the path names a file, so say it so that SQLite agrees.
+  if (!memory && config.filename.rfind("file:", 0) == 0) config.filename.insert(0, "./");
   config.memory = memory;
   config.read_only = options.read_only;
   config.durability = options.durability;
