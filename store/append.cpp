@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eventlite/errors.hpp"
+#include "store/time_text.hpp"
 
 namespace eventlite::detail {
 namespace {
@@ -96,12 +97,14 @@ bool same_json(std::string_view a, std::string_view b) {
 }
 
 // An event whose id is stored: its seq if the content matches, IdConflict otherwise.
+// A time is content only when the event gives one (event.hpp says why).
 Seq stored_seq_if_same(Stmt& find, std::string_view stream, const NewEvent& e) {
   find.bind(1, e.id);
   StmtScope scope(find);
   if (!find.step("look up event id")) return 0;
   Seq seq = find.column_int(0);
   bool same = find.column_text(1) == stream && find.column_text(2) == e.type &&
+              (e.time.empty() || find.column_text(5) == e.time) &&
               same_json(find.column_text(3), e.data) &&
               same_json(find.column_text(4), e.metadata);
   if (!same) throw IdConflict(e.id, seq);
@@ -144,10 +147,10 @@ AppendStatements::AppendStatements(sqlite3* db, bool persistent)
                      "SELECT version FROM eventlite_events WHERE stream = ? "
                      "ORDER BY version DESC LIMIT 1",
                      persistent),
-      find_id(
-          db,
-          "SELECT seq, stream, type, data, metadata FROM eventlite_events WHERE id = ?",
-          persistent),
+      find_id(db,
+              "SELECT seq, stream, type, data, metadata, time FROM eventlite_events "
+              "WHERE id = ?",
+              persistent),
       insert(db,
              // The JSON check lives here, not in the schema (see schema/001_events.sql):
              // invalid JSON becomes NULL and fails the NOT NULL constraint. VALUES, not
@@ -181,6 +184,8 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
     require_utf8(i, "id", e.id);
     require_utf8(i, "data", e.data);
     require_utf8(i, "metadata", e.metadata);
+    if (!e.time.empty() && !valid_time(e.time))
+      throw InvalidEvent(i, "time", kTimeFormat);
     // The insert checks validity; this catches the common mistake early and clearly.
     auto meta = trim_left(e.metadata);
     if (meta.empty() || meta.front() != '{') {
@@ -232,7 +237,7 @@ std::vector<Seq> append_events(AppendStatements& st, UuidV7& ids, std::string_vi
     insert.bind(4, e.type);
     insert.bind(5, e.data);
     insert.bind(6, e.metadata);
-    insert.bind(7, time);
+    insert.bind(7, e.time.empty() ? time : e.time);
     int rc = insert.step_rc();
     if (rc != SQLITE_DONE) {
       int ext = sqlite3_extended_errcode(insert.db());

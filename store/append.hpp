@@ -30,13 +30,15 @@ struct AppendLimits {
   std::size_t max_event_bytes;
 };
 
-// Cheap checks done before any SQL: empty stream or type, sizes, metadata shape.
+// Cheap checks done before any SQL: empty stream or type, sizes, metadata shape, the
+// form of a given time.
 // Throws InvalidEvent.
 void validate(std::string_view stream, std::span<const NewEvent> events,
               const AppendLimits& limits);
 
 // Appends `events` to `stream` on `st`'s connection, inside the caller's open
-// transaction, all stamped `time`. Returns the seqs. On a throw, some of this call's
+// transaction, each stamped with its own time if it gives one, `time` otherwise.
+// Returns the seqs. On a throw, some of this call's
 // rows may be written: the caller rolls back to its savepoint (or the transaction).
 std::vector<Seq> append_events(AppendStatements& st, UuidV7& ids, std::string_view stream,
                                std::span<const NewEvent> events, Expected expected,

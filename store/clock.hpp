@@ -3,10 +3,11 @@
 #include <chrono>
 #include <string>
 
+#include "store/time_text.hpp"
+
 namespace eventlite::detail {
 
-// `t` as UTC ISO-8601 with milliseconds: 2026-11-23T10:00:00.123Z.
-std::string format_time(std::chrono::system_clock::time_point t);
+// Now, as format_time() writes it: the commit time of appended events.
 inline std::string now_text() {
   return format_time(std::chrono::system_clock::now());
 }

@@ -1,6 +1,5 @@
 #include "eventlite/event.hpp"
 
-#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace eventlite {
@@ -23,60 +22,6 @@ nlohmann::json Event::data_json() const {
 }
 nlohmann::json Event::metadata_json() const {
   return nlohmann::json::parse(metadata);
-}
-
-namespace {
-
-void append_quoted(std::string& out, const std::string& s) {
-  // Ids, streams, types and times are plain text in practice; escape only if needed.
-  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
-  });
-  if (plain) {
-    out += '"';
-    out += s;
-    out += '"';
-  } else {
-    out +=
-        nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-}
-
-// Stored JSON is valid (the schema checks it) but may span lines. Outside strings,
-// line breaks can only be white space, and inside strings they cannot appear raw, so
-// replacing them keeps the text valid and equal while fitting it on one line.
-void append_json_one_line(std::string& out, const std::string& json) {
-  std::size_t start = out.size();
-  out += json;
-  std::replace_if(
-      out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
-      [](char c) { return c == '\n' || c == '\r'; }, ' ');
-}
-
-}  // namespace
-
-std::string to_envelope(const Event& e) {
-  std::string out;
-  out.reserve(160 + e.data.size() + e.metadata.size());
-  out += "{\"seq\":";
-  out += std::to_string(e.seq);
-  out += ",\"id\":";
-  append_quoted(out, e.id);
-  out += ",\"stream\":";
-  append_quoted(out, e.stream);
-  out += ",\"version\":";
-  out += std::to_string(e.version);
-  out += ",\"type\":";
-  append_quoted(out, e.type);
-  out += ",\"time\":";
-  append_quoted(out, e.time);
-  out += ",\"data\":";
-  append_json_one_line(out, e.data);
-  out += ",\"metadata\":";
-  append_json_one_line(out, e.metadata);
-  out += '}';
-  return out;
 }
 
 bool Expected::holds(Version actual) const noexcept {

@@ -85,9 +85,8 @@ bool RangeState::fetch() {
   Stmt& s = conn->statement(sql);
   StmtScope scope(s);  // ends the read transaction as soon as the page is copied
   int i = 1;
-  if (by_version) s.bind(i++, texts.front());
   s.bind(i++, next_key);
-  for (std::size_t t = by_version ? 1 : 0; t < texts.size(); ++t) s.bind(i++, texts[t]);
+  for (const Param& p : params) std::visit([&](const auto& v) { s.bind(i++, v); }, p);
   s.bind(i++, static_cast<std::int64_t>(want));
   while (s.step("read events")) copy_event(s, page[page_len++]);
   if (page_len < want) exhausted = true;
@@ -101,6 +100,68 @@ bool RangeState::fetch() {
 
 void RangeState::advance() {
   if (++index >= page_len) fetch();
+}
+
+std::unique_ptr<RangeState> plan_read_all(ReadOptions options) {
+  if (options.page_size == 0 || options.page_size > 65536)
+    throw InvalidArgument("page_size must be between 1 and 65536");
+  auto state = std::make_unique<RangeState>();
+  const Seq from = std::max<Seq>(1, options.from);
+  state->remaining = options.limit == 0 ? UINT64_MAX : options.limit;
+  if (options.to < from) state->remaining = 0;
+  state->page_size = options.page_size;
+  std::string sql =
+      std::string("SELECT ") + kEventColumns + " FROM eventlite_events WHERE ";
+  if (!options.stream.empty()) {
+    // One stream: page by version on the (stream, version) index. Within a stream,
+    // version order is seq order, so the seq bounds are filters on the same walk (seq
+    // is the rowid, which the index holds), never a sort.
+    state->by_version = true;
+    state->next_key = 1;
+    sql += "version >= ? AND stream = ? AND seq >= ? AND seq <= ?";
+    state->params.emplace_back(std::move(options.stream));
+    state->params.emplace_back(from);
+  } else {
+    state->next_key = from;
+    sql += "seq >= ? AND seq <= ?";
+  }
+  state->params.emplace_back(options.to);
+  if (!options.stream_prefix.empty()) {
+    // A range on the name, so the prefix is a value, never a LIKE pattern.
+    std::string upper = options.stream_prefix;
+    state->params.emplace_back(std::move(options.stream_prefix));
+    while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff)
+      upper.pop_back();
+    if (upper.empty()) {
+      sql += " AND stream >= ?";
+    } else {
+      upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+      sql += " AND stream >= ? AND stream < ?";
+      state->params.emplace_back(std::move(upper));
+    }
+  }
+  if (!options.types.empty()) {
+    sql += " AND type IN (?";
+    for (std::size_t i = 1; i < options.types.size(); ++i) sql += ", ?";
+    sql += ")";
+    for (auto& t : options.types) state->params.emplace_back(std::move(t));
+  }
+  sql += state->by_version ? " ORDER BY version LIMIT ?" : " ORDER BY seq LIMIT ?";
+  state->sql = std::move(sql);
+  return state;
+}
+
+std::unique_ptr<RangeState> plan_read_stream(std::string_view stream, Version from,
+                                             std::uint64_t limit) {
+  auto state = std::make_unique<RangeState>();
+  state->by_version = true;
+  state->params.emplace_back(std::string(stream));
+  state->next_key = std::max<Version>(1, from);
+  state->remaining = limit == 0 ? UINT64_MAX : limit;
+  state->sql = std::string("SELECT ") + kEventColumns +
+               " FROM eventlite_events WHERE version >= ? AND stream = ? "
+               "ORDER BY version LIMIT ?";
+  return state;
 }
 
 }  // namespace eventlite::detail

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "eventlite/read.hpp"
@@ -15,8 +16,11 @@
 
 namespace eventlite::detail {
 
-// Copies a row of "seq, id, stream, version, type, data, metadata, time" into `e`,
-// reusing its strings' storage.
+// The columns of eventlite_events in copy_event()'s order, for SELECT lists.
+inline constexpr const char* kEventColumns =
+    "seq, id, stream, version, type, data, metadata, time";
+
+// Copies a row of kEventColumns into `e`, reusing its strings' storage.
 void copy_event(const Stmt& s, Event& e);
 
 // A reader connection with its prepared statements, keyed by SQL text.
@@ -66,10 +70,12 @@ class ReaderPool {
 // The state behind an EventRange: one query, paged by key (seq, or version within a
 // stream), one page of events in memory, reused from page to page.
 struct RangeState {
+  using Param = std::variant<std::int64_t, std::string>;
+
   std::shared_ptr<ReaderPool> pool;
-  std::string sql;                 // binds: key, then `texts`, then the page limit
-  std::vector<std::string> texts;  // stream / prefix bounds / types, bound in order
-  bool by_version = false;         // key is the stream version, not the seq
+  std::string sql;            // binds: ?1 the key, then `params`, then the page limit
+  std::vector<Param> params;  // stream, seq bounds, prefix bounds, types, in order
+  bool by_version = false;    // key is the stream version, not the seq
   std::int64_t next_key = 1;
   std::uint64_t remaining = UINT64_MAX;
   std::size_t page_size = 512;
@@ -85,5 +91,13 @@ struct RangeState {
   bool at_end() const noexcept { return index >= page_len; }
   void advance();
 };
+
+// The query of Store::read_all(options), without its pool: which SQL, bound how.
+// Throws InvalidArgument for a page size outside 1..65536.
+std::unique_ptr<RangeState> plan_read_all(ReadOptions options);
+
+// The query of Store::read_stream().
+std::unique_ptr<RangeState> plan_read_stream(std::string_view stream, Version from,
+                                             std::uint64_t limit);
 
 }  // namespace eventlite::detail

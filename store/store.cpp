@@ -109,6 +109,9 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
 
   auto& config = impl->config;
   config.filename = memory ? memory_uri() : path.string();
+  // SQLite reads a name starting with "file:" as a URI (another file, its options
+  // honoured); the path names a file, so say it so that SQLite agrees.
+  if (!memory && config.filename.rfind("file:", 0) == 0) config.filename.insert(0, "./");
   config.memory = memory;
   config.read_only = options.read_only;
   config.durability = options.durability;
@@ -263,56 +266,15 @@ std::vector<Seq> Store::append_in(SQLite::Database& db, std::string_view stream,
 }
 
 EventRange Store::read_all(ReadOptions options) const {
-  if (options.page_size == 0 || options.page_size > 65536)
-    throw InvalidArgument("page_size must be between 1 and 65536");
-  auto state = std::make_unique<detail::RangeState>();
+  auto state = detail::plan_read_all(std::move(options));
   state->pool = impl_->readers;
-  state->next_key = std::max<Seq>(1, options.from);
-  state->remaining = options.limit == 0 ? UINT64_MAX : options.limit;
-  state->page_size = options.page_size;
-  std::string sql =
-      "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
-      "WHERE seq >= ?";
-  if (!options.stream.empty()) {
-    sql += " AND stream = ?";
-    state->texts.push_back(options.stream);
-  }
-  if (!options.stream_prefix.empty()) {
-    // A range on the name, so the prefix is a value, never a LIKE pattern.
-    state->texts.push_back(options.stream_prefix);
-    std::string upper = options.stream_prefix;
-    while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff)
-      upper.pop_back();
-    if (upper.empty()) {
-      sql += " AND stream >= ?";
-    } else {
-      upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
-      sql += " AND stream >= ? AND stream < ?";
-      state->texts.push_back(std::move(upper));
-    }
-  }
-  if (!options.types.empty()) {
-    sql += " AND type IN (?";
-    for (std::size_t i = 1; i < options.types.size(); ++i) sql += ", ?";
-    sql += ")";
-    for (auto& t : options.types) state->texts.push_back(std::move(t));
-  }
-  sql += " ORDER BY seq LIMIT ?";
-  state->sql = std::move(sql);
   return EventRange(std::move(state));
 }
 
 EventRange Store::read_stream(std::string_view stream, Version from,
                               std::uint64_t limit) const {
-  auto state = std::make_unique<detail::RangeState>();
+  auto state = detail::plan_read_stream(stream, from, limit);
   state->pool = impl_->readers;
-  state->by_version = true;
-  state->texts.emplace_back(stream);
-  state->next_key = std::max<Version>(1, from);
-  state->remaining = limit == 0 ? UINT64_MAX : limit;
-  state->sql =
-      "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
-      "WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?";
   return EventRange(std::move(state));
 }
 

@@ -1,12 +1,14 @@
 #include "tools/commands.hpp"
 
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
+#include <cerrno>
 #include <chrono>
-#include <ctime>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -15,8 +17,10 @@
 #include "eventlite/store.hpp"
 #include "eventlite/subscriptions.hpp"
 #include "eventlite/transaction.hpp"
+#include "store/time_text.hpp"
 #include "tools/error.hpp"
 #include "tools/input.hpp"
+#include "tools/options.hpp"
 #include "tools/output.hpp"
 
 namespace eventlite::cli {
@@ -74,23 +78,32 @@ void require_processor_schema(const Store& store, const std::string& db) {
   }
 }
 
-// Now as the store writes times (UTC ISO-8601 with milliseconds), so that comparing
-// the text compares the times.
-std::string utc_now() {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&seconds, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ms % 1000);
+// Creates `db` if it does not exist, as the store would (owner-only); returns whether
+// this call created it, so that a failure removes only a file the command made.
+bool create_new_file(const std::string& db) {
+  const auto mode = static_cast<mode_t>(StoreOptions{}.file_mode);
+  const int fd = ::open(db.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;
+  }
+  if (errno == EEXIST) return false;
+  throw CommandError(kExitError,
+                     fmt::format("cannot create {}: {}", db, std::strerror(errno)));
+}
+
+// Removes `db` and the files SQLite keeps beside it.
+void remove_store_files(const std::string& db) noexcept {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::error_code ignored;
+    std::filesystem::remove(db + suffix, ignored);
+  }
 }
 
 // The processes ("host:pid") that hold an unexpired lease; owners are "host:pid:id".
 std::set<std::string> lease_holders(const StatusReport& report) {
-  const std::string now = utc_now();
+  // The store's time text, so that comparing the text compares the times.
+  const std::string now = detail::format_time(std::chrono::system_clock::now());
   std::set<std::string> processes;
   for (const SubscriptionStatus& sub : report.subscriptions) {
     if (!sub.lease || sub.lease->expires <= now) continue;
@@ -139,20 +152,23 @@ std::vector<Seq> append_batch(Store& store, const std::vector<BatchEvent>& batch
 std::optional<Expected> parse_expected(std::string_view text) {
   if (text == "any") return Expected::any();
   if (text == "none") return Expected::no_stream();
-  Version version = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
-      version < 0) {
-    return std::nullopt;
-  }
-  return Expected::exactly(version);
+  auto version = parse_decimal(text, 0, std::numeric_limits<Version>::max());
+  if (!version) return std::nullopt;
+  return Expected::exactly(static_cast<Version>(*version));
 }
 
 int run_init(const InitArgs& args) {
   check_path(args.db, /*must_exist=*/false);
-  Store store = open_store(args.db, /*read_only=*/false, /*create_if_missing=*/true);
-  std::cout << fmt::format("{}: eventlite schema version {}\n", args.db,
-                           store.schema_version());
+  const bool created = create_new_file(args.db);
+  try {
+    Store store = open_store(args.db, /*read_only=*/false, /*create_if_missing=*/true);
+    std::cout << fmt::format("{}: eventlite schema version {}\n", args.db,
+                             store.schema_version());
+  } catch (...) {
+    // Disk full, a file SQLite refused: leave no half-made store behind.
+    if (created) remove_store_files(args.db);
+    throw;
+  }
   return kExitOk;
 }
 
@@ -162,38 +178,40 @@ int run_append(const AppendArgs& args) {
     print_seqs(append_batch(store, parse_jsonl(read_input(args.jsonl))));
     return kExitOk;
   }
+  const std::string data_name = args.data == "-" ? "the data on stdin" : "DATA";
   NewEvent event;
   event.type = args.type;
-  event.data = args.data == "-" ? compact_json(read_input("-"), "the data on stdin")
-                                : compact_json(args.data, "DATA");
-  event.metadata = compact_json(args.metadata, "--metadata");
+  event.data = json_text(args.data == "-" ? read_input("-") : args.data, data_name);
+  event.metadata = json_text(args.metadata, "--metadata");
   event.id = args.id;
   // main() has checked --expect already.
   Expected expected = parse_expected(args.expect).value_or(Expected::any());
-  print_seqs({store.append(args.stream, event, expected)});
+  try {
+    print_seqs({store.append(args.stream, event, expected)});
+  } catch (const InvalidEvent& error) {
+    // Name the argument the user wrote, not the store's field.
+    const std::string& field = error.field();
+    const std::string name = field == "stream"     ? "STREAM"
+                             : field == "type"     ? "TYPE"
+                             : field == "data"     ? data_name
+                             : field == "metadata" ? "--metadata"
+                             : field == "id"       ? "--id"
+                                                   : field;
+    throw CommandError(kExitError, fmt::format("{}: {}", name, error.reason()));
+  }
   return kExitOk;
 }
 
 int run_read(const ReadArgs& args) {
   Store store = open_for_reading(args.db);
-  // The store filters by stream prefix or reads one stream by version; an exact
-  // stream with a seq range and types is filtered here.
   ReadOptions options;
-  options.from = args.from;
-  options.limit = args.limit;
+  options.stream = args.stream;
   options.types = args.types;
-  EventRange events =
-      args.stream.empty() ? store.read_all(options) : store.read_stream(args.stream);
-  auto wanted = [&](const Event& event) {
-    return event.seq >= args.from &&
-           (args.types.empty() || std::find(args.types.begin(), args.types.end(),
-                                            event.type) != args.types.end());
-  };
-  std::uint64_t printed = 0;
-  for (const Event& event : events) {
-    if (!wanted(event)) continue;
+  options.from = args.from;
+  options.to = args.to;
+  options.limit = args.limit;
+  for (const Event& event : store.read_all(std::move(options))) {
     std::cout << to_envelope(event) << '\n';
-    if (++printed == args.limit) break;
   }
   return kExitOk;
 }
@@ -229,7 +247,8 @@ int run_status(const StatusArgs& args) {
     nlohmann::ordered_json subscriptions = nlohmann::ordered_json::array();
     for (const SubscriptionStatus& sub : report.subscriptions) {
       nlohmann::ordered_json lease = nullptr;
-      if (sub.lease) lease = {{"owner", sub.lease->owner}, {"expires", sub.lease->expires}};
+      if (sub.lease)
+        lease = {{"owner", sub.lease->owner}, {"expires", sub.lease->expires}};
       subscriptions.push_back({{"name", sub.name},
                                {"position", sub.position},
                                {"lag", sub.lag},

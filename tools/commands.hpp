@@ -5,6 +5,7 @@
 // it throws eventlite::Error or CommandError on failure, having changed nothing.
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,7 @@ struct ReadArgs {
   std::string stream;  // empty: every stream
   std::vector<std::string> types;
   Seq from = 1;
+  Seq to = std::numeric_limits<Seq>::max();
   std::uint64_t limit = 0;  // 0: no limit
 };
 
@@ -72,7 +74,8 @@ struct RewindArgs {
   Seq from = 1;
 };
 
-// Creates `db` or adds eventlite's tables to it; idempotent.
+// Creates `db` or adds eventlite's tables to it; idempotent. If it fails after
+// creating the file, it removes the file again.
 int run_init(const InitArgs& args);
 // Appends one event, or the --jsonl batch in one transaction; prints the seqs.
 int run_append(const AppendArgs& args);
@@ -96,7 +99,7 @@ int run_dead_discard(const DeadChangeArgs& args);
 // --from; prints where it continues.
 int run_rewind(const RewindArgs& args);
 
-// --expect's value: "any", "none" or a version N >= 0; nullopt if malformed.
+// --expect's value: "any", "none" or a version N >= 0 in decimal; nullopt if not.
 std::optional<Expected> parse_expected(std::string_view text);
 
 }  // namespace eventlite::cli

@@ -1,7 +1,9 @@
 #pragma once
 
 // Events as the command line gives them: JSON text in an argument, a file or stdin,
-// and batches in JSON lines (`eventlite append DB --jsonl FILE`).
+// and batches in JSON lines (`eventlite append DB --jsonl FILE`), decoded with the
+// library's envelope codec. The text of data and metadata is kept byte for byte:
+// the store checks it, and stores it as given.
 
 #include <cstddef>
 #include <string>
@@ -13,13 +15,13 @@
 namespace eventlite::cli {
 
 // The whole content of `path`, or of stdin if `path` is "-". Throws CommandError if
-// it cannot be read.
+// it cannot be read or is a directory.
 std::string read_input(const std::string& path);
 
-// `text` as compact JSON (whitespace dropped, key order kept), so that stored data
-// and envelopes stay on one line. Throws CommandError, naming `what`, if `text` is
-// not valid JSON.
-std::string compact_json(std::string_view text, std::string_view what);
+// `text` as an event's JSON text: as given, without the white space around it.
+// Throws CommandError, naming `what`, if it holds a NUL byte (nothing after one
+// would be stored). Whether it is valid JSON is the store's to check.
+std::string json_text(std::string_view text, std::string_view what);
 
 // One event of a JSON-lines batch.
 struct BatchEvent {
@@ -29,11 +31,12 @@ struct BatchEvent {
   Expected expected = Expected::any();
 };
 
-// Parses one event per line: {"stream","type","data"[,"id","metadata","version"]};
-// "version" N means the stream must be at N-1 when the event is appended. "seq" and
-// "time" are ignored (the store assigns them), so `eventlite read` output is valid
-// input; any other key is refused. Blank lines are skipped. Throws CommandError
-// naming the line of the first malformed one.
+// Decodes one event per line with decode_envelope(): {"stream","type","data"[,"id",
+// "metadata","version"]}; "version" N means the stream must be at N-1 when the event
+// is appended. "seq" and "time" are accepted and ignored (the store assigns them to
+// an appended event), so `eventlite read` output is valid input; any other key is
+// refused. Blank lines are skipped. Throws CommandError naming the line of the first
+// malformed one.
 std::vector<BatchEvent> parse_jsonl(std::string_view text);
 
 }  // namespace eventlite::cli

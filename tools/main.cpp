@@ -15,6 +15,7 @@
 #include "eventlite/errors.hpp"
 #include "tools/commands.hpp"
 #include "tools/error.hpp"
+#include "tools/options.hpp"
 #include "tools/output.hpp"
 
 namespace eventlite::cli {
@@ -28,8 +29,11 @@ struct Command {
 constexpr const char* kDbHelp = "the SQLite file, set up by `eventlite init`";
 constexpr const char* kReadOnly = " Opens DB read-only: never writes to it.";
 
+// The largest seq or version, for ranges of numeric options.
+constexpr auto kMaxSeq = static_cast<std::uint64_t>(std::numeric_limits<Seq>::max());
+
 void add_db(CLI::App* command, std::string& db, const char* help = kDbHelp) {
-  command->add_option("DB", db, help)->required()->type_name("");
+  command->add_option("DB", db, help)->required()->type_name("")->check(db_name());
 }
 
 CLI::App* add_init(CLI::App& app, InitArgs& args) {
@@ -59,8 +63,8 @@ CLI::App* add_append(CLI::App& app, AppendArgs& args) {
   CLI::Option* data =
       command
           ->add_option("DATA", args.data,
-                       "the event data, any JSON value, stored compacted; "
-                       "- reads it from stdin [default: {}]")
+                       "the event data, any JSON value, stored as given (without the "
+                       "white space around it); - reads it from stdin [default: {}]")
           ->type_name("");
   CLI::Validator expect_check(
       [](std::string& value) {
@@ -87,16 +91,16 @@ CLI::App* add_append(CLI::App& app, AppendArgs& args) {
           ->type_name("ID");
   CLI::Option* metadata =
       command
-          ->add_option(
-              "--metadata", args.metadata,
-              "metadata as a JSON object, e.g. '{\"user\":\"alice\"}' [default: {}]")
+          ->add_option("--metadata", args.metadata,
+                       "metadata as a JSON object, e.g. '{\"user\":\"alice\"}', stored "
+                       "as given [default: {}]")
           ->type_name("JSON");
   CLI::Option* jsonl = command->add_option(
       "--jsonl", args.jsonl,
       "append the events of FILE (- for stdin) instead, one JSON object a line: "
       "{\"stream\",\"type\",\"data\"[,\"id\",\"metadata\",\"version\"]}, where "
-      "\"version\":N expects the stream at N-1. All lines are stored or none; an "
-      "error names its line");
+      "\"version\":N expects the stream at N-1; \"seq\" and \"time\" (in `read` "
+      "output) are ignored. All lines are stored or none; an error names its line");
   jsonl->type_name("FILE");
   for (CLI::Option* single : {stream, type, data, expect, id, metadata}) {
     jsonl->excludes(single);
@@ -123,19 +127,24 @@ CLI::App* add_read(CLI::App& app, ReadArgs& args) {
   command
       ->add_option("--stream", args.stream,
                    "only the events of stream S (that exact name)")
-      ->type_name("S");
+      ->type_name("S")
+      ->check(non_empty());
   command
       ->add_option("--type", args.types,
                    "only events of type T; repeat for several types")
       ->type_name("T")
       ->expected(1)
-      ->take_all();
+      ->take_all()
+      ->check(non_empty());
   command->add_option("--from", args.from, "start at seq SEQ, inclusive [default: 1]")
       ->type_name("SEQ")
-      ->check(CLI::Range(Seq{1}, std::numeric_limits<Seq>::max()));
+      ->transform(decimal(1, kMaxSeq));
+  command->add_option("--to", args.to, "end at seq SEQ, inclusive [default: the last]")
+      ->type_name("SEQ")
+      ->transform(decimal(1, kMaxSeq));
   command->add_option("--limit", args.limit, "print at most N events")
       ->type_name("N")
-      ->check(CLI::Range(std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()));
+      ->transform(decimal(1, std::numeric_limits<std::uint64_t>::max()));
   return command;
 }
 
@@ -204,7 +213,8 @@ CLI::App* add_dead_list(CLI::App& dead, DeadListArgs& args) {
   command
       ->add_option("--subscription", args.subscription,
                    "only the dead letters of subscription NAME")
-      ->type_name("NAME");
+      ->type_name("NAME")
+      ->check(non_empty());
   command->add_flag("--json", args.json,
                     "print JSON lines {\"subscription\",\"seq\",\"stream\",\"type\","
                     "\"attempts\",\"last_error\",\"updated\"} instead");
@@ -219,7 +229,8 @@ CLI::App* add_dead_change(CLI::App& dead, DeadChangeArgs& args, const char* name
       ->add_option("--subscription", args.subscription,
                    "the subscription whose dead letters these are")
       ->type_name("NAME")
-      ->required();
+      ->required()
+      ->check(non_empty());
   CLI::Option* seq =
       command
           ->add_option("--seq", args.seqs,
@@ -227,7 +238,7 @@ CLI::App* add_dead_change(CLI::App& dead, DeadChangeArgs& args, const char* name
                        "or repeat it. Seqs that are not dead letters of NAME are left "
                        "alone and not counted")
           ->type_name("N")
-          ->check(CLI::Range(Seq{1}, std::numeric_limits<Seq>::max()));
+          ->transform(decimal(1, kMaxSeq));
   CLI::Option* all =
       command->add_flag("--all", args.all, "every dead letter of the subscription");
   seq->excludes(all);
@@ -249,11 +260,12 @@ CLI::App* add_rewind(CLI::App& app, RewindArgs& args) {
   add_db(command, args.db);
   command->add_option("NAME", args.subscription, "the subscription")
       ->required()
-      ->type_name("");
+      ->type_name("")
+      ->check(non_empty());
   command->add_option("--from", args.from, "the seq of the next delivery, 1 or more")
       ->type_name("SEQ")
       ->required()
-      ->check(CLI::Range(Seq{1}, std::numeric_limits<Seq>::max()));
+      ->transform(decimal(1, kMaxSeq));
   return command;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 
-// Events as they are appended (NewEvent) and as they are stored (Event), the expected
-// version of an append, and the one-line JSON envelope of the wire format.
+// Events as they are appended (NewEvent) and as they are stored (Event), and the
+// expected version of an append. The wire format's envelope is in envelope.hpp.
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
@@ -15,15 +15,24 @@ using Seq = std::int64_t;
 // Position within a stream, 1-based; 0 means "no event yet".
 using Version = std::int64_t;
 
-// An event to append. `data` and `metadata` are JSON text; `data` may be any JSON
-// value, `metadata` must be an object. An empty `id` gets a fresh UUID v7; give your
-// own id (new_event_id()) to make retries idempotent.
+// An event to append. `data` and `metadata` are JSON text, stored byte for byte as
+// given once checked; `data` may be any JSON value, `metadata` must be an object. An
+// empty `id` gets a fresh UUID v7; give your own id (new_event_id()) to make retries
+// idempotent. An empty `time` gets the commit time; an imported or bridged event
+// gives its original time, in the store's form (UTC ISO-8601 with milliseconds,
+// exactly like 2026-11-23T10:00:00.123Z), or the append throws InvalidEvent "time".
+//
+// Idempotency: re-appending a stored id is a no-op when stream, type, data and
+// metadata are the same (JSON-equal) and, if this event gives a time, the stored
+// time is that time; otherwise IdConflict. So a re-import of the same events is a
+// no-op, and a retry without a time matches whatever time the first try got.
 // Thread safety: a value; copies are independent.
 struct NewEvent {
   std::string type = {};
   std::string data = "{}";
   std::string metadata = "{}";
   std::string id = {};
+  std::string time = {};
 };
 
 // A NewEvent from JSON values.
@@ -50,10 +59,6 @@ struct Event {
 
   bool operator==(const Event&) const = default;
 };
-
-// The wire-format envelope of `event`: one line of JSON, keys in the order
-// seq, id, stream, version, type, time, data, metadata. No trailing newline.
-std::string to_envelope(const Event& event);
 
 // What an append expects the stream's version to be.
 // Thread safety: a value.
@@ -90,3 +95,7 @@ class Expected {
 std::string new_event_id();
 
 }  // namespace eventlite
+
+// to_envelope() was declared here first: code that included only this header for it
+// keeps compiling.
+#include "eventlite/envelope.hpp"

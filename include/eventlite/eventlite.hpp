@@ -3,6 +3,7 @@
 // eventlite: an embedded event store in one SQLite file, with a background processor.
 
 #include "eventlite/clock.hpp"
+#include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
 #include "eventlite/event.hpp"
 #include "eventlite/handlers.hpp"

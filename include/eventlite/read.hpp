@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,15 +20,18 @@ namespace detail {
 struct RangeState;
 }
 
-// Which events Store::read_all() reads.
+// Which events Store::read_all() reads. A read of one exact `stream` pages on the
+// stream's versions (the (stream, version) index), so it costs the stream's length,
+// not the store's; the other filters page on seq.
 // Thread safety: a value.
 struct ReadOptions {
-  Seq from = 1;                         // first seq, inclusive
-  std::uint64_t limit = 0;              // at most this many events; 0: no limit
-  std::vector<std::string> types = {};  // only these types; empty: every type
-  std::string stream = {};              // only this stream; empty: all
-  std::string stream_prefix = {};       // only streams starting with this; empty: all
-  std::size_t page_size = 512;          // events fetched per read transaction (1..65536)
+  Seq from = 1;                              // first seq, inclusive
+  Seq to = std::numeric_limits<Seq>::max();  // last seq, inclusive; below from: none
+  std::uint64_t limit = 0;                   // at most this many events; 0: no limit
+  std::vector<std::string> types = {};       // only these types; empty: every type
+  std::string stream = {};                   // only this stream; empty: all
+  std::string stream_prefix = {};  // only streams starting with this; empty: all
+  std::size_t page_size = 512;     // events fetched per read transaction (1..65536)
 };
 
 // A single-pass range of events in ascending order, fetched page by page. Events

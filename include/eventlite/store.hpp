@@ -79,9 +79,11 @@ class Store {
  public:
   // Opens or creates `path` (or ":memory:", a fresh private in-memory database that
   // several threads may share) and migrates it, each migration in one transaction.
-  // Throws SchemaTooNew, leaving the file untouched, if its schema is newer than this
-  // library; NotAnEventliteDatabase if it is not a SQLite file; StorageError if it
-  // cannot be opened, is read-only when writing was asked, or is locked too long.
+  // `path` is always a file's path, never an SQLite URI, even if it starts with
+  // "file:"; "./:memory:" is a file. Throws SchemaTooNew, leaving the file untouched, if
+  // its schema is newer than this library; NotAnEventliteDatabase if it is not a SQLite
+  // file; StorageError if it cannot be opened, is read-only when writing was asked, or is
+  // locked too long.
   static Store open(const std::filesystem::path& path, StoreOptions options = {});
 
   Store(Store&&) noexcept;

@@ -166,6 +166,17 @@ class CliTest : public ::testing::Test {
     return run_program(kCli, args, input);
   }
 
+  // Runs `args` in the directory of files, where relative names are files' names.
+  Result run_in_files(const std::vector<std::string>& args) const {
+    return run_program(kCli, args, {}, {}, root_ / "files");
+  }
+
+  // Runs `args` with the file (or directory) `path` as stdin.
+  Result run_with_stdin(const std::vector<std::string>& args,
+                        const fs::path& path) const {
+    return run_program(kCli, args, {}, path);
+  }
+
   // Runs `args` with a valid --jsonl line on stdin and checks that the command was
   // refused as the tool must refuse: status 1, nothing on stdout, one error line.
   Result run_refused(const std::vector<std::string>& args) const {
@@ -242,13 +253,20 @@ class CliTest : public ::testing::Test {
              "PRAGMA user_version = 7;");
   }
 
-  // Runs `program` with `args`, `input` on its stdin; waits for it to exit.
+  // Runs `program` with `args`, `input` on its stdin (or the file `stdin_path`), in
+  // `cwd` (or the test's own directory); waits for it to exit.
   Result run_program(const std::string& program, const std::vector<std::string>& args,
-                     std::string_view input) const {
-    const fs::path in = root_ / "stdin", out = root_ / "stdout", err = root_ / "stderr";
-    write_bytes(in, input);
+                     std::string_view input, const fs::path& stdin_path = {},
+                     const fs::path& cwd = {}) const {
+    const fs::path out = root_ / "stdout", err = root_ / "stderr";
+    fs::path in = stdin_path;
+    if (in.empty()) {
+      in = root_ / "stdin";
+      write_bytes(in, input);
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
     posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -560,7 +578,7 @@ TEST_F(Append, PrintsNewSeqAndStoresEvent) {
       query(db(),
             "SELECT stream || ' ' || version || ' ' || type || ' ' || data || ' ' || "
             "metadata FROM eventlite_events WHERE seq = 1"),
-      R"(user-42 1 UserCreated {"name":"Ada","age":36} {"user":"admin"})");
+      R"(user-42 1 UserCreated {"name": "Ada",  "age": 36} {"user": "admin"})");
   // DATA and --metadata default to {}.
   EXPECT_EQ(
       query(db(),
@@ -571,10 +589,18 @@ TEST_F(Append, PrintsNewSeqAndStoresEvent) {
 
 TEST_F(Append, DashReadsDataFromStdin) {
   init();
-  Result result = run({"append", db(), "s", "T", "-"}, "{\"b\": 1,\n \"a\": [1, 2]}\n");
+  Result result =
+      run({"append", db(), "s", "T", "-"}, "\n {\"b\": 1,\n \"a\": [1, 2]}\n");
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_EQ(result.out, "1\n");
-  EXPECT_EQ(query(db(), "SELECT data FROM eventlite_events"), R"({"b":1,"a":[1,2]})");
+  // As given, without the white space around it.
+  EXPECT_EQ(query(db(), "SELECT data FROM eventlite_events"),
+            "{\"b\": 1,\n \"a\": [1, 2]}");
+  // The envelope stays one line.
+  Result read = run({"read", db()});
+  EXPECT_EQ(lines(read.out).size(), 1u) << read.out;
+  EXPECT_NE(read.out.find(R"("data":{"b": 1,  "a": [1, 2]})"), std::string::npos)
+      << read.out;
 }
 
 TEST_F(Append, SameIdIsIdempotentAndOtherContentFails) {
@@ -626,7 +652,12 @@ TEST_F(Append, MalformedDataOrMetadataFailsAndWritesNothing) {
     EXPECT_EQ(result.status, 1);
     expect_one_error_line(result);
   }
-  EXPECT_NE(run(bad[0]).err.find("DATA is not valid JSON"), std::string::npos);
+  // Each error names the argument the user wrote.
+  EXPECT_EQ(run(bad[0]).err.rfind("eventlite: DATA: ", 0), 0u) << run(bad[0]).err;
+  EXPECT_EQ(run(bad[1]).err.rfind("eventlite: --metadata: ", 0), 0u) << run(bad[1]).err;
+  EXPECT_EQ(run(bad[3], "not json\n").err.rfind("eventlite: the data on stdin: ", 0), 0u);
+  EXPECT_EQ(run(bad[4]).err.rfind("eventlite: STREAM: ", 0), 0u) << run(bad[4]).err;
+  EXPECT_EQ(run(bad[5]).err.rfind("eventlite: TYPE: ", 0), 0u) << run(bad[5]).err;
   EXPECT_EQ(event_count(db()), 0);
 }
 
@@ -1172,8 +1203,224 @@ TEST_F(Cli, DeeplyNestedDataIsOneLineErrorNotACrash) {
   Result result = run({"append", db(), "s", "T", "-"}, deep);
   EXPECT_EQ(result.status, 1) << result.err;
   EXPECT_EQ(lines(result.err).size(), 1u) << result.err;
-  EXPECT_NE(result.err.find("nested deeper"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.rfind("eventlite: the data on stdin: ", 0), 0u) << result.err;
+  EXPECT_NE(result.err.find("nested"), std::string::npos) << result.err;
   EXPECT_EQ(event_count(db()), 0);
+}
+
+// --- what a user's input becomes ----------------------------------------------------
+
+TEST_F(AppendJsonl, NulByteInALineIsRefusedNamingTheLine) {
+  init();
+  const std::string good = R"({"stream":"s","type":"T","data":{"a":1}})";
+  for (const std::string& bad :
+       {R"({"stream":"s","type":"T","data":{"a":"x)" + std::string(1, '\0') + R"("}})",
+        good + std::string(1, '\0') + R"(,"b":2})", std::string(1, '\0')}) {
+    Result result = run({"append", db(), "--jsonl", "-"}, good + "\n" + bad + "\n");
+    EXPECT_EQ(result.status, 1);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("line 2: contains a NUL byte"), std::string::npos)
+        << result.err;
+  }
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+TEST_F(Append, NulByteInDataOnStdinIsRefusedNotTruncated) {
+  init();
+  Result result = run({"append", db(), "s", "T", "-"},
+                      std::string(R"({"a":1})") + '\0' + R"({"b":2})");
+  EXPECT_EQ(result.status, 1);
+  expect_one_error_line(result);
+  EXPECT_NE(result.err.find("the data on stdin contains a NUL byte"), std::string::npos)
+      << result.err;
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+TEST_F(Append, NumbersAreStoredAndReadAsWritten) {
+  init();
+  const std::string data =
+      R"({"price":12345678901234567.89,"tiny":1.5e-400,)"
+      R"("big":123456789012345678901234567890,"huge":1e400,"neg":-0.0,"e":1E+2})";
+  const std::string metadata = R"({"n":0.10000000000000000001})";
+  Result one = run({"append", db(), "s", "T", data, "--metadata", metadata});
+  ASSERT_EQ(one.status, 0) << one.err;
+  Result batch =
+      run({"append", db(), "--jsonl", "-"}, R"({"stream":"s","type":"T","data":)" + data +
+                                                R"(,"metadata":)" + metadata + "}\n");
+  ASSERT_EQ(batch.status, 0) << batch.err;
+  for (const char* seq : {"1", "2"}) {
+    SCOPED_TRACE(seq);
+    EXPECT_EQ(
+        query(db(), std::string("SELECT data FROM eventlite_events WHERE seq = ") + seq),
+        data);
+    EXPECT_EQ(
+        query(db(),
+              std::string("SELECT metadata FROM eventlite_events WHERE seq = ") + seq),
+        metadata);
+  }
+  Result read = run({"read", db()});
+  ASSERT_EQ(read.status, 0) << read.err;
+  for (const std::string& line : lines(read.out)) {
+    EXPECT_NE(line.find(R"("data":)" + data + R"(,"metadata":)" + metadata),
+              std::string::npos)
+        << line;
+  }
+}
+
+TEST_F(AppendJsonl, DirectoryAsInputIsRefused) {
+  init();
+  const fs::path dir = file("batches");
+  fs::create_directory(dir);
+  Result named = run({"append", db(), "--jsonl", dir.string()});
+  EXPECT_EQ(named.status, 1);
+  expect_one_error_line(named);
+  EXPECT_NE(named.err.find("is a directory"), std::string::npos) << named.err;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"append", db(), "--jsonl", "-"}, {"append", db(), "s", "T", "-"}}) {
+    SCOPED_TRACE(joined(args));
+    Result piped = run_with_stdin(args, dir);
+    EXPECT_EQ(piped.status, 1);
+    EXPECT_EQ(piped.out, "");
+    expect_one_error_line(piped);
+    EXPECT_NE(piped.err.find("stdin is a directory"), std::string::npos) << piped.err;
+  }
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+TEST_F(Init, FailureOnAFullDiskLeavesNoFileBehind) {
+  // A file size limit makes SQLite's writes fail as on a full disk (EFBIG); the shell
+  // ignores SIGXFSZ so that the tool sees the error instead of dying.
+  Result result = run_program(
+      "/bin/sh", {"-c", "trap '' XFSZ; ulimit -f 8; exec \"$0\" init \"$1\"", kCli, db()},
+      {});
+  EXPECT_EQ(result.status, 1) << result.err;
+  expect_one_error_line(result);
+  EXPECT_EQ(files(), std::set<std::string>{}) << result.err;
+  // Without the limit, the same command works.
+  init();
+  EXPECT_EQ(event_count(db()), 0);
+}
+
+TEST_F(Init, FailureOnAFileItDidNotCreateLeavesTheFile) {
+  const std::string bytes = random_bytes(8192);
+  write_bytes(db(), bytes);
+  Result result = run({"init", db()});
+  EXPECT_EQ(result.status, 1);
+  expect_one_error_line(result);
+  EXPECT_EQ(read_bytes(db()), bytes);
+}
+
+TEST_F(Cli, FileUriAndMemoryNamesAreRefusedAndDotSlashNamesAFile) {
+  for (const std::string& name :
+       {std::string("file:x.db"), std::string("file:x.db?mode=memory"),
+        "file:" + file("x.db").string(), std::string(":memory:")}) {
+    for (const auto& args : commands_on_a_file(name, true)) {
+      SCOPED_TRACE(joined(args));
+      Result result = run_in_files(args);
+      EXPECT_EQ(result.status, 2);
+      EXPECT_EQ(result.out, "");
+      expect_one_error_line(result);
+      EXPECT_NE(result.err.find("write ./" + name), std::string::npos) << result.err;
+    }
+  }
+  EXPECT_EQ(files(), std::set<std::string>{});
+
+  for (const std::string& name :
+       {std::string("./file:x.db"), std::string("./:memory:")}) {
+    SCOPED_TRACE(name);
+    ASSERT_EQ(run_in_files({"init", name}).status, 0);
+    Result append = run_in_files({"append", name, "s", "T"});
+    EXPECT_EQ(append.status, 0) << append.err;
+    Result read = run_in_files({"read", name});
+    EXPECT_EQ(seqs_of(read.out), (std::vector<std::int64_t>{1}));
+  }
+  EXPECT_EQ(event_count(file("file:x.db")), 1);
+  EXPECT_EQ(event_count(file(":memory:")), 1);
+  EXPECT_FALSE(fs::exists(file("x.db")));
+}
+
+TEST_F(Cli, NumericOptionsAreDecimalRangeCheckedAndNamed) {
+  seed_subscriptions();  // seq 1..6
+  const std::string positions_before = positions();
+  const std::string deliveries_before = deliveries();
+  struct Case {
+    std::vector<std::string> args;
+    std::string option;
+  };
+  const std::vector<Case> cases = {
+      {{"read", db(), "--limit=-1"}, "--limit"},
+      {{"read", db(), "--limit", "18446744073709551616"}, "--limit"},
+      {{"read", db(), "--from", "0x10"}, "--from"},
+      {{"read", db(), "--from", "+5"}, "--from"},
+      {{"read", db(), "--from", " 5"}, "--from"},
+      {{"read", db(), "--from", "5.0"}, "--from"},
+      {{"read", db(), "--from", "9223372036854775808"}, "--from"},
+      {{"read", db(), "--to", "0"}, "--to"},
+      {{"read", db(), "--to", "-3"}, "--to"},
+      {{"rewind", db(), "mail", "--from", "99999999999999999999"}, "--from"},
+      {{"rewind", db(), "mail", "--from", "1e3"}, "--from"},
+      {{"dead", "retry", db(), "--subscription", "mail", "--seq", "1", "-3"}, "--seq"},
+      {{"dead", "discard", db(), "--subscription", "mail", "--seq", "0x1"}, "--seq"},
+      {{"append", db(), "s", "T", "--expect", "-0"}, "--expect"},
+      {{"append", db(), "s", "T", "--expect", "0x2"}, "--expect"},
+      {{"append", db(), "s", "T", "--expect", "99999999999999999999"}, "--expect"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(joined(c.args));
+    Result result = run(c.args);
+    EXPECT_EQ(result.status, 2);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_EQ(result.err.rfind("eventlite: " + c.option + ": ", 0), 0u) << result.err;
+  }
+  EXPECT_EQ(positions(), positions_before);
+  EXPECT_EQ(deliveries(), deliveries_before);
+  EXPECT_EQ(event_count(db()), 6);
+
+  // Leading zeros are decimal, never octal.
+  EXPECT_EQ(seqs_of(run({"read", db(), "--from", "005"}).out),
+            (std::vector<std::int64_t>{5, 6}));
+  EXPECT_EQ(seqs_of(run({"read", db(), "--to", "02", "--limit", "010"}).out),
+            (std::vector<std::int64_t>{1, 2}));
+  Result expect = run({"append", db(), "a", "T", "--expect", "03"});
+  EXPECT_EQ(expect.status, 0) << expect.err;
+  EXPECT_EQ(run({"rewind", db(), "mail", "--from", "010"}).out,
+            "mail: next delivery from seq 10\n");
+}
+
+TEST_F(Cli, EmptyNamesAreRefusedNotReadAsAll) {
+  seed_subscriptions();
+  const std::vector<std::vector<std::string>> cases = {
+      {"read", db(), "--stream", ""},
+      {"read", db(), "--type", ""},
+      {"read", db(), "--type", "Created", "--type", ""},
+      {"dead", "list", db(), "--subscription", ""},
+      {"dead", "retry", db(), "--subscription", "", "--all"},
+      {"rewind", db(), "", "--from", "1"},
+  };
+  for (const auto& args : cases) {
+    SCOPED_TRACE(joined(args));
+    Result result = run(args);
+    EXPECT_EQ(result.status, 2);
+    EXPECT_EQ(result.out, "");
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find("must not be empty"), std::string::npos) << result.err;
+  }
+}
+
+TEST_F(ReadFilters, ToIsInclusiveAndCombinesWithTheOthers) {
+  EXPECT_EQ(read_seqs({"--to", "3"}), (Seqs{1, 2, 3}));
+  EXPECT_EQ(read_seqs({"--from", "2", "--to", "5", "--type", "A"}), (Seqs{4}));
+  EXPECT_EQ(read_seqs({"--from", "4", "--to", "3"}), (Seqs{}));
+}
+
+TEST_F(ReadFilters, OneStreamHonoursFromToTypesAndLimit) {
+  // a is seq 1, 3 and 5 (types A, C, B).
+  EXPECT_EQ(read_seqs({"--stream", "a", "--from", "2"}), (Seqs{3, 5}));
+  EXPECT_EQ(read_seqs({"--stream", "a", "--to", "4"}), (Seqs{1, 3}));
+  EXPECT_EQ(read_seqs({"--stream", "a", "--type", "A", "--type", "B"}), (Seqs{1, 5}));
+  EXPECT_EQ(read_seqs({"--stream", "a", "--from", "2", "--limit", "1"}), (Seqs{3}));
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 # Script mode, run by ctest (see CMakeLists.txt beside this file):
 #   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... -DCONFIG=...
-#         -DCXX_COMPILER=... -DGENERATOR=... [-DSANITIZE=...] -P install_test.cmake
+#         -DCXX_COMPILER=... -DGENERATOR=... [-DSANITIZE=...] [-DPKG_CONFIG=...]
+#         -P install_test.cmake
 # 1. cmake --install BUILD_DIR into WORK_DIR/prefix;
-# 2. configures consumer/ with only that prefix to find eventlite in, builds it, runs it.
+# 2. configures consumer/ with only that prefix to find eventlite in, builds it, runs it;
+# 3. with PKG_CONFIG, compiles consumer/main.cpp with the flags that
+#    `pkg-config --cflags --libs eventlite` gives for that prefix, and runs it.
 # Any failure stops the script with an error, which fails the test.
 cmake_minimum_required(VERSION 3.20)
 
@@ -33,7 +36,8 @@ endfunction()
 run("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} --config ${CONFIG})
 
 # The installed package must name no file of the source or build tree.
-file(GLOB_RECURSE package_files ${prefix}/*/cmake/eventlite/*.cmake)
+file(GLOB_RECURSE package_files ${prefix}/*/cmake/eventlite/*.cmake
+  ${prefix}/*/pkgconfig/eventlite.pc)
 if(NOT package_files)
   message(FATAL_ERROR "no package files under ${prefix}/*/cmake/eventlite")
 endif()
@@ -85,3 +89,36 @@ if(at EQUAL -1)
   message(FATAL_ERROR "the consumer printed an unexpected line: ${last_output}")
 endif()
 message(STATUS "installed package works: ${last_output}")
+
+# --- the same consumer, built with pkg-config alone --------------------------------
+if(NOT PKG_CONFIG)
+  message(WARNING "pkg-config not found: the .pc consumer was not built")
+  return()
+endif()
+file(GLOB_RECURSE pc_files ${prefix}/*/pkgconfig/eventlite.pc)
+list(LENGTH pc_files pc_count)
+if(NOT pc_count EQUAL 1)
+  message(FATAL_ERROR "expected one eventlite.pc under ${prefix}, found: ${pc_files}")
+endif()
+get_filename_component(pc_dir ${pc_files} DIRECTORY)
+set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
+
+# pkg-config must have found the installed copy, and its prefix must be that tree.
+run("pkg-config --variable=prefix" ${PKG_CONFIG} --variable=prefix eventlite)
+string(STRIP "${last_output}" pc_prefix)
+file(REAL_PATH "${pc_prefix}" pc_prefix)
+if(NOT pc_prefix STREQUAL real_prefix)
+  message(FATAL_ERROR "eventlite.pc's prefix is '${pc_prefix}', not ${real_prefix}")
+endif()
+run("pkg-config --cflags --libs" ${PKG_CONFIG} --cflags --libs eventlite)
+string(STRIP "${last_output}" pc_flags)
+separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+set(pc_app ${WORK_DIR}/pkg-config-app)
+run("compiling the consumer with pkg-config's flags" ${CXX_COMPILER} -std=c++20 ${flags}
+  ${CONSUMER_DIR}/main.cpp -o ${pc_app} ${pc_flags})
+run("running the pkg-config consumer" ${pc_app})
+string(FIND "${last_output}" "\"type\":\"Greeted\"" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "the pkg-config consumer printed an unexpected line: ${last_output}")
+endif()
+message(STATUS "pkg-config package works: ${last_output}")

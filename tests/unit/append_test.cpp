@@ -372,6 +372,74 @@ TEST(Append, TimeIsUtcIso8601WithMillisecondsOfNow) {
   EXPECT_LE(stamp, after);
 }
 
+NewEvent with_time(NewEvent e, std::string time) {
+  e.time = std::move(time);
+  return e;
+}
+
+TEST(Append, GivenTimeIsStoredInsteadOfTheCommitTime) {
+  auto store = Store::open(":memory:");
+  store.append("s",
+               std::vector<NewEvent>{with_time(event("Old"), "2019-03-04T05:06:07.089Z"),
+                                     event("New")});
+  const auto events = all_events(store);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].time, "2019-03-04T05:06:07.089Z");
+  EXPECT_TRUE(is_utc_millis_time(events[1].time)) << events[1].time;
+  EXPECT_GT(events[1].time, "2025-");  // stamped now
+}
+
+TEST(Append, GivenTimeIsKeptByAsyncAppends) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(
+      store.append_async("s", {with_time(event("A"), "2000-01-01T00:00:00.000Z")}).get(),
+      (std::vector<Seq>{1}));
+  EXPECT_EQ(all_events(store).at(0).time, "2000-01-01T00:00:00.000Z");
+}
+
+TEST(Append, MalformedTimeIsInvalidEventAtItsIndexAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  for (const char* bad :
+       {"2026-11-23T10:00:00Z", "2026-11-23T10:00:00.1234Z", "2026-11-23 10:00:00.123Z",
+        "2026-11-23T10:00:00.123+00:00", "2026-11-23T10:00:00.123z",
+        "2026-13-01T10:00:00.123Z", "2026-02-29T10:00:00.123Z",
+        "2026-04-31T00:00:00.000Z", "2026-11-23T24:00:00.000Z",
+        "2026-11-23T10:60:00.000Z", "2026-11-23T10:00:60.000Z",
+        "2026-11-00T10:00:00.000Z", "+026-11-23T10:00:00.000Z",
+        " 2026-11-23T10:00:00.000Z", "2026-11-23T10:00:00.000Z ", "now"}) {
+    SCOPED_TRACE(bad);
+    try {
+      store.append("s", std::vector<NewEvent>{event("Fine"), with_time(event("A"), bad)});
+      ADD_FAILURE() << "a malformed time was stored";
+    } catch (const InvalidEvent& e) {
+      EXPECT_EQ(e.index(), 1u);
+      EXPECT_EQ(e.field(), "time");
+      EXPECT_NE(e.reason().find("2026-11-23T10:00:00.123Z"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(store.head(), 0);
+  // A leap day of a leap year and the last millisecond of a year are real times.
+  EXPECT_EQ(
+      store.append(
+          "s", std::vector<NewEvent>{with_time(event("A"), "2024-02-29T23:59:59.999Z"),
+                                     with_time(event("B"), "1999-12-31T23:59:59.999Z")}),
+      (std::vector<Seq>{1, 2}));
+}
+
+TEST(Append, ReimportWithTheSameTimeIsANoOpAndAnotherTimeIsAConflict) {
+  auto store = Store::open(":memory:");
+  const NewEvent original =
+      with_time(with_id(event("A", R"({"n":1})"), "imp-1"), "2020-05-06T07:08:09.010Z");
+  EXPECT_EQ(store.append("s", original), 1);
+  EXPECT_EQ(store.append("s", original), 1);  // the same event again: no-op
+  // A retry without a time matches whatever time the event has.
+  EXPECT_EQ(store.append("s", with_id(event("A", R"({"n":1})"), "imp-1")), 1);
+  EXPECT_THROW(store.append("s", with_time(original, "2020-05-06T07:08:09.011Z")),
+               IdConflict);
+  EXPECT_EQ(store.head(), 1);
+  EXPECT_EQ(all_events(store).at(0).time, "2020-05-06T07:08:09.010Z");
+}
+
 TEST(Append, StreamNamesAreValuesNotSql) {
   auto store = Store::open(":memory:");
   const std::string stream = "x'); DROP TABLE eventlite_events; --";

@@ -68,43 +68,6 @@ Event sample_event() {
   return e;
 }
 
-TEST(ToEnvelope, IsOneLineWithKeysInWireOrder) {
-  const std::string line = to_envelope(sample_event());
-  EXPECT_EQ(line.find('\n'), std::string::npos) << line;
-  const auto parsed = nlohmann::ordered_json::parse(line);
-  std::vector<std::string> keys;
-  for (const auto& item : parsed.items()) keys.push_back(item.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"seq", "id", "stream", "version", "type",
-                                            "time", "data", "metadata"}));
-}
-
-TEST(ToEnvelope, EmbedsDataAndMetadataAsJsonValues) {
-  const auto parsed = nlohmann::json::parse(to_envelope(sample_event()));
-  EXPECT_EQ(parsed["seq"], 17);
-  EXPECT_EQ(parsed["id"], "0190a5d2-7c3e-7abc-8def-0123456789ab");
-  EXPECT_EQ(parsed["stream"], "user-42");
-  EXPECT_EQ(parsed["version"], 3);
-  EXPECT_EQ(parsed["type"], "UserCreated");
-  EXPECT_EQ(parsed["time"], "2026-11-23T10:00:00.123Z");
-  EXPECT_EQ(parsed["data"], (nlohmann::json{{"name", "ada"}}));
-  EXPECT_EQ(parsed["metadata"], (nlohmann::json{{"user", "admin"}}));
-}
-
-TEST(ToEnvelope, MultiLineDataAndOddNamesStayOneValidLine) {
-  Event e = sample_event();
-  e.stream = "caf\xC3\xA9 \"quoted\" \\ tab\t";
-  e.data = "{\n  \"text\": \"two\\nlines\",\r\n  \"n\": 1\n}";
-  e.metadata = "{\n}";
-  const std::string line = to_envelope(e);
-  EXPECT_EQ(line.find('\n'), std::string::npos) << line;
-  EXPECT_EQ(line.find('\r'), std::string::npos) << line;
-  const auto parsed = nlohmann::json::parse(line);
-  EXPECT_EQ(parsed["stream"], e.stream);
-  EXPECT_EQ(parsed["data"], nlohmann::json::parse(e.data));
-  EXPECT_EQ(parsed["data"]["text"], "two\nlines");
-  EXPECT_EQ(parsed["metadata"], nlohmann::json::object());
-}
-
 TEST(Event, ParsesDataAndMetadata) {
   const Event e = sample_event();
   EXPECT_EQ(e.data_json()["name"], "ada");

@@ -13,6 +13,7 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/store.hpp"
 #include "eventlite/transaction.hpp"
+#include "store/reader.hpp"
 #include "test_support.hpp"
 
 namespace eventlite {
@@ -38,6 +39,12 @@ ReadOptions starting(Seq from, std::uint64_t limit = 0) {
   ReadOptions o;
   o.from = from;
   o.limit = limit;
+  return o;
+}
+ReadOptions between(Seq from, Seq to) {
+  ReadOptions o;
+  o.from = from;
+  o.to = to;
   return o;
 }
 ReadOptions of_types(std::vector<std::string> types) {
@@ -145,6 +152,115 @@ TEST(ReadAll, FiltersByOneExactStream) {
   options.stream = "user";
   options.types.clear();
   EXPECT_TRUE(store.read_all(options).to_vector().empty());
+}
+
+TEST(ReadAll, ToIsAnInclusiveUpperBound) {
+  auto store = mixed_store();
+  EXPECT_EQ(seqs_of(store.read_all(between(1, 4)).to_vector()), range(1, 4));
+  EXPECT_EQ(seqs_of(store.read_all(between(2, 2)).to_vector()), (std::vector<Seq>{2}));
+  EXPECT_EQ(seqs_of(store.read_all(between(5, 100)).to_vector()), range(5, 6));
+  EXPECT_TRUE(store.read_all(between(4, 3)).to_vector().empty());
+  EXPECT_TRUE(store.read_all(between(1, 0)).to_vector().empty());
+  EXPECT_TRUE(store.read_all(between(0, -5)).to_vector().empty());
+  ReadOptions o = between(2, 5);
+  o.types = {"UserCreated"};
+  o.stream_prefix = "user";
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{4, 5}));
+}
+
+TEST(ReadAll, ToHoldsAcrossPages) {
+  auto store = Store::open(":memory:");
+  store.append("s", numbered_events(50));
+  ReadOptions o = between(7, 33);
+  o.page_size = 4;
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), range(7, 33));
+}
+
+TEST(ReadAll, OneExactStreamHonoursFromToTypesAndLimit) {
+  auto store = mixed_store();  // user-1 is seq 1, 2 and 6
+  ReadOptions o;
+  o.stream = "user-1";
+  o.from = 2;
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{2, 6}));
+  o.from = 1;
+  o.to = 5;
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{1, 2}));
+  o.from = 2;
+  o.to = 2;
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{2}));
+  o.from = 3;
+  o.to = 5;
+  EXPECT_TRUE(store.read_all(o).to_vector().empty());
+  o = ReadOptions{};
+  o.stream = "user-1";
+  o.types = {"UserCreated", "UserDeleted"};
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{1, 6}));
+  o.limit = 1;
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{1}));
+  o.limit = 0;
+  o.stream_prefix = "order";  // both filters hold: none
+  EXPECT_TRUE(store.read_all(o).to_vector().empty());
+}
+
+TEST(ReadAll, OneExactStreamPagesInVersionOrderBetweenSeqs) {
+  auto store = Store::open(":memory:");
+  for (int i = 0; i < 30; ++i) {
+    store.append("a", event("Numbered", "{\"i\":" + std::to_string(i) + "}"));
+    store.append("b", event("Other"));
+  }
+  ReadOptions o;
+  o.stream = "a";
+  o.from = 10;  // a's events are the odd seqs
+  o.to = 40;
+  o.page_size = 3;
+  std::vector<Seq> want;
+  for (Seq s = 11; s <= 39; s += 2) want.push_back(s);
+  const auto events = store.read_all(o).to_vector();
+  EXPECT_EQ(seqs_of(events), want);
+  for (const Event& e : events) EXPECT_EQ(e.stream, "a");
+  o.limit = 4;
+  EXPECT_EQ(seqs_of(store.read_all(o).to_vector()), (std::vector<Seq>{11, 13, 15, 17}));
+}
+
+// SQLite's plan for a read's SQL, one line per step.
+std::string query_plan(RawDb& db, const ReadOptions& options) {
+  const std::string sql = "EXPLAIN QUERY PLAN " + detail::plan_read_all(options)->sql;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db.get(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
+    throw std::runtime_error("prepare failed: " + sql + ": " + db.error());
+  std::string plan;
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    plan +=
+        reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)) + std::string("\n");
+  sqlite3_finalize(stmt);
+  return plan;
+}
+
+TEST(ReadAll, OneExactStreamWalksTheStreamVersionIndexWithoutASort) {
+  TempDir dir;
+  {
+    auto store = Store::open(dir / "plan.db", fast_options());
+    for (int i = 0; i < 200; ++i) store.append("s-" + std::to_string(i % 7), event("T"));
+  }
+  RawDb db(dir / "plan.db");
+  ReadOptions o;
+  o.stream = "s-3";
+  for (int variant = 0; variant < 4; ++variant) {
+    if (variant == 1) o.from = 50;
+    if (variant == 2) o.to = 120;
+    if (variant == 3) o.types = {"T", "U"};
+    const std::string plan = query_plan(db, o);
+    SCOPED_TRACE(plan);
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos);
+    EXPECT_NE(plan.find("USING INDEX"), std::string::npos);
+    EXPECT_NE(plan.find("(stream=? AND version>?)"), std::string::npos);
+  }
+  // Every other read walks the rowid, in seq order.
+  for (ReadOptions other : {between(3, 90), of_types({"T"}), with_prefix("s-")}) {
+    const std::string plan = query_plan(db, other);
+    SCOPED_TRACE(plan);
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos);
+  }
 }
 
 TEST(ReadAll, StreamPrefixIsLiteralNotAPattern) {

@@ -468,6 +468,45 @@ TEST(InMemory, SharedByEightThreadsAppendingAndReading) {
   EXPECT_TRUE(store.verify().empty());
 }
 
+// Runs the test's body in `dir`, where relative paths are its files, and goes back.
+class InDirectory {
+ public:
+  explicit InDirectory(const std::filesystem::path& dir)
+      : before_(std::filesystem::current_path()) {
+    std::filesystem::current_path(dir);
+  }
+  ~InDirectory() { std::filesystem::current_path(before_); }
+  InDirectory(const InDirectory&) = delete;
+  InDirectory& operator=(const InDirectory&) = delete;
+
+ private:
+  std::filesystem::path before_;
+};
+
+TEST(StoreOpen, PathStartingWithFileColonIsThatFileNotAnSqliteUri) {
+  TempDir dir;
+  {
+    InDirectory in(dir.path());
+    // As a URI this would open "x.db" read-only; as a path it is a new file.
+    auto store = Store::open("file:x.db?mode=ro", fast_options());
+    EXPECT_EQ(store.append("s", event("A")), 1);
+  }
+  EXPECT_TRUE(dir.entries().count("file:x.db?mode=ro")) << dir.entries().size();
+  EXPECT_FALSE(dir.entries().count("x.db"));
+  auto reopened = Store::open(dir / "file:x.db?mode=ro");
+  EXPECT_EQ(reopened.head(), 1);
+}
+
+TEST(StoreOpen, DotSlashMemoryIsAFile) {
+  TempDir dir;
+  {
+    InDirectory in(dir.path());
+    auto store = Store::open("./:memory:", fast_options());
+    store.append("s", event("A"));
+  }
+  EXPECT_EQ(Store::open(dir / ":memory:").head(), 1);
+}
+
 TEST(StoreOpen, RefusedFileKeepsItsUncheckpointedWal) {
   TempDir dir;
   const auto path = dir / "app.db";

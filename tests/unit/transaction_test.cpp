@@ -210,6 +210,32 @@ TEST(Transaction, SecondTransactionOnTheSameThreadThrowsInvalidArgument) {
   EXPECT_EQ(box.store().append("s", event("After")), 1);  // the first one ended
 }
 
+TEST(Transaction, AppendKeepsAGivenTime) {
+  Outbox box;
+  NewEvent imported = event("Imported");
+  imported.time = "2021-07-08T09:10:11.012Z";
+  {
+    Transaction txn = box.store().transaction();
+    txn.append("s", std::vector<NewEvent>{imported, event("Fresh")});
+    txn.commit();
+  }
+  const auto events = box.store().read_all().to_vector();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].time, "2021-07-08T09:10:11.012Z");
+  EXPECT_NE(events[1].time, events[0].time);
+}
+
+TEST(AppendIn, KeepsAGivenTime) {
+  Outbox box;
+  SQLite::Database app(box.path().string(), SQLite::OPEN_READWRITE);
+  app.exec("BEGIN IMMEDIATE");
+  NewEvent imported = event("Imported");
+  imported.time = "2021-07-08T09:10:11.012Z";
+  box.store().append_in(app, "s", std::span<const NewEvent>(&imported, 1));
+  app.exec("COMMIT");
+  EXPECT_EQ(box.store().read_all().to_vector().at(0).time, "2021-07-08T09:10:11.012Z");
+}
+
 TEST(AppendIn, SQLiteCppDatabaseCommitKeepsAppRowsAndEvents) {
   Outbox box;
   SQLite::Database app(box.path().string(), SQLite::OPEN_READWRITE);

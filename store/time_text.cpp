@@ -1,0 +1,53 @@
+#include "store/time_text.hpp"
+
+#include <fmt/format.h>
+
+#include <ctime>
+
+namespace eventlite::detail {
+
+std::string format_time(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(ms / 1000);
+  auto millis = static_cast<int>(ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_time_text(
+    std::string_view text) {
+  // 2026-11-23T10:00:00.123Z
+  // 0123456789012345678901234
+  if (text.size() != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
+      text[13] != ':' || text[16] != ':' || text[19] != '.' || text[23] != 'Z')
+    return std::nullopt;
+  bool ok = true;
+  auto number = [&](std::size_t at, std::size_t digits) {
+    int value = 0;
+    for (std::size_t i = at; i < at + digits; ++i) {
+      if (text[i] < '0' || text[i] > '9') ok = false;
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  const int year = number(0, 4), month = number(5, 2), day = number(8, 2);
+  const int hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
+  const int millis = number(20, 3);
+  if (!ok || hour > 23 || minute > 59 || second > 59) return std::nullopt;
+  using namespace std::chrono;
+  const year_month_day date{std::chrono::year(year),
+                            std::chrono::month(static_cast<unsigned>(month)),
+                            std::chrono::day(static_cast<unsigned>(day))};
+  if (!date.ok()) return std::nullopt;
+  return sys_days(date) + hours(hour) + minutes(minute) + seconds(second) +
+         milliseconds(millis);
+}
+
+}  // namespace eventlite::detail

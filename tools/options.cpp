@@ -1,0 +1,64 @@
+#include "tools/options.hpp"
+
+#include <fmt/core.h>
+
+#include <charconv>
+
+namespace eventlite::cli {
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t min,
+                                           std::uint64_t max) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max)
+    return std::nullopt;
+  return value;
+}
+
+CLI::Validator decimal(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& value) {
+        auto n = parse_decimal(value, min, max);
+        if (!n) {
+          return fmt::format(
+              "must be a whole number from {} to {} in decimal digits, "
+              "not \"{}\"",
+              min, max, value);
+        }
+        value = std::to_string(*n);
+        return std::string();
+      },
+      "");
+}
+
+CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& value) {
+        return value.empty() ? std::string("must not be empty") : std::string();
+      },
+      "");
+}
+
+CLI::Validator db_name() {
+  return CLI::Validator(
+      [](std::string& db) {
+        if (db.rfind("file:", 0) == 0) {
+          return fmt::format(
+              "\"{}\" would be opened as an SQLite URI, not as a file; for a file of "
+              "that name write ./{}",
+              db, db);
+        }
+        if (db == ":memory:") {
+          return std::string(
+              "\":memory:\" is SQLite's in-memory database, gone when the command "
+              "ends; for a file of that name write ./:memory:");
+        }
+        return std::string();
+      },
+      "");
+}
+
+}  // namespace eventlite::cli

@@ -1,0 +1,34 @@
+#pragma once
+
+// How the eventlite tool reads its options' values: one way for every number
+// (decimal digits only, range-checked), names that must not be empty, and DB paths
+// that SQLite would read as something other than a file.
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace eventlite::cli {
+
+// The number that `text` writes in decimal digits (leading zeros allowed: "010" is
+// ten), if it is one and lies in [min, max]. No sign, no white space, no 0x or octal.
+std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t min,
+                                           std::uint64_t max);
+
+// A CLI11 transform for a numeric option: refuses (a usage error naming the option)
+// anything parse_decimal() refuses, and hands CLI11 the number in canonical decimal,
+// so that its own conversion (which reads 010 as octal) never sees anything else.
+CLI::Validator decimal(std::uint64_t min, std::uint64_t max);
+
+// A CLI11 check that refuses an empty value: an empty name would mean "all".
+CLI::Validator non_empty();
+
+// A CLI11 check for DB: refuses a name that SQLite would not open as the file it
+// names. A name starting with "file:" is an SQLite URI (another file, URI options
+// honoured), ":memory:" a database gone when the command ends; "./file:x" and
+// "./:memory:" name files.
+CLI::Validator db_name();
+
+}  // namespace eventlite::cli
