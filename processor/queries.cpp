@@ -1,25 +1,8 @@
 #include "processor/queries.hpp"
 
-#include <cstdio>
-#include <ctime>
-
 #include "store/reader.hpp"
 
 namespace eventlite::detail {
-
-std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text) {
-  std::tm tm{};
-  int millis = 0;
-  std::string s(text);
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis) != 7)
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  const std::time_t secs = timegm(&tm);
-  return std::chrono::system_clock::time_point(std::chrono::seconds(secs) +
-                                               std::chrono::milliseconds(millis));
-}
 
 std::chrono::milliseconds age_of(std::string_view text,
                                  std::chrono::system_clock::time_point now) {
@@ -226,9 +209,9 @@ std::vector<OwedRow> Queries::owed_rows(std::string_view subscription,
 }
 
 std::optional<Event> Queries::event_at(Seq seq) {
-  Stmt& s = get(
-      "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
-      "WHERE seq = ?1");
+  static const std::string sql =
+      std::string("SELECT ") + kEventColumns + " FROM eventlite_events WHERE seq = ?1";
+  Stmt& s = get(sql.c_str());
   StmtScope scope(s);
   s.bind(1, seq);
   if (!s.step("read event")) return std::nullopt;
@@ -239,9 +222,10 @@ std::optional<Event> Queries::event_at(Seq seq) {
 
 std::size_t Queries::read_events(Seq after, std::size_t limit, std::size_t max_bytes,
                                  std::vector<Event>& out, bool& full) {
-  Stmt& s = get(
-      "SELECT seq, id, stream, version, type, data, metadata, time FROM eventlite_events "
-      "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  static const std::string sql = std::string("SELECT ") + kEventColumns +
+                                 " FROM eventlite_events WHERE seq > ?1 ORDER BY seq "
+                                 "LIMIT ?2";
+  Stmt& s = get(sql.c_str());
   StmtScope scope(s);
   s.bind(1, after);
   s.bind(2, static_cast<std::int64_t>(limit));

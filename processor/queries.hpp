@@ -17,6 +17,7 @@
 
 #include "eventlite/event.hpp"
 #include "store/sqlite_util.hpp"
+#include "store/time_text.hpp"
 
 namespace eventlite::detail {
 
@@ -46,7 +47,10 @@ struct LeaseRow {
 };
 
 // Times in the file are UTC ISO-8601 text with milliseconds; they sort as text.
-std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text);
+inline std::optional<std::chrono::system_clock::time_point> parse_time(
+    std::string_view text) {
+  return parse_time_text(text);
+}
 // How long before `now` the time `text` was; 0 for a time in the future or text that
 // does not parse.
 std::chrono::milliseconds age_of(std::string_view text,
