@@ -29,8 +29,10 @@ namespace {
 // The first SQLite release without the WAL-reset bug (wal.c, fixed in 3.51.3).
 constexpr int kWalResetFixed = 3051003;
 
-// The schema version that added deliveries and leases: what status and dead read.
+// The schema version that added deliveries and leases: what dead reads; and the one
+// that added the views status reads (held streams, lag in time).
 constexpr int kProcessorSchema = 2;
+constexpr int kStatusSchema = 3;
 
 // Only `init` creates a store: every other command needs the file to exist.
 void check_path(const std::string& db, bool must_exist) {
@@ -67,15 +69,27 @@ Store open_for_writing(const std::string& db) {
 }
 
 // A read-only command cannot migrate: an older file lacks the tables it reads.
-void require_processor_schema(const Store& store, const std::string& db) {
+void require_processor_schema(const Store& store, const std::string& db,
+                              int needed = kProcessorSchema) {
   const int found = store.schema_version();
-  if (found < kProcessorSchema) {
+  if (found < needed) {
     throw CommandError(
         kExitError,
-        fmt::format("{}: eventlite schema version {} has no deliveries or leases (run "
-                    "`eventlite init {}` to migrate it)",
+        fmt::format("{}: eventlite schema version {} is older than this command reads "
+                    "(run `eventlite init {}` to migrate it)",
                     db, found, db));
   }
+}
+
+// A lag in time for people: "-" for none, then 0.4s, 12.0s, 3m05s, 2h10m, 4d03h.
+std::string format_lag_time(std::chrono::milliseconds lag) {
+  const auto ms = lag.count();
+  if (ms <= 0) return "-";
+  if (ms < 60'000) return fmt::format("{:.1f}s", static_cast<double>(ms) / 1000.0);
+  const auto s = ms / 1000;
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+  return fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600);
 }
 
 // Creates `db` if it does not exist, as the store would (owner-only); returns whether
@@ -241,7 +255,7 @@ int run_streams(const StreamsArgs& args) {
 
 int run_status(const StatusArgs& args) {
   Store store = open_for_reading(args.db);
-  require_processor_schema(store, args.db);
+  require_processor_schema(store, args.db, kStatusSchema);
   const StatusReport report = status(store);
   if (args.json) {
     nlohmann::ordered_json subscriptions = nlohmann::ordered_json::array();
@@ -252,8 +266,10 @@ int run_status(const StatusArgs& args) {
       subscriptions.push_back({{"name", sub.name},
                                {"position", sub.position},
                                {"lag", sub.lag},
+                               {"lag_ms", sub.lag_time.count()},
                                {"retrying", sub.retrying},
                                {"dead", sub.dead},
+                               {"held", sub.held},
                                {"lease", std::move(lease)}});
     }
     print_json_line(std::cout,
@@ -264,7 +280,8 @@ int run_status(const StatusArgs& args) {
     std::vector<std::vector<std::string>> rows;
     for (const SubscriptionStatus& sub : report.subscriptions) {
       rows.push_back({sub.name, std::to_string(sub.position), std::to_string(sub.lag),
-                      std::to_string(sub.retrying), std::to_string(sub.dead),
+                      format_lag_time(sub.lag_time), std::to_string(sub.retrying),
+                      std::to_string(sub.dead), std::to_string(sub.held),
                       sub.lease ? sub.lease->owner : "-",
                       sub.lease ? sub.lease->expires : "-"});
     }
@@ -272,8 +289,10 @@ int run_status(const StatusArgs& args) {
                 {{"SUBSCRIPTION", Align::left},
                  {"POSITION", Align::right},
                  {"LAG", Align::right},
+                 {"LAG_TIME", Align::right},
                  {"RETRYING", Align::right},
                  {"DEAD", Align::right},
+                 {"HELD", Align::right},
                  {"LEASE_OWNER", Align::left},
                  {"LEASE_EXPIRES", Align::left}},
                 rows);

@@ -951,15 +951,18 @@ TEST_F(Status, PrintsSqliteVersionHeadAndAlignedTable) {
   seed_subscriptions();
   Result result = run({"status", db()});
   ASSERT_EQ(result.status, 0) << result.err;
-  EXPECT_EQ(result.out,
-            std::string("SQLite ") + sqlite3_libversion() +
-                "\n"
-                "head 6\n"
-                "SUBSCRIPTION  POSITION  LAG  RETRYING  DEAD  LEASE_OWNER  "
-                "LEASE_EXPIRES\n"
-                "audit                6    0         0     1  -            -\n"
-                "mail                 4    2         1     2  host:100:a1  "
-                "2999-01-01T00:00:00.000Z\n");
+  // mail owes seq 2, appended a moment ago: its lag in time is a fraction of a second
+  // (seconds on a slow machine); audit owes nothing.
+  const std::regex expected(
+      std::string("SQLite ") + sqlite3_libversion() +
+      "\n"
+      "head 6\n"
+      "SUBSCRIPTION  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  LEASE_OWNER  "
+      "LEASE_EXPIRES\n"
+      "audit                6    0         -         0     1     0  -            -\n"
+      "mail                 4    2  +[0-9]+\\.[0-9]s         1     2     0  host:100:a1  "
+      "2999-01-01T00:00:00\\.000Z\n");
+  EXPECT_TRUE(std::regex_match(result.out, expected)) << result.out;
   EXPECT_EQ(result.err, "");  // one process holds leases: no warning
 }
 
@@ -991,8 +994,11 @@ TEST_F(Status, JsonIsOneObjectWithKeysInOrder) {
   EXPECT_EQ(keys, (std::vector<std::string>{"head", "subscriptions"}));
   keys.clear();
   for (const auto& item : subscriptions[1].items()) keys.push_back(item.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "retrying", "dead",
-                                            "lease"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "lag_ms",
+                                            "retrying", "dead", "held", "lease"}));
+  EXPECT_EQ(subscriptions[0].at("lag_ms"), 0);
+  EXPECT_EQ(subscriptions[0].at("held"), 0);
+  EXPECT_GT(subscriptions[1].at("lag_ms").get<std::int64_t>(), 0);
 }
 
 TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
@@ -1002,7 +1008,7 @@ TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
   EXPECT_EQ(lines(table.out),
             (std::vector<std::string>{
                 std::string("SQLite ") + sqlite3_libversion(), "head 0",
-                "SUBSCRIPTION  POSITION  LAG  RETRYING  DEAD  LEASE_OWNER  "
+                "SUBSCRIPTION  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  LEASE_OWNER  "
                 "LEASE_EXPIRES"}));
   EXPECT_EQ(run({"status", db(), "--json"}).out, "{\"head\":0,\"subscriptions\":[]}\n");
 }
