@@ -18,6 +18,9 @@
 //
 // Usage: signup_demo DB
 
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fmt/core.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -25,13 +28,10 @@
 #include <exception>
 #include <iterator>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <SQLiteCpp/SQLiteCpp.h>
-#include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 #include "eventlite/eventlite.hpp"
 
@@ -45,13 +45,17 @@ struct Person {
 };
 
 constexpr Person kPeople[] = {
-    {"ada", "Ada Lovelace"},      {"alan", "Alan Turing"},       {"grace", "Grace Hopper"},
-    {"edsger", "Edsger Dijkstra"}, {"barbara", "Barbara Liskov"}, {"donald", "Donald Knuth"},
-    {"margaret", "Margaret Hamilton"}, {"ken", "Ken Thompson"},  {"frances", "Frances Allen"},
+    {"ada", "Ada Lovelace"},           {"alan", "Alan Turing"},
+    {"grace", "Grace Hopper"},         {"edsger", "Edsger Dijkstra"},
+    {"barbara", "Barbara Liskov"},     {"donald", "Donald Knuth"},
+    {"margaret", "Margaret Hamilton"}, {"ken", "Ken Thompson"},
+    {"frances", "Frances Allen"},
 };
 constexpr std::int64_t kPeopleCount = std::size(kPeople);
 
-std::string stream_of(std::int64_t user_id) { return fmt::format("user-{}", user_id); }
+std::string stream_of(std::int64_t user_id) {
+  return fmt::format("user-{}", user_id);
+}
 
 // Metadata of every event of this run: who caused it and which run it belongs to.
 json metadata(const std::string& correlation_id, const std::string& causation_id = {}) {
@@ -64,11 +68,12 @@ struct Totals {
   std::int64_t users = 0, pending = 0, approved = 0, rejected = 0;
 };
 
-// Reads the application's own table through the store's connection. A transaction is
-// how the application reaches that connection; there is nothing to commit here.
-Totals count_users(eventlite::Store& store) {
-  auto tx = store.transaction();
-  SQLite::Statement q(tx.database(), "SELECT status, count(*) FROM users GROUP BY status");
+// Reads the application's own table through a read-only connection of its own: the
+// application owns the file, and a read never needs (nor holds back) the store's
+// writer, which appends and checkpoints go through.
+Totals count_users(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  SQLite::Statement q(db, "SELECT status, count(*) FROM users GROUP BY status");
   Totals t;
   while (q.executeStep()) {
     std::string status = q.getColumn(0).getString();
@@ -78,7 +83,6 @@ Totals count_users(eventlite::Store& store) {
     if (status == "approved") t.approved = n;
     if (status == "rejected") t.rejected = n;
   }
-  tx.rollback();
   return t;
 }
 
@@ -87,8 +91,8 @@ void print_event(const eventlite::Event& e) {
   std::string data = e.data;
   if (data.size() > 64) data = data.substr(0, 61) + "...";
   std::string time = e.time.size() > 11 ? e.time.substr(11) : e.time;
-  fmt::print("  {:>4}  {:<8} {:>3}  {:<13} {:<13} {}\n", e.seq, e.stream, e.version, e.type,
-             time, data);
+  fmt::print("  {:>4}  {:<8} {:>3}  {:<13} {:<13} {}\n", e.seq, e.stream, e.version,
+             e.type, time, data);
 }
 
 // What an event says, in words: "Ada Lovelace <ada@example.com>", "by ann: spam".
@@ -130,9 +134,10 @@ void process(eventlite::Store& store) {
         std::string status = e.type == "UserCreated"    ? "pending"
                              : e.type == "UserApproved" ? "approved"
                                                         : "rejected";
-        SQLite::Statement insert(ctx.transaction().database(),
-                                 "INSERT INTO user_status_history (stream, seq, status, at) "
-                                 "VALUES (?, ?, ?, ?)");
+        SQLite::Statement insert(
+            ctx.transaction().database(),
+            "INSERT INTO user_status_history (stream, seq, status, at) "
+            "VALUES (?, ?, ?, ?)");
         insert.bind(1, e.stream);
         insert.bind(2, static_cast<std::int64_t>(e.seq));
         insert.bind(3, status);
@@ -142,7 +147,8 @@ void process(eventlite::Store& store) {
       {.types = {"UserCreated", "UserApproved", "UserRejected"}, .transactional = true});
 
   // The notifier: a flaky mail server fails every third event on its first attempt.
-  eventlite::RetryPolicy quick_retries{.max_attempts = 5, .base = std::chrono::milliseconds(50)};
+  eventlite::RetryPolicy quick_retries{.max_attempts = 5,
+                                       .base = std::chrono::milliseconds(50)};
   processor.subscribe(
       "notify",
       [](const eventlite::Context& ctx) {
@@ -156,10 +162,12 @@ void process(eventlite::Store& store) {
               ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
         } else if (e.type == "UserApproved") {
           say("   notify   seq {:>3}  SMS to {}: your account is approved{}\n", e.seq,
-              e.stream, ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
+              e.stream,
+              ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
         } else if (e.type == "UserRejected") {
-          say("   notify   seq {:>3}  mail to {}: we could not approve your account{}\n", e.seq,
-              e.stream, ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
+          say("   notify   seq {:>3}  mail to {}: we could not approve your account{}\n",
+              e.seq, e.stream,
+              ctx.attempt() > 1 ? fmt::format(" (attempt {})", ctx.attempt()) : "");
         }
       },
       {.retry = quick_retries});
@@ -169,15 +177,15 @@ void process(eventlite::Store& store) {
     throw std::runtime_error("the processor did not finish within 30 s");
   processor.stop();
   for (const auto& m : processor.metrics())
-    fmt::print("   {:<8} delivered {}, failed {}, retried {}, dead {}, at seq {}\n", m.name,
-               m.delivered, m.failed, m.retried, m.dead, m.position);
+    fmt::print("   {:<8} delivered {}, failed {}, retried {}, dead {}, at seq {}\n",
+               m.name, m.delivered, m.failed, m.retried, m.dead, m.position);
   fmt::print("\n");
 }
 
-void print_history(eventlite::Store& store, eventlite::Seq from) {
+void print_history(const std::string& path, eventlite::Seq from) {
   fmt::print("6. user_status_history, kept by the \"history\" handler (this run)\n");
-  auto tx = store.transaction();
-  SQLite::Statement q(tx.database(),
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  SQLite::Statement q(db,
                       "SELECT seq, stream, status, at FROM user_status_history "
                       "WHERE seq >= ? ORDER BY seq");
   q.bind(1, static_cast<std::int64_t>(from));
@@ -186,7 +194,6 @@ void print_history(eventlite::Store& store, eventlite::Seq from) {
     fmt::print("  {:>4}  {:<8} {:<9} {}\n", q.getColumn(0).getInt64(),
                q.getColumn(1).getString(), q.getColumn(2).getString(),
                q.getColumn(3).getString());
-  tx.rollback();
   fmt::print("\n");
 }
 
@@ -239,17 +246,18 @@ int run(const std::string& path) {
     for (std::int64_t id = first_id; id < first_id + 3; ++id) {
       const Person& p = kPeople[(id - 1) % kPeopleCount];
       // Past the list, the same names come back with numbered addresses.
-      std::string email = id <= kPeopleCount ? fmt::format("{}@example.com", p.first)
-                                             : fmt::format("{}{}@example.com", p.first, id);
-      SQLite::Statement insert(db, "INSERT INTO users (id, name, email) VALUES (?, ?, ?)");
+      std::string email = id <= kPeopleCount
+                              ? fmt::format("{}@example.com", p.first)
+                              : fmt::format("{}{}@example.com", p.first, id);
+      SQLite::Statement insert(db,
+                               "INSERT INTO users (id, name, email) VALUES (?, ?, ?)");
       insert.bind(1, id);
       insert.bind(2, p.name);
       insert.bind(3, email);
       insert.exec();
 
       auto event = eventlite::make_event(
-          "UserCreated", {{"name", p.name}, {"email", email}},
-          metadata(run_id));
+          "UserCreated", {{"name", p.name}, {"email", email}}, metadata(run_id));
       event.id = eventlite::new_event_id();
       created.push_back(event.id);
       // A new user is a new stream: no_stream() refuses to append to an existing one.
@@ -266,12 +274,14 @@ int run(const std::string& path) {
       update.bind(2, id);
       update.exec();
       std::string type = status == "approved" ? "UserApproved" : "UserRejected";
-      auto seq = tx.append(stream_of(id), eventlite::make_event(type, data, metadata(run_id, cause)),
+      auto seq = tx.append(stream_of(id),
+                           eventlite::make_event(type, data, metadata(run_id, cause)),
                            eventlite::Expected::exactly(1));
       fmt::print("   {:<8} {:<43} {:<13} seq {}\n", stream_of(id), status, type, seq);
     };
     decide(first_id, "approved", {{"by", "ann"}}, created[0]);
-    decide(first_id + 1, "rejected", {{"by", "ann"}, {"reason", "email bounced"}}, created[1]);
+    decide(first_id + 1, "rejected", {{"by", "ann"}, {"reason", "email bounced"}},
+           created[1]);
 
     tx.commit();
     fmt::print("   committed: 3 rows in users, 5 events, in one commit\n\n");
@@ -284,13 +294,14 @@ int run(const std::string& path) {
   const eventlite::Version seen = store.stream_version(third_stream);
   fmt::print("   both read {} at version {}\n", third_stream, seen);
 
-  eventlite::NewEvent approval = eventlite::make_event(
-      "UserApproved", {{"by", "bob"}}, metadata(run_id, created_third));
+  eventlite::NewEvent approval = eventlite::make_event("UserApproved", {{"by", "bob"}},
+                                                       metadata(run_id, created_third));
   approval.id = eventlite::new_event_id();
   eventlite::Seq approval_seq = 0;
   {
     auto tx = store.transaction();
-    SQLite::Statement update(tx.database(), "UPDATE users SET status = 'approved' WHERE id = ?");
+    SQLite::Statement update(tx.database(),
+                             "UPDATE users SET status = 'approved' WHERE id = ?");
     update.bind(1, third);
     update.exec();
     approval_seq = tx.append(third_stream, approval, eventlite::Expected::exactly(seen));
@@ -300,15 +311,16 @@ int run(const std::string& path) {
   }
   {
     auto tx = store.transaction();
-    SQLite::Statement update(tx.database(), "UPDATE users SET status = 'rejected' WHERE id = ?");
+    SQLite::Statement update(tx.database(),
+                             "UPDATE users SET status = 'rejected' WHERE id = ?");
     update.bind(1, third);
     update.exec();
     try {
-      tx.append(third_stream,
-                eventlite::make_event("UserRejected",
-                                      {{"by", "cleo"}, {"reason", "spam"}},
-                                      metadata(run_id, created_third)),
-                eventlite::Expected::exactly(seen));
+      tx.append(
+          third_stream,
+          eventlite::make_event("UserRejected", {{"by", "cleo"}, {"reason", "spam"}},
+                                metadata(run_id, created_third)),
+          eventlite::Expected::exactly(seen));
       tx.commit();
       fmt::print("   cleo's rejection was stored: the version check did not work!\n");
       return 1;
@@ -316,8 +328,10 @@ int run(const std::string& path) {
       // Nothing of cleo's transaction is kept: neither the event nor the UPDATE.
       tx.rollback();
       fmt::print("   cleo rejects second: refused, {}\n", conflict.what());
-      fmt::print("   her transaction rolled back, {} stays approved; she would re-read and decide again\n\n",
-                 third_stream);
+      fmt::print(
+          "   her transaction rolled back, {} stays approved; she would re-read and "
+          "decide again\n\n",
+          third_stream);
     }
   }
 
@@ -326,7 +340,8 @@ int run(const std::string& path) {
   const eventlite::Seq head_now = store.head();
   const eventlite::Seq retried = store.append(third_stream, approval);
   fmt::print("   append returned seq {} again; the store still ends at seq {} ({})\n\n",
-             retried, store.head(), store.head() == head_now ? "no duplicate" : "DUPLICATE!");
+             retried, store.head(),
+             store.head() == head_now ? "no duplicate" : "DUPLICATE!");
 
   // 4. Read back what this run wrote, then one user's whole history.
   eventlite::ReadOptions this_run;
@@ -347,12 +362,14 @@ int run(const std::string& path) {
   }
   fmt::print("\n");
 
-  Totals t = count_users(store);
-  fmt::print("Totals: {} users ({} approved, {} rejected, {} pending), {} events in {} streams\n\n",
-             t.users, t.approved, t.rejected, t.pending, store.head(), store.streams().size());
+  Totals t = count_users(path);
+  fmt::print(
+      "Totals: {} users ({} approved, {} rejected, {} pending), {} events in {} "
+      "streams\n\n",
+      t.users, t.approved, t.rejected, t.pending, store.head(), store.streams().size());
 
   process(store);
-  print_history(store, head_before + 1);
+  print_history(path, head_before + 1);
   print_status(store);
   return 0;
 }
@@ -361,7 +378,8 @@ int run(const std::string& path) {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s DB\n  DB: the SQLite file to create or continue\n", argv[0]);
+    std::fprintf(stderr, "usage: %s DB\n  DB: the SQLite file to create or continue\n",
+                 argv[0]);
     return 2;
   }
   try {
