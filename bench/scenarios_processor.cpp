@@ -514,6 +514,7 @@ std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
   std::optional<detail::ChangeWatch> change_watch;
   boost::asio::steady_timer timer(io);
   std::function<void()> arm;
+  bool stopping = false;  // the loop thread: a wait completed before cancel() still runs
   if (watch) {
     change_watch.emplace(io, file.path(), check);
     if (!change_watch->active())
@@ -523,7 +524,7 @@ std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
     arm = [&] {
       timer.expires_after(ProcessorOptions{}.change_check_interval);
       timer.async_wait([&](const boost::system::error_code& ec) {
-        if (ec) return;
+        if (ec || stopping) return;
         check();
         arm();
       });
@@ -537,6 +538,7 @@ std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
   socket.close_child_end();
   child.wait();
   boost::asio::post(io, [&] {
+    stopping = true;
     timer.cancel();
     change_watch.reset();  // on the loop thread, as the header asks
     guard.reset();
