@@ -462,6 +462,48 @@ double idle_cpu_baseline(Context& ctx) {
 
 // ---- the change watch, ahead of its integration -----------------------------------
 
+// Figure 12's idle twin: the loop the integration will have, idle: an io_context
+// thread with a ChangeWatch on the file and the fallback poll (PRAGMA data_version)
+// every poll_interval (1 s). Its baseline is figure 11's: the 2 ms poll alone.
+double idle_cpu_watch_loop(Context& ctx) {
+  const ScratchFile file(ctx.new_path("idle-watch"));
+  create_schema(file.path());
+  RawDb db(file.path(), RawDb::Sync::full);
+  Statement version(db.get(), "PRAGMA data_version");
+  auto check = [&] {
+    sqlite3_step(version.get());
+    sqlite3_reset(version.get());
+    return false;
+  };
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  std::optional<detail::ChangeWatch> change_watch(std::in_place, io, file.path(), check);
+  if (!change_watch->active())
+    throw std::runtime_error("the change watch is inactive: " +
+                             change_watch->inactive_reason());
+  boost::asio::steady_timer timer(io);
+  bool stopping = false;  // the loop thread
+  std::function<void()> arm = [&] {
+    timer.expires_after(ProcessorOptions{}.poll_interval);
+    timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      check();
+      arm();
+    });
+  };
+  arm();
+  std::thread loop([&] { io.run(); });
+  const double percent = cpu_percent_over(ctx.sizes().idle_window);
+  boost::asio::post(io, [&] {
+    stopping = true;
+    timer.cancel();
+    change_watch.reset();
+    guard.reset();
+  });
+  loop.join();
+  return percent;
+}
+
 // Figure 12: what a loop woken by detail::ChangeWatch reaches. A child process
 // appends (figure 9's appender: its own Store, durability full, a random 0-3 ms pause
 // before each append, one acknowledgement awaited after each); this process runs an
@@ -514,6 +556,7 @@ std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
   std::optional<detail::ChangeWatch> change_watch;
   boost::asio::steady_timer timer(io);
   std::function<void()> arm;
+  bool stopping = false;  // the loop thread: a wait completed before cancel() still runs
   if (watch) {
     change_watch.emplace(io, file.path(), check);
     if (!change_watch->active())
@@ -523,7 +566,7 @@ std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
     arm = [&] {
       timer.expires_after(ProcessorOptions{}.change_check_interval);
       timer.async_wait([&](const boost::system::error_code& ec) {
-        if (ec) return;
+        if (ec || stopping) return;
         check();
         arm();
       });
@@ -537,6 +580,7 @@ std::vector<std::int64_t> wake_latency(Context& ctx, bool watch) {
   socket.close_child_end();
   child.wait();
   boost::asio::post(io, [&] {
+    stopping = true;
     timer.cancel();
     change_watch.reset();  // on the loop thread, as the header asks
     guard.reset();
@@ -627,6 +671,15 @@ void add_idle_cpu_figure(Bench& bench, Context& ctx) {
 }
 
 void add_wake_latency_figures(Bench& bench, Context& ctx) {
+  const auto window =
+      std::chrono::duration_cast<std::chrono::seconds>(ctx.sizes().idle_window);
+  bench.add(FigureSpec{.name = "CPU of an idle change-watch loop, " +
+                               std::to_string(window.count()) + " s (prototype)",
+                       .unit = "% core",
+                       .better = Better::lower,
+                       .threshold = std::nullopt,
+                       .eventlite = [&ctx] { return idle_cpu_watch_loop(ctx); },
+                       .baseline = [&ctx] { return idle_cpu_baseline(ctx); }});
   for (double q : {0.5, 0.99})
     bench.add(FigureSpec{
         .name = std::string("change watch wake-up latency ") +

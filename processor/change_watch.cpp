@@ -13,9 +13,11 @@
 // again without blocking until it is empty, and the callback runs once if any event
 // named the database or its -wal (the kernel also merges identical events queued
 // back to back). While the callback answers false, a timer re-checks (the chase);
-// every write seen restarts the chase from first_recheck, and it ends
-// recheck_window after the last one. A generation counter tells a stale timer
-// completion (one already queued when the timer was re-armed) from the current one.
+// it ends recheck_window after the last write seen. A write restarts the chase from
+// first_recheck only when the one before it came longer than max_recheck ago, so that a
+// stream of writes re-checks at most once per max_recheck. A generation counter tells a
+// stale timer completion (one already queued when the timer was re-armed) from the
+// current one.
 //
 // Lifetime: the pending read and timer wait hold the State through a shared_ptr, so
 // their completions can run after the ChangeWatch is gone (queued, or aborted by its
@@ -131,6 +133,7 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
   std::chrono::steady_clock::time_point last_write{};
   std::chrono::microseconds delay{};
   std::uint64_t chase = 0;  // generation: a completion of an older arming is ignored
+  bool chasing = false;     // a re-check is armed
 
   void start(const std::filesystem::path& database) {
     std::error_code ec;
@@ -251,17 +254,26 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
 
   // A write was seen: confirm now, or chase from the first re-check.
   void wrote() noexcept {
-    last_write = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    const bool dense = chasing && now - last_write < options.max_recheck;
+    last_write = now;
     if (call()) {
       ++chase;  // any pending re-check is stale
+      chasing = false;
       return;
     }
+    // Writes closer together than max_recheck (the frames of one commit, or a busy
+    // writer, often this process's own) keep the running chase at its pace: restarting
+    // it from first_recheck each time would re-check every few microseconds for as
+    // long as the writes go on.
+    if (dense) return;
     delay = options.first_recheck;
     arm();
   }
 
   void arm() noexcept {
     const std::uint64_t generation = ++chase;
+    chasing = true;
     try {
       timer->expires_after(delay);
       timer->async_wait(
@@ -275,10 +287,12 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
           options.logger->warn("change watch cannot re-check: {}", e.what());
         } catch (...) {
         }
+      chasing = false;
     }
   }
 
   void recheck() noexcept {
+    chasing = false;
     if (call()) return;
     if (std::chrono::steady_clock::now() - last_write >= options.recheck_window) return;
     delay =

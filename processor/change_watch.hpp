@@ -70,6 +70,8 @@ struct ChangeWatchOptions {
   // after the fsync of the -wal (0.1-10 ms by disk).
   std::chrono::microseconds first_recheck{50};
   // Each further re-check waits half again as long as the one before, up to this.
+  // Writes closer together than this do not restart the chase: a busy writer costs
+  // at most one re-check per max_recheck.
   std::chrono::microseconds max_recheck{1000};
   // Re-checks stop this long after the last write seen; a commit published later
   // still is found by the loop's fallback poll. Each re-check costs one call of the
