@@ -367,7 +367,8 @@ void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime
 
 void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs, bool all) noexcept {
   for (SubscriptionState* sub : subs) {
-    if (!sub->target.sink || !sub->sink_open || sub->in_flight) continue;
+    // A unit in flight owns sink_open until it completes: look at it only after.
+    if (!sub->target.sink || sub->in_flight || !sub->sink_open) continue;
     if (!all && sub->leased()) continue;
     sub->target.sink->close();
     sub->sink_open = false;
