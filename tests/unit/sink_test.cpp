@@ -292,5 +292,29 @@ TEST(Sink, IsRefusedAsTransactional) {
   EXPECT_THROW(p.sink("out", nullptr), InvalidArgument);
 }
 
+TEST(Sink, OnlyTheLeaseHolderForwardsAndMetricsCountIt) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  append_mixed(store, 5);
+  auto a_sink = std::make_shared<MemorySink>();
+  auto b_sink = std::make_shared<MemorySink>();
+  Processor a(store, {.owner = "A"});
+  Processor b(store, {.owner = "B"});
+  a.sink("out", a_sink);
+  b.sink("out", b_sink);
+  EXPECT_EQ(a.run_until_idle(), 5u);
+  append_mixed(store, 1);
+  EXPECT_EQ(b.run_until_idle(), 0u);  // A holds the lease
+  EXPECT_EQ(b_sink->opens(), 0);
+  EXPECT_EQ(a.run_until_idle(), 1u);
+  EXPECT_EQ(a_sink->copy(), range(1, 6));
+  const auto m = a.metrics()[0];
+  EXPECT_EQ(m.delivered, 6u);
+  EXPECT_EQ(m.position, 6);
+  EXPECT_EQ(m.lag, 0);
+  EXPECT_TRUE(m.leased);
+  EXPECT_EQ(status_of(store, "out").lease->owner, "A");
+}
+
 }  // namespace
 }  // namespace eventlite
