@@ -52,6 +52,13 @@ std::shared_ptr<Batch> BatchReader::fresh() {
   return std::shared_ptr<Batch>(b.release(), [pool](Batch* p) { pool->give(p); });
 }
 
+void BatchReader::drop_before(Seq position) {
+  while (!cache_.empty() && cache_.begin()->first < position) {
+    cached_bytes_ -= cache_.begin()->second->bytes;
+    cache_.erase(cache_.begin());
+  }
+}
+
 std::shared_ptr<const Batch> BatchReader::read(Queries& reads, Seq after) {
   auto it = cache_.find(after);
   if (it != cache_.end()) return it->second;

@@ -41,6 +41,9 @@ class BatchReader {
 
   // The batch of events after `after`: from the cache, or read on `reads`.
   std::shared_ptr<const Batch> read(Queries& reads, Seq after);
+  // Forgets cached batches that start before `position`: no subscription will read
+  // them again (each is at or past it), so their storage can be reused at once.
+  void drop_before(Seq position);
 
  private:
   class Pool;

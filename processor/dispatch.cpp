@@ -365,6 +365,15 @@ void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime
   }
 }
 
+void Dispatcher::forget_batches(std::span<SubscriptionState* const> subs) {
+  Seq lowest = kNoStop;
+  for (const SubscriptionState* sub : subs) {
+    // One not leased here may be taken over at its committed position.
+    lowest = std::min(lowest, sub->leased() ? sub->position() : sub->committed);
+  }
+  batches_.drop_before(lowest);
+}
+
 void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs, bool all) noexcept {
   for (SubscriptionState* sub : subs) {
     // A unit in flight owns sink_open until it completes: look at it only after.

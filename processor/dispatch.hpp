@@ -96,6 +96,8 @@ class Dispatcher {
   bool schedule(SubscriptionState& sub, SysTime now, std::uint64_t generation);
   // Applies a finished unit to its subscription.
   Finished finish(Unit& unit, SysTime now);
+  // Drops cached batches that no subscription of `subs` will read again.
+  void forget_batches(std::span<SubscriptionState* const> subs);
   // Closes the sinks of subscriptions that lost their lease, or of all (stopping).
   void close_sinks(std::span<SubscriptionState* const> subs, bool all) noexcept;
 

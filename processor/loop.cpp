@@ -269,6 +269,7 @@ bool Processor::Impl::step() {
   run_tasks(now);
   const auto all = subscriptions();
   dispatcher.close_sinks(all, false);
+  dispatcher.forget_batches(all);
   bool dispatched = false;
   for (SubscriptionState* sub : all) {
     if (stopping) break;
