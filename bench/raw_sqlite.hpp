@@ -67,10 +67,11 @@ class RawDb {
 // writes the very same tables, indexes and triggers.
 void create_schema(const std::filesystem::path& path);
 
-// What the baseline's INSERT checks. Schema v1 asked for json_valid CHECK constraints
-// on data and metadata; SQLite 3.40 forbids them under trusted_schema=OFF, so the
-// store runs the same check in its INSERT instead. `json` is that insert: what raw
-// SQLite costs for a table that checks its JSON. `none` is a bare insert.
+// What the baseline's INSERT checks. `none`, the baseline: a bare insert (the store
+// checks JSON in memory before its own bare INSERT). `json`, shown for comparison:
+// the insert checks data and metadata with SQLite's json_valid (iif(json_valid(?5),
+// ?5, NULL) into a NOT NULL column), what raw SQLite costs for a table that checks its
+// JSON (SQLite 3.40 cannot run json_valid in a CHECK under trusted_schema=OFF).
 enum class JsonCheck { none, json };
 
 class RawAppender {

@@ -168,6 +168,10 @@ void Stmt::reset() noexcept {
   sqlite3_clear_bindings(stmt_);
 }
 
+void Stmt::rewind() noexcept {
+  sqlite3_reset(stmt_);
+}
+
 void exec(sqlite3* db, const char* sql, std::string_view doing) {
   char* err = nullptr;
   int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
