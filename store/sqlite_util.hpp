@@ -36,7 +36,8 @@ struct ConnectionConfig {
 
 // Opens a connection and applies the per-connection settings (busy timeout, extended
 // codes, defensive, untrusted schema, synchronous, mmap off, journal size limit;
-// readers never checkpoint on close). Does not write to the file.
+// the writer keeps temporary files in memory; readers never checkpoint on close).
+// Does not write to the file.
 std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config,
                                                   Role role);
 
