@@ -9,10 +9,14 @@
 
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "bench/workload.hpp"
@@ -86,11 +90,13 @@ class RawAppender {
   // `count` events spread round-robin over the streams, `per_commit` a transaction.
   void fill(std::size_t count, std::size_t per_commit);
 
- private:
+  // The steps, for RawGroupCommit.
   void begin();
   void insert(std::size_t stream, std::size_t n, std::string_view time);
   void commit();
+  std::string_view now() { return utc_now(time_); }
 
+ private:
   RawDb& db_;
   const Workload& workload_;
   Statement begin_;
@@ -98,6 +104,34 @@ class RawAppender {
   Statement commit_;
   std::vector<Version> versions_;  // by stream index
   std::array<char, 64> time_{};
+};
+
+// A minimal group commit on raw SQLite, the ceiling beside figure 2: appenders hand
+// one event at a time to a committer thread and wait for its COMMIT (one futex word
+// per batch, woken with one call); the committer inserts a batch in a transaction,
+// takes in the batches queued meanwhile, and commits. No validation, no version
+// lookups, no failure isolation: the least a group commit of blocking appenders costs
+// on this machine.
+class RawGroupCommit {
+ public:
+  explicit RawGroupCommit(RawAppender& appender);
+  ~RawGroupCommit();  // stops the committer
+  RawGroupCommit(const RawGroupCommit&) = delete;
+  RawGroupCommit& operator=(const RawGroupCommit&) = delete;
+
+  // Event n to stream `stream`; returns once committed.
+  void append(std::size_t stream, std::size_t n);
+
+ private:
+  struct Batch;
+  void run();
+
+  RawAppender& appender_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<Batch> open_;  // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
+  std::thread committer_;
 };
 
 // Reads every event in seq order into one reused Event, assigning each column into

@@ -120,6 +120,38 @@ FigureSpec single_append_vs_ideal(Context& ctx, std::size_t threads) {
   return spec;
 }
 
+// The ceiling of figure 2's threshold on this machine: the same 64 appender threads
+// handing single events to RawGroupCommit (raw SQLite, the least a group commit of
+// blocking appenders does) against the same hand-made 64-event transactions. Its
+// "eventlite" column is that raw group commit.
+FigureSpec raw_group_commit_vs_ideal(Context& ctx, std::size_t threads) {
+  FigureSpec spec;
+  spec.name = "ceiling: raw group commit, " + std::to_string(threads) +
+              " threads, full, vs raw " + std::to_string(threads) + "-event transactions";
+  spec.unit = "events/s";
+  spec.eventlite = [&ctx, threads] {
+    const ScratchFile file(ctx.new_path("raw-group-commit"));
+    create_schema(file.path());
+    RawDb db(file.path(), RawDb::Sync::full);
+    RawAppender appender(db, ctx.workload());
+    RawGroupCommit group(appender);
+    return run_for(threads, ctx.sizes().single_run, [&](std::size_t t, std::size_t n) {
+      group.append(n * threads + t, n);
+    });
+  };
+  spec.baseline = [&ctx, threads] {
+    const ScratchFile file(ctx.new_path("ideal-baseline"));
+    create_schema(file.path());
+    RawDb db(file.path(), RawDb::Sync::full);
+    RawAppender appender(db, ctx.workload());
+    const std::size_t events = threads * 500;
+    const Stopwatch watch;
+    appender.fill(events, threads);
+    return static_cast<double>(events) / watch.seconds();
+  };
+  return spec;
+}
+
 }  // namespace
 
 void add_batched_append_figure(Bench& bench, Context& ctx) {
@@ -131,6 +163,7 @@ void add_single_append_figures(Bench& bench, Context& ctx) {
   for (Durability d : {Durability::full, Durability::normal})
     for (std::size_t threads : {1, 8, 64}) bench.add(single_append(ctx, threads, d));
   bench.add(single_append_vs_ideal(ctx, 64));
+  bench.add(raw_group_commit_vs_ideal(ctx, 64));
 }
 
 void add_stored_events_figures(Bench& bench, Context& ctx) {

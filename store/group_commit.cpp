@@ -118,6 +118,7 @@ struct GroupCommit::Batch {
   std::size_t events = 0;          // likewise
   std::size_t cap = 0;             // constant: the events it may hold
   bool creator_async = false;      // constant: its first request is asynchronous
+  bool creator_waits = false;      // guarded by mu_ while queued: its creator sleeps
   // Written by the owner, waited on without mu_.
   std::atomic<std::uint32_t> state{kWaiting};          // kDone
   std::atomic<std::uint32_t> creator_state{kWaiting};  // kLead, then kDone
@@ -191,6 +192,7 @@ std::vector<Seq> GroupCommit::append(std::string_view stream,
     busy_ = true;
     lead(lock);
   } else {
+    if (created) batch->creator_waits = true;
     lock.unlock();
     if (wait_on(created ? batch->creator_state : batch->state) == kLead) {
       // Handed the writer: this batch is at the front.
@@ -265,12 +267,14 @@ void GroupCommit::lead(std::unique_lock<std::mutex>& lock) {
           r->promise.set_value(std::move(r->append.seqs));
         delete r;
       }
-      // From here on the synchronous requests may vanish: touch only the batch.
+      // From here on the synchronous requests may vanish: touch only the batch. No
+      // system call for a batch that nobody sleeps on (an uncontended append).
+      const bool followers = batch->requests.size() > 1;
       batch->state.store(kDone, std::memory_order_release);
-      wake(batch->state, true);
+      if (followers) wake(batch->state, true);
       if (!batch->creator_async) {
         batch->creator_state.store(kDone, std::memory_order_release);
-        wake(batch->creator_state, false);
+        if (batch->creator_waits) wake(batch->creator_state, false);
       }
     }
     taken_.clear();
