@@ -58,12 +58,12 @@ class GroupCommit {
   Handoff hand_off_locked(bool queue_first);
   void async_loop();
 
-  std::unique_ptr<SQLite::Database> db_;  // used only by the owner of the writer
-  AppendStatements statements_;           // likewise
-  UuidV7 ids_;                            // likewise
+  std::unique_ptr<SQLite::Database> db_;       // used only by the owner of the writer
+  AppendStatements statements_;                // likewise
+  UuidV7 ids_;                                 // likewise
   std::vector<std::shared_ptr<Batch>> taken_;  // likewise: the batches committing
   std::vector<GroupAppend*> group_;            // likewise: the batch being appended
-  std::shared_ptr<Notifier> notifier_;    // constant after construction
+  std::shared_ptr<Notifier> notifier_;         // constant after construction
 
   std::mutex mu_;
   std::deque<std::shared_ptr<Batch>> queue_;  // guarded by mu_
