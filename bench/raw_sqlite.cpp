@@ -1,5 +1,12 @@
 #include "bench/raw_sqlite.hpp"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -158,6 +165,63 @@ void RawAppender::fill(std::size_t count, std::size_t per_commit) {
     const std::string_view time = utc_now(time_);
     for (; done < end; ++done) insert(done, done, time);
     commit();
+  }
+}
+
+struct RawGroupCommit::Batch {
+  std::vector<std::pair<std::size_t, std::size_t>> events;  // (stream, n)
+  std::atomic<std::uint32_t> done{0};
+};
+
+RawGroupCommit::RawGroupCommit(RawAppender& appender)
+    : appender_(appender), committer_([this] { run(); }) {}
+
+RawGroupCommit::~RawGroupCommit() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  committer_.join();
+}
+
+void RawGroupCommit::append(std::size_t stream, std::size_t n) {
+  std::shared_ptr<Batch> batch;
+  {
+    std::lock_guard lock(mu_);
+    if (!open_) {
+      open_ = std::make_shared<Batch>();
+      cv_.notify_one();
+    }
+    open_->events.emplace_back(stream, n);
+    batch = open_;
+  }
+  while (batch->done.load(std::memory_order_acquire) == 0)
+    ::syscall(SYS_futex, &batch->done, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+}
+
+void RawGroupCommit::run() {
+  std::vector<std::shared_ptr<Batch>> taken;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || open_; });
+      if (!open_) return;
+      taken.assign(1, std::move(open_));
+    }
+    appender_.begin();
+    const std::string_view time = appender_.now();
+    for (std::size_t k = 0; k < taken.size(); ++k) {
+      for (const auto& [stream, n] : taken[k]->events) appender_.insert(stream, n, time);
+      std::lock_guard lock(mu_);
+      if (open_) taken.push_back(std::move(open_));
+    }
+    appender_.commit();
+    for (const auto& batch : taken) {
+      batch->done.store(1, std::memory_order_release);
+      ::syscall(SYS_futex, &batch->done, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr,
+                0);
+    }
   }
 }
 

@@ -4,7 +4,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <exception>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -42,7 +41,7 @@ class GroupCommit {
                                              std::vector<NewEvent> events,
                                              Expected expected);
 
-  // Waits until no group is committing and takes the writer for a Transaction.
+  // Waits until the writer is free and takes it for a Transaction.
   WriterAccess acquire_exclusive();
   void release_exclusive() noexcept;
   // The Transaction moved to this thread: appends from it now fail fast instead of
@@ -51,24 +50,32 @@ class GroupCommit {
 
  private:
   struct Request;
-  struct Waiter;
+  struct Batch;
+  struct Handoff;
+  std::shared_ptr<Batch> join_locked(Request* r, bool& created);
   void lead(std::unique_lock<std::mutex>& lock);
-  void commit_group(std::vector<Request*>& group);
-  void wake_next_locked();
+  void commit_group(std::vector<std::shared_ptr<Batch>>& taken);
+  Handoff hand_off_locked(bool queue_first);
   void async_loop();
 
-  std::unique_ptr<SQLite::Database> db_;  // used only by the thread that is busy_
-  AppendStatements statements_;           // likewise
-  UuidV7 ids_;                            // likewise
-  std::shared_ptr<Notifier> notifier_;    // constant after construction
+  std::unique_ptr<SQLite::Database> db_;       // used only by the owner of the writer
+  AppendStatements statements_;                // likewise
+  UuidV7 ids_;                                 // likewise
+  std::vector<std::shared_ptr<Batch>> taken_;  // likewise: the batches committing
+  std::vector<GroupAppend*> group_;            // likewise: the batch being appended
+  std::shared_ptr<Notifier> notifier_;         // constant after construction
 
   std::mutex mu_;
-  std::deque<Request*> queue_;            // guarded by mu_
-  bool busy_ = false;                     // guarded by mu_: a leader or a Transaction
+  std::deque<std::shared_ptr<Batch>> queue_;  // guarded by mu_
+  // Whether a thread owns the writer: a leader, a Transaction, or one that was
+  // handed it and is waking up. Guarded by mu_.
+  bool busy_ = false;
   std::thread::id exclusive_owner_;       // guarded by mu_
   std::condition_variable exclusive_cv_;  // waits of acquire_exclusive()
   int exclusive_waiters_ = 0;             // guarded by mu_
+  bool exclusive_turn_ = false;           // guarded by mu_: handed to a Transaction
   std::condition_variable async_cv_;      // the async thread's wake-ups
+  bool async_turn_ = false;               // guarded by mu_: handed to the async thread
   std::thread async_thread_;              // guarded by mu_; started on first append_async
   bool stopping_ = false;                 // guarded by mu_
 };

@@ -83,6 +83,9 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
       role == Role::writer ? kWriterCacheKiB : kReaderCacheKiB);
   // memdb keeps its rollback journal in memory; elsewhere it would be a real file.
   if (config.memory) pragmas += "PRAGMA journal_mode=MEMORY;";
+  // The statement journal of a multi-row INSERT over many streams (a group commit)
+  // passes SQLite's 64 KiB spill size: keep it in memory, not in a temporary file.
+  if (role == Role::writer) pragmas += "PRAGMA temp_store=MEMORY;";
   exec(h, pragmas.c_str(), "configure connection");
   return db;
 }
@@ -166,6 +169,10 @@ int Stmt::step_rc() noexcept {
 void Stmt::reset() noexcept {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
+}
+
+void Stmt::rewind() noexcept {
+  sqlite3_reset(stmt_);
 }
 
 void exec(sqlite3* db, const char* sql, std::string_view doing) {

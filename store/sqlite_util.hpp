@@ -36,7 +36,8 @@ struct ConnectionConfig {
 
 // Opens a connection and applies the per-connection settings (busy timeout, extended
 // codes, defensive, untrusted schema, synchronous, mmap off, journal size limit;
-// readers never checkpoint on close). Does not write to the file.
+// the writer keeps temporary files in memory; readers never checkpoint on close).
+// Does not write to the file.
 std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config,
                                                   Role role);
 
@@ -60,7 +61,11 @@ class Stmt {
   // Steps a statement that returns no row; returns the result code (SQLITE_DONE or
   // a constraint failure) so the caller can explain constraint failures.
   int step_rc() noexcept;
+  // Resets the statement and clears its bindings.
   void reset() noexcept;
+  // Resets the statement for another step with the same bindings, for loops that
+  // bind only what changes; the bound values must stay alive until reset().
+  void rewind() noexcept;
 
   std::int64_t column_int(int i) const noexcept { return sqlite3_column_int64(stmt_, i); }
   bool column_null(int i) const noexcept {

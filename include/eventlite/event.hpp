@@ -53,7 +53,7 @@ struct Event {
   std::string time = {};      // UTC ISO-8601 with milliseconds: 2026-11-23T10:00:00.123Z
 
   // Parses data / metadata. Throws nlohmann::json::parse_error only if the file was
-  // edited behind eventlite's back (the schema checks both on insert).
+  // edited behind eventlite's back (the store checks both before inserting).
   nlohmann::json data_json() const;
   nlohmann::json metadata_json() const;
 

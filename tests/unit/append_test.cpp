@@ -10,6 +10,7 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/event.hpp"
 #include "eventlite/store.hpp"
+#include "eventlite/transaction.hpp"
 #include "test_support.hpp"
 
 namespace eventlite {
@@ -227,6 +228,162 @@ TEST(Append, DeeplyNestedMetadataIsInvalidEventOnMetadata) {
   EXPECT_EQ(store.head(), 0);
 }
 
+// The reason an append of `e` to "s" is refused with, on `field`; "" if it was stored.
+std::string refusal(Store& store, const NewEvent& e, const std::string& field) {
+  try {
+    store.append("s", e);
+  } catch (const InvalidEvent& err) {
+    EXPECT_EQ(err.index(), 0u);
+    EXPECT_EQ(err.field(), field) << err.what();
+    return err.reason();
+  }
+  return {};
+}
+
+TEST(Append, MalformedJsonIsRefusedWithTheParsersWordingAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(refusal(store, event("T", "{\"a\":1,}"), "data"),
+            "malformed JSON: parse error at line 1, column 8: syntax error while parsing "
+            "object key - unexpected '}'; expected string literal");
+  NewEvent e = event("T");
+  e.metadata = "{\"a\":tru}";
+  EXPECT_EQ(refusal(store, e, "metadata"),
+            "malformed JSON: parse error at line 1, column 9: syntax error while parsing "
+            "value - invalid literal; last read: '\"a\":tru}'");
+  EXPECT_EQ(refusal(store, event("T", ""), "data"),
+            "malformed JSON: parse error at line 1, column 1: syntax error while parsing "
+            "value - unexpected end of input; expected '[', '{', or a literal");
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, JsonNestedUpToSqlitesLimitIsStoredAndOneDeeperIsRefused) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(refusal(store, event("Deep", nested(2001)), "data"),
+            "JSON nested too deeply");
+  NewEvent deep = event("Deep");
+  deep.metadata = "{\"trace\":" + nested(2000) + "}";
+  EXPECT_EQ(refusal(store, deep, "metadata"), "JSON nested too deeply");
+  EXPECT_EQ(store.head(), 0);
+
+  NewEvent at_limit = event("Deep", nested(2000));
+  at_limit.metadata = "{\"trace\":" + nested(1999) + "}";
+  EXPECT_EQ(store.append("s", at_limit), 1);
+  // SQLite's own JSON functions accept what was stored.
+  EXPECT_EQ(store.verify(), std::vector<std::string>{});
+}
+
+TEST(Append, MalformedJsonWinsOverDepth) {
+  auto store = Store::open(":memory:");
+  const std::string reason = refusal(store, event("T", nested(3000) + ","), "data");
+  EXPECT_EQ(reason.rfind("malformed JSON: ", 0), 0u) << reason;
+  EXPECT_EQ(store.head(), 0);
+}
+
+// simdjson refuses integers past 64 bits; SQLite and nlohmann (as a double) read them,
+// so they are stored, byte for byte.
+TEST(Append, IntegersPastSixtyFourBitsAreStoredAsWritten) {
+  auto store = Store::open(":memory:");
+  NewEvent e = event("Big", "{\"n\": 123456789012345678901234567890, \"m\":-1e300}");
+  e.metadata = "{\"trace\":18446744073709551616}";
+  EXPECT_EQ(store.append("s", e), 1);
+  auto stored = all_events(store).at(0);
+  EXPECT_EQ(stored.data, e.data);
+  EXPECT_EQ(stored.metadata, e.metadata);
+  EXPECT_DOUBLE_EQ(stored.data_json()["n"].get<double>(), 1.2345678901234568e29);
+  EXPECT_EQ(store.verify(), std::vector<std::string>{});
+}
+
+// Text that SQLite's json_valid let through but no reader could parse is refused.
+TEST(Append, JsonNoReaderCanParseIsRefused) {
+  auto store = Store::open(":memory:");
+  EXPECT_EQ(refusal(store, event("T", "[1e400]"), "data"),
+            "malformed JSON: number overflow parsing '1e400'");
+  const std::string lone = refusal(store, event("T", "\"\\ud800\""), "data");
+  EXPECT_NE(lone.find("surrogate"), std::string::npos) << lone;
+  EXPECT_EQ(refusal(store, event("T", "\xef\xbb\xbf{}"), "data"),
+            "malformed JSON: a byte order mark before the value");
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, WhitespaceAndEscapesAreStoredExactlyAsWritten) {
+  auto store = Store::open(":memory:");
+  NewEvent e = event("T", " \t{ \"a\" : [ 1 , \"\\u00e9\\n\" ] }\r\n");
+  e.metadata = "\n{ }";
+  EXPECT_EQ(store.append("s", e), 1);
+  auto stored = all_events(store).at(0);
+  EXPECT_EQ(stored.data, e.data);
+  EXPECT_EQ(stored.metadata, e.metadata);
+}
+
+// Payloads over 64 KiB are checked with a parser of their own.
+TEST(Append, LargePayloadsAreCheckedLikeSmallOnes) {
+  auto store = Store::open(":memory:");
+  const std::string big(200 * 1024, 'x');
+  const std::string unclosed = refusal(store, event("Big", "[\"" + big + "\""), "data");
+  EXPECT_EQ(unclosed.rfind("malformed JSON: parse error at line 1", 0), 0u);
+  EXPECT_EQ(refusal(store, event("Big", "\"" + big + "\xff\""), "data"),
+            "not valid UTF-8");
+  NewEvent bad_meta = event("Big");
+  bad_meta.metadata = "[\"" + big + "\"]";
+  EXPECT_EQ(refusal(store, bad_meta, "metadata"), "not a JSON object");
+  EXPECT_EQ(store.head(), 0);
+  NewEvent ok = event("Big", "{\"text\":\"" + big + "\"}");
+  ok.metadata = "{\"also\":\"" + big + "\"}";
+  EXPECT_EQ(store.append("s", ok), 1);
+  EXPECT_EQ(all_events(store).at(0).data, ok.data);
+}
+
+// Which error a bad batch reports is as it always was: names, sizes, encoding and the
+// shape of metadata first, in batch order, then the first event with invalid JSON.
+TEST(Append, BatchReportsEncodingAndShapeBeforeJsonValidity) {
+  auto store = Store::open(":memory:");
+  auto events = numbered_events(5);
+  events[1].data = "{\"i\":";
+  events[3].metadata = "[]";
+  try {
+    store.append("s", events);
+    FAIL() << "a bad batch was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.index(), 3u);
+    EXPECT_EQ(e.field(), "metadata");
+    EXPECT_EQ(e.reason(), "not a JSON object");
+  }
+  events[3].metadata = "{}";
+  events[4].data = "{\"i\":";
+  try {
+    store.append("s", events);
+    FAIL() << "a bad batch was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.index(), 1u);
+    EXPECT_EQ(e.field(), "data");
+  }
+  // In one event, bad UTF-8 wins over the malformed JSON around it.
+  EXPECT_EQ(refusal(store, event("T", "[\"\xff"), "data"), "not valid UTF-8");
+  NewEvent both = event("T", "[");
+  both.metadata = "{\"a\":\"\xc0\xaf\"}";
+  EXPECT_EQ(refusal(store, both, "metadata"), "not valid UTF-8");
+  EXPECT_EQ(store.head(), 0);
+}
+
+TEST(Append, InvalidJsonIsRefusedInTransactionsAndAppendIn) {
+  TempDir dir;
+  auto store = Store::open(dir.path() / "s.db", fast_options());
+  {
+    auto tx = store.transaction();
+    EXPECT_THROW(tx.append("s", event("T", "{\"a\":1,}")), InvalidEvent);
+    NewEvent deep = event("T");
+    deep.metadata = "{\"a\":" + nested(2001) + "}";
+    EXPECT_THROW(tx.append("s", deep), InvalidEvent);
+    tx.commit();
+  }
+  RawDb app(dir.path() / "s.db");
+  app.exec("BEGIN IMMEDIATE");
+  const std::vector<NewEvent> bad = {event("T", "[1,]")};
+  EXPECT_THROW(store.append_in(app.get(), "s", bad), InvalidEvent);
+  app.exec("COMMIT");
+  EXPECT_EQ(store.head(), 0);
+}
+
 TEST(Append, EventOverSizeCapIsInvalidAndWritesNothing) {
   auto options = fast_options();
   options.max_event_bytes = 1000;
@@ -294,6 +451,64 @@ TEST(Append, BatchMixingStoredAndNewIdsWritesOnlyTheNewOnes) {
   EXPECT_EQ(store.append("s", batch), (std::vector<Seq>{first, 2}));
   EXPECT_EQ(store.head(), 2);
   EXPECT_EQ(store.stream_version("s"), 2);
+}
+
+// Batches go through the INSERT kInsertRows (32) rows at a time: seqs, versions and
+// contents must match event by event, whatever the mix of stored and new ids.
+TEST(Append, LongBatchMixingStoredAndNewIdsMapsEverySeqToItsEvent) {
+  auto store = Store::open(":memory:");
+  auto batch = numbered_events(100);
+  for (std::size_t i = 0; i < batch.size(); i += 3) batch[i].id = new_event_id();
+  std::vector<NewEvent> earlier;
+  for (std::size_t i = 0; i < batch.size(); i += 9) earlier.push_back(batch[i]);
+  const auto earlier_seqs = store.append("s", earlier);
+
+  const auto seqs = store.append("s", batch);
+  ASSERT_EQ(seqs.size(), batch.size());
+  std::set<Seq> distinct(seqs.begin(), seqs.end());
+  EXPECT_EQ(distinct.size(), batch.size());
+  EXPECT_EQ(store.head(), 100);
+  EXPECT_EQ(store.stream_version("s"), 100);
+  const auto stored = all_events(store);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Event& e = stored.at(static_cast<std::size_t>(seqs[i] - 1));
+    EXPECT_EQ(e.data, batch[i].data) << i;
+    if (!batch[i].id.empty()) {
+      EXPECT_EQ(e.id, batch[i].id) << i;
+    }
+  }
+  for (std::size_t k = 0; k < earlier.size(); ++k)
+    EXPECT_EQ(seqs[9 * k], earlier_seqs[k]);
+  // The new events got the versions after the earlier ones, in batch order.
+  Version last = static_cast<Version>(earlier.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (i % 9 == 0) continue;
+    const Event& e = stored.at(static_cast<std::size_t>(seqs[i] - 1));
+    EXPECT_EQ(e.version, ++last) << i;
+  }
+}
+
+TEST(Append, IdTwiceInALongBatchNamesTheSecondAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  store.append("s", event("Before"));
+  for (std::size_t dup :
+       {std::size_t{5}, std::size_t{40}, std::size_t{70}, std::size_t{99}}) {
+    auto batch = numbered_events(100);
+    for (auto& e : batch) e.id = new_event_id();
+    batch[dup].id = batch[dup - 3].id;
+    try {
+      store.append("s", batch);
+      ADD_FAILURE() << "a batch with an id twice was stored";
+    } catch (const InvalidEvent& e) {
+      EXPECT_EQ(e.index(), dup);
+      EXPECT_EQ(e.field(), "id");
+    }
+    EXPECT_EQ(store.head(), 1);
+    EXPECT_EQ(store.stream_version("s"), 1);
+  }
+  // The store is still usable, and the next batch continues the versions.
+  EXPECT_EQ(store.append("s", numbered_events(40)).back(), 41);
+  EXPECT_EQ(store.stream_version("s"), 41);
 }
 
 TEST(Append, SameIdWithOtherContentThrowsIdConflictAndWritesNothing) {

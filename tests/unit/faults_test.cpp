@@ -149,7 +149,9 @@ TEST(Faults, DiskFullInTransactionEndsItAndStoresNothingOfIt) {
     db.exec("PRAGMA max_page_count = " + std::to_string(pages + 1));
 
     try {
-      tx.append("s", big_events(100, 4000));
+      // Under 32 events, so one INSERT per event: a statement with no statement
+      // journal, which SQLite cannot undo alone.
+      tx.append("s", big_events(20, 20000));
       FAIL() << "400 KB were appended into 1 free page";
     } catch (const StorageError& e) {
       EXPECT_EQ(e.sqlite_code(), SQLITE_FULL) << e.what();
@@ -167,6 +169,35 @@ TEST(Faults, DiskFullInTransactionEndsItAndStoresNothingOfIt) {
     tx.commit();
   }
   EXPECT_EQ(store.append("s", event("C")), 1);
+}
+
+// A long batch goes through multi-row INSERTs, which SQLite undoes alone when the
+// disk is full: the transaction stays open, without this call's events.
+TEST(Faults, DiskFullInALongBatchInTransactionLeavesItOpenWithoutThatCall) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  {
+    auto tx = store.transaction();
+    SQLite::Database& db = tx.database();
+    db.exec("CREATE TABLE app_rows(x)");
+    db.exec("INSERT INTO app_rows VALUES (1)");
+    EXPECT_EQ(tx.append("s", event("A")), 1);
+    const std::int64_t pages = db.execAndGet("PRAGMA page_count").getInt64();
+    db.exec("PRAGMA max_page_count = " + std::to_string(pages + 1));
+    try {
+      tx.append("s", big_events(100, 4000));
+      FAIL() << "400 KB were appended into 1 free page";
+    } catch (const StorageError& e) {
+      EXPECT_EQ(e.sqlite_code(), SQLITE_FULL) << e.what();
+    }
+    ASSERT_TRUE(tx.active());
+    db.exec("PRAGMA max_page_count = 1073741823");
+    EXPECT_EQ(tx.append("s", event("B")), 2);
+    tx.commit();
+  }
+  EXPECT_EQ(store.head(), 2);
+  EXPECT_EQ(store.stream_version("s"), 2);
+  EXPECT_TRUE(store.verify().empty());
 }
 
 TEST(Faults, ReadOnlyStoreRefusesEveryKindOfWrite) {

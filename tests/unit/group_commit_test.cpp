@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <future>
 #include <latch>
 #include <map>
@@ -258,6 +261,148 @@ TEST(GroupCommit, AppendAsyncFuturesHoldSeqsOrTheException) {
   EXPECT_EQ(std::adjacent_find(seqs.begin(), seqs.end()), seqs.end());
   EXPECT_EQ(store.head(), 200);
   EXPECT_EQ(store.stream_version("bad"), 0);
+  EXPECT_TRUE(store.verify().empty());
+}
+
+// Runs `bodies` on threads that queue one after another behind a Transaction holding
+// the writer, then ends it: their appends form one group commit, in this order.
+// Returns their outcomes, in order.
+std::vector<Outcome> one_group(
+    Store& store, const std::vector<std::function<std::vector<Seq>()>>& bodies) {
+  std::vector<Outcome> outcomes(bodies.size());
+  std::deque<std::atomic<pid_t>> tids(bodies.size());
+  std::vector<std::thread> pool;
+  {
+    auto tx = store.transaction();
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      pool.emplace_back([&, i] {
+        tids[i] = current_tid();
+        try {
+          outcomes[i].seqs = bodies[i]();
+        } catch (const Error& e) {
+          outcomes[i].error = e.code();
+          outcomes[i].what = e.what();
+        }
+      });
+      // The next one starts once this one waits in the queue.
+      EXPECT_TRUE(
+          wait_until([&] { return tids[i] != 0 && thread_state(tids[i]) == 'S'; }));
+    }
+    tx.rollback();
+  }
+  for (auto& thread : pool) thread.join();
+  return outcomes;
+}
+
+std::vector<Seq> append_all(Store& store, const std::string& stream,
+                            const std::vector<NewEvent>& events) {
+  return store.append(stream, events);
+}
+
+NewEvent with_id(NewEvent e, std::string id) {
+  e.id = std::move(id);
+  return e;
+}
+
+// Two appenders of one new event id in one group: the id is stored once and both get
+// its seq, as if they had run one after the other.
+TEST(GroupCommit, OneNewIdTwiceInAGroupIsStoredOnceAndBothGetItsSeq) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  const NewEvent e = with_id(event("Paid", "{\"n\":1}"), new_event_id());
+  auto outcomes =
+      one_group(store, {[&] { return append_all(store, "s", {e}); },
+                        [&] { return append_all(store, "other", {event("X")}); },
+                        [&] { return append_all(store, "s", {e}); }});
+  for (const auto& o : outcomes) ASSERT_FALSE(o.error) << o.what;
+  EXPECT_EQ(outcomes[0].seqs, outcomes[2].seqs);
+  EXPECT_EQ(store.head(), 2);
+  EXPECT_EQ(store.stream_version("s"), 1);
+}
+
+TEST(GroupCommit, OneIdWithTwoContentsInAGroupLetsTheFirstWin) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  const std::string id = new_event_id();
+  const NewEvent first = with_id(event("Paid", "{\"n\":1}"), id);
+  const NewEvent second = with_id(event("Paid", "{\"n\":2}"), id);
+  auto outcomes =
+      one_group(store, {[&] { return append_all(store, "a", {first}); },
+                        [&] { return append_all(store, "b", {second}); },
+                        [&] { return store.append("c", numbered_events(2)); }});
+  ASSERT_FALSE(outcomes[0].error) << outcomes[0].what;
+  EXPECT_EQ(outcomes[1].error, ErrorCode::id_conflict) << outcomes[1].what;
+  ASSERT_FALSE(outcomes[2].error) << outcomes[2].what;
+  EXPECT_EQ(store.head(), 3);
+  EXPECT_EQ(store.stream_version("b"), 0);
+  EXPECT_EQ(store.read_stream("a").to_vector().at(0).data, "{\"n\":1}");
+}
+
+// Expected versions hold against what the requests before, in the same group, wrote.
+TEST(GroupCommit, ExpectedVersionsInAGroupSeeTheRequestsBefore) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  auto outcomes = one_group(
+      store,
+      {[&] { return store.append("s", numbered_events(1), Expected::exactly(0)); },
+       [&] { return store.append("s", numbered_events(2), Expected::exactly(1)); },
+       [&] { return store.append("s", numbered_events(1), Expected::no_stream()); },
+       [&] { return store.append("s", numbered_events(1), Expected::exactly(3)); },
+       [&] { return store.append("t", numbered_events(1), Expected::no_stream()); }});
+  EXPECT_FALSE(outcomes[0].error) << outcomes[0].what;
+  EXPECT_FALSE(outcomes[1].error) << outcomes[1].what;
+  EXPECT_EQ(outcomes[2].error, ErrorCode::version_conflict) << outcomes[2].what;
+  EXPECT_NE(outcomes[2].what.find("actual 3"), std::string::npos) << outcomes[2].what;
+  EXPECT_FALSE(outcomes[3].error) << outcomes[3].what;
+  EXPECT_FALSE(outcomes[4].error) << outcomes[4].what;
+  EXPECT_EQ(versions_of(store.read_stream("s").to_vector()), one_to(4));
+  EXPECT_EQ(store.head(), 5);
+  EXPECT_TRUE(store.verify().empty());
+}
+
+// A request with an id twice fails alone, even when its rows share INSERTs with other
+// requests' rows; every other request's seqs point at its own events.
+TEST(GroupCommit, AnIdTwiceInOneRequestOfAGroupFailsOnlyThatRequest) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  const NewEvent stored = with_id(event("Stored"), new_event_id());
+  const Seq stored_seq = store.append("stored", stored);
+  auto twice = numbered_events(40, "Twice");
+  for (auto& e : twice) e.id = new_event_id();
+  twice[35].id = twice[2].id;
+  std::vector<std::function<std::vector<Seq>()>> bodies;
+  for (int r = 0; r < 6; ++r) {
+    bodies.push_back([&store, r] {
+      return store.append("r" + std::to_string(r),
+                          numbered_events(r % 2 == 0 ? 1 : 20, "R" + std::to_string(r)));
+    });
+  }
+  bodies.insert(bodies.begin() + 3, [&] { return store.append("twice", twice); });
+  bodies.push_back([&] { return append_all(store, "stored", {stored, event("After")}); });
+  auto outcomes = one_group(store, bodies);
+
+  EXPECT_EQ(outcomes[3].error, ErrorCode::invalid_event) << outcomes[3].what;
+  EXPECT_NE(outcomes[3].what.find("35"), std::string::npos) << outcomes[3].what;
+  EXPECT_EQ(store.stream_version("twice"), 0);
+  const auto events = store.read_all().to_vector();
+  std::size_t written = 1;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (i == 3) continue;
+    ASSERT_FALSE(outcomes[i].error) << i << ": " << outcomes[i].what;
+    written += outcomes[i].seqs.size();
+  }
+  EXPECT_EQ(outcomes.back().seqs.at(0), stored_seq);
+  EXPECT_EQ(store.head(), static_cast<Seq>(written - 1));
+  for (std::size_t i = 0; i + 1 < outcomes.size(); ++i) {
+    if (i == 3) continue;
+    const int r = static_cast<int>(i < 3 ? i : i - 1);
+    for (std::size_t k = 0; k < outcomes[i].seqs.size(); ++k) {
+      const Event& e = events.at(static_cast<std::size_t>(outcomes[i].seqs[k] - 1));
+      EXPECT_EQ(e.stream, "r" + std::to_string(r));
+      EXPECT_EQ(e.type, "R" + std::to_string(r));
+      EXPECT_EQ(e.version, static_cast<Version>(k + 1));
+    }
+  }
   EXPECT_TRUE(store.verify().empty());
 }
 
