@@ -1,7 +1,6 @@
 #include "store/schema.hpp"
 
 #include "eventlite/errors.hpp"
-#include "eventlite/store.hpp"
 #include "store/sqlite_util.hpp"
 
 namespace eventlite::detail {
@@ -43,9 +42,3 @@ void migrate(sqlite3* db) {
 }
 
 }  // namespace eventlite::detail
-
-namespace eventlite {
-int supported_schema_version() noexcept {
-  return detail::latest_schema_version();
-}
-}  // namespace eventlite

@@ -79,7 +79,7 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
   std::string pragmas = fmt::format(
       "PRAGMA synchronous={};PRAGMA mmap_size=0;PRAGMA journal_size_limit={};"
       "PRAGMA cache_size=-{};",
-      config.durability == Durability::full ? "FULL" : "NORMAL", kJournalSizeLimit,
+      config.full_sync ? "FULL" : "NORMAL", kJournalSizeLimit,
       role == Role::writer ? kWriterCacheKiB : kReaderCacheKiB);
   // memdb keeps its rollback journal in memory; elsewhere it would be a real file.
   if (config.memory) pragmas += "PRAGMA journal_mode=MEMORY;";

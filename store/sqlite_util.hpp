@@ -13,7 +13,6 @@
 #include <string>
 #include <string_view>
 
-#include "eventlite/store.hpp"
 
 namespace eventlite::detail {
 
@@ -30,7 +29,7 @@ struct ConnectionConfig {
   std::string filename;  // a path, or a memdb URI when `memory`
   bool memory = false;
   bool read_only = false;
-  Durability durability = Durability::full;
+  bool full_sync = true;  // synchronous=FULL (durability full), else NORMAL
   std::chrono::milliseconds busy_timeout{5000};
 };
 

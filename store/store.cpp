@@ -114,7 +114,7 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
   if (!memory && config.filename.rfind("file:", 0) == 0) config.filename.insert(0, "./");
   config.memory = memory;
   config.read_only = options.read_only;
-  config.durability = options.durability;
+  config.full_sync = options.durability == Durability::full;
   config.busy_timeout = options.busy_timeout;
 
   if (!memory) {
@@ -390,6 +390,10 @@ const StoreOptions& Store::options() const noexcept {
 int Store::schema_version() const {
   auto conn = impl_->readers->acquire();
   return detail::read_schema_version(conn->db->getHandle());
+}
+
+int supported_schema_version() noexcept {
+  return detail::latest_schema_version();
 }
 
 }  // namespace eventlite
