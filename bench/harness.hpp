@@ -43,6 +43,7 @@ struct Threshold {
   static Threshold eventlite_at_most(double limit) {
     return {On::eventlite, false, limit, true};
   }
+  static Threshold ratio_at_most(double limit) { return {On::ratio, false, limit, true}; }
 
   // "ratio >= 0.85", "eventlite < 64 MiB", "eventlite <= 1 ms"
   std::string describe(std::string_view unit) const;
