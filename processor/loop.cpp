@@ -82,7 +82,7 @@ void Processor::Impl::start() {
   timer = std::make_unique<asio::steady_timer>(io);
   pool = std::make_unique<asio::thread_pool>(options.worker_threads);
   listener = store_impl->notifier->add_listener([this] { kick(); });
-  if (!store_impl->config.memory) {
+  if (options.watch_file && !store_impl->config.memory) {
     const char* file = sqlite3_db_filename(conn->getHandle(), "main");
     watch = std::make_unique<detail::ChangeWatch>(
         io, file ? file : "",

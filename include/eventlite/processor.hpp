@@ -109,6 +109,11 @@ struct ProcessorOptions {
   std::chrono::milliseconds change_check_interval{2};
   // A full look for work even when nothing seemed to change (the fallback).
   std::chrono::milliseconds poll_interval{1000};
+  // Wake on another process's commit through a watch on the file's directory
+  // (inotify, Linux), data_version confirming; the change check above is then only
+  // the fallback while nothing is due. false, or where the watch cannot run (an
+  // in-memory store, no inotify): poll every change_check_interval.
+  bool watch_file = true;
   // Events read per batch; also the most a transactional batch holds the writer for.
   std::size_t batch_size = 512;
   // Threads running handlers; events of different streams run in parallel.

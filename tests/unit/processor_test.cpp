@@ -576,6 +576,46 @@ TEST(Processor, SeesCommitsOfAnotherConnectionThroughDataVersion) {
   p.stop();
 }
 
+TEST(Processor, WithoutTheFileWatchItPollsDataVersion) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  ProcessorOptions o;
+  o.poll_interval = 60s;
+  o.lease_time = 60s;
+  o.watch_file = false;  // only the change check every 2 ms can notice the other writer
+  Recorder rec;
+  Processor p(store, o);
+  p.subscribe("s", rec.handler());
+  p.start();
+  ASSERT_TRUE(p.wait_idle(10s));
+  auto other = Store::open(dir / "app.db", fast_options());
+  other.append("a", event("E"));
+  EXPECT_TRUE(wait_until([&] { return rec.count() == 1; }, 5s));
+  p.stop();
+}
+
+TEST(Processor, WhileTheWatchSleepsARetryStillRunsWhenDue) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  ProcessorOptions o;
+  o.poll_interval = 60s;  // nothing but the retry's due time wakes it
+  o.lease_time = 60s;
+  std::atomic<int> calls{0};
+  Processor p(store, o);
+  p.subscribe(
+      "s",
+      [&](const Context&) {
+        if (++calls == 1) throw std::runtime_error("once");
+      },
+      {.retry = exact(3, 100ms)});
+  p.start();
+  store.append("a", event("E"));
+  EXPECT_TRUE(wait_until([&] { return calls.load() == 2; }, 10s));
+  EXPECT_TRUE(p.wait_idle(10s));
+  p.stop();
+  EXPECT_EQ(status(store).subscriptions[0].retrying, 0u);
+}
+
 TEST(Processor, StopDrainsTheDeliveryInFlight) {
   TempDir dir;
   auto store = Store::open(dir / "app.db", fast_options());
