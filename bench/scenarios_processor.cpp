@@ -387,6 +387,54 @@ std::vector<std::int64_t> latency_raw_commit(Context& ctx) {
   return samples;
 }
 
+// Figure 8's ceiling: the raw commit, then one hand-off to a thread standing in for a
+// handler (a mutex and a condition variable, as little as any delivery off the
+// appending thread needs), which records now - send time and acknowledges. The
+// processor's path has one more hand-off (the loop, then a worker).
+std::vector<std::int64_t> latency_raw_handoff(Context& ctx) {
+  const std::size_t warmup = ctx.sizes().latency_warmup;
+  const std::size_t total = warmup + ctx.sizes().latency_events;
+  const ScratchFile file(ctx.new_path("latency-handoff"));
+  create_schema(file.path());
+  RawDb db(file.path(), RawDb::Sync::full);
+  RawAppender appender(db, ctx.workload());
+  std::vector<std::int64_t> samples;
+  samples.reserve(total);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::int64_t sent_at = -1;  // guarded by mu: an event for the handler
+  bool acked = false;         // guarded by mu
+  bool done = false;          // guarded by mu
+  std::thread handler([&] {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return sent_at >= 0 || done; });
+      if (done) return;
+      samples.push_back(now_ns() - sent_at);
+      sent_at = -1;
+      acked = true;
+      cv.notify_all();
+    }
+  });
+  for (std::size_t i = 0; i < total; ++i) {
+    const std::int64_t sent = now_ns();
+    appender.append_one(i, i);
+    std::unique_lock lock(mu);
+    sent_at = sent;
+    cv.notify_all();
+    cv.wait(lock, [&] { return acked; });
+    acked = false;
+  }
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  handler.join();
+  samples.erase(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(warmup));
+  return samples;
+}
+
 FigureSpec latency_figure(Context& ctx, bool other_process, double q) {
   FigureSpec spec;
   spec.name = std::string("append-to-handler latency ") + (q == 0.5 ? "p50" : "p99") +
@@ -637,8 +685,18 @@ void add_dispatch_figures(Bench& bench, Context& ctx) {
 }
 
 void add_latency_figures(Bench& bench, Context& ctx) {
-  for (bool other_process : {false, true})
+  for (bool other_process : {false, true}) {
     for (double q : {0.5, 0.99}) bench.add(latency_figure(ctx, other_process, q));
+    if (other_process) continue;
+    // What any delivery off the appending thread costs here: figure 8's ceiling.
+    bench.add(FigureSpec{
+        .name = "ceiling: raw commit and one hand-off to a handler thread, p99",
+        .unit = "ms",
+        .better = Better::lower,
+        .eventlite = [&ctx] { return quantile_ms(latency_raw_handoff(ctx), 0.99); },
+        .baseline = [&ctx] { return quantile_ms(latency_raw_commit(ctx), 0.99); },
+    });
+  }
 }
 
 void add_dispatch_rss_figure(Bench& bench, Context& ctx) {
