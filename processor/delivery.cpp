@@ -42,6 +42,7 @@ struct Failure {
 };
 
 Failure failure_of(const std::exception_ptr& error) {
+  if (!error) return Failure{"the batch handler reported a failure without an error"};
   try {
     std::rethrow_exception(error);
   } catch (const std::exception& e) {
@@ -141,6 +142,11 @@ class LaneRun {
     return item.event->seq > lane_.stop_at->load(std::memory_order_acquire);
   }
 
+  // A sink forwards nothing past an event that gets a row in this unit.
+  void cut_after(Seq seq) {
+    if (sub_.target.sink) lower(*lane_.stop_at, seq);
+  }
+
   bool blocked(const std::string& stream) const {
     return lane_.blocked->count(stream) || failed_streams_.count(stream);
   }
@@ -149,7 +155,10 @@ class LaneRun {
   bool deliverable(const WorkItem& item) {
     const Event& e = *item.event;
     if (blocked(e.stream)) {
-      if (!item.has_row) lane_.rows->push_back(RowWrite{e.seq, e.stream});
+      if (!item.has_row) {
+        lane_.rows->push_back(RowWrite{e.seq, e.stream});
+        cut_after(e.seq);
+      }
       return false;
     }
     if (!item.park_error) return true;
@@ -191,6 +200,7 @@ class LaneRun {
           f.error);
       lane_.rows->push_back(std::move(row));
       failed_streams_.insert(e.stream);
+      cut_after(e.seq);
       return true;
     }
     row.status = RowWrite::Status::dead;
@@ -200,6 +210,7 @@ class LaneRun {
                        f.permanent ? " (not retryable)" : "", f.error);
     notify(env_, env_.observer->on_dead, ctx, std::string_view(f.error));
     lane_.rows->push_back(std::move(row));
+    cut_after(e.seq);
     if (sub_.options.on_dead == OnDead::stop) {
       lower(*lane_.stop_at, e.seq);
       return false;
@@ -234,8 +245,9 @@ class LaneRun {
   // A handler that ended the delivery's transaction (or whose transaction SQLite
   // rolled back): nothing of the unit can be stored.
   [[noreturn]] void ended(const Context& ctx, const std::exception_ptr& error) {
-    std::string text = error ? failure_of(error).error
-                             : std::string("the handler ended the delivery's transaction");
+    std::string text = error
+                           ? failure_of(error).error
+                           : std::string("the handler ended the delivery's transaction");
     sub_.failed.fetch_add(1, std::memory_order_relaxed);
     notify(env_, env_.observer->on_failed, ctx, std::string_view(text));
     throw DeliveryRolledBack(ctx.event().seq, ctx.attempt(), text);
@@ -259,15 +271,18 @@ class LaneRun {
     const auto started = std::chrono::steady_clock::now();
     std::optional<BatchResult> result;
     try {
-      result = sub_.target.sink ? sub_.target.sink->publish(batch)
-                                : sub_.target.batch(batch);
+      result =
+          sub_.target.sink ? sub_.target.sink->publish(batch) : sub_.target.batch(batch);
     } catch (...) {
       result = BatchResult::failed(0, std::current_exception());
     }
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started);
-    const std::size_t done = result->done(pending.size());
-    delivered_ += done == pending.size() ? done : done + 1;
+    // A failure reported past the batch's end is taken as its last event's.
+    const std::size_t done =
+        result->all_done() ? pending.size()
+                           : std::min(result->done(pending.size()), pending.size() - 1);
+    delivered_ += result->all_done() ? done : done + 1;
     if (savepoint.ended()) {
       const WorkItem& at = *pending[std::min(done, pending.size() - 1)];
       ended(Context(*at.event, sub_.name, at.attempt, lane_.transaction, &env_),
@@ -283,11 +298,17 @@ class LaneRun {
     const Context ctx(*bad.event, sub_.name, bad.attempt, lane_.transaction, &env_);
     Failure f = failure_of(result->error());
     if (sub_.target.sink && !f.permanent) {
-      // The broker is down or timed out: the whole unit is sent again after the
-      // subscription's backoff, from where the reopened sink says it stands.
+      // The broker is down or timed out: what it acknowledged counts, and the lane
+      // stops before the failed event, which is sent again after the backoff, once
+      // the sink is open again.
+      savepoint.release();
+      succeed(pending, 0, done, took);
       sub_.failed.fetch_add(1, std::memory_order_relaxed);
       notify(env_, env_.observer->on_failed, ctx, std::string_view(f.error));
-      throw SinkUnavailable(f.error);
+      lower(*lane_.stop_at, bad.event->seq - 1);
+      if (lane_.unavailable) *lane_.unavailable = f.error;
+      pending.clear();
+      return false;
     }
     std::vector<const WorkItem*> next;
     if (lane_.transaction) {
@@ -304,7 +325,9 @@ class LaneRun {
       if (deliverable(*pending[i])) next.push_back(pending[i]);
     }
     pending = std::move(next);
-    return go_on;
+    // A transactional call stopped at a dead letter still owes the events before it,
+    // whose writes it undid: they are delivered again before the lane stops.
+    return go_on || (lane_.transaction != nullptr && !pending.empty());
   }
 
   void succeed(const std::vector<const WorkItem*>& items, std::size_t from,

@@ -77,14 +77,6 @@ class DeliveryRolledBack : public StorageError {
   std::string error_;
 };
 
-// A sink failed in a way a retry can help (the broker is down): nothing of the unit
-// counts; the sink is closed and the unit sent again after a pause.
-class SinkUnavailable : public Error {
- public:
-  explicit SinkUnavailable(const std::string& message)
-      : Error(ErrorCode::broker, message) {}
-};
-
 // One lane of a unit: its items, in order, and where its results go.
 struct LaneWork {
   std::span<const WorkItem> items;
@@ -97,11 +89,18 @@ struct LaneWork {
   // it are left undelivered (another lane may lower it too).
   std::atomic<Seq>* stop_at = nullptr;
   std::vector<RowWrite>* rows = nullptr;  // the rows to write, appended
+  // Sinks: set to the error when the sink failed in a way a retry can help; the lane
+  // then stops before the event that failed (`stop_at`), keeping what went before.
+  std::string* unavailable = nullptr;
 };
 
 // Delivers a lane's items in order: a failure blocks the rest of its stream, which
-// become waiting rows. Returns the deliveries made (handler or batch calls counted
-// per event). Throws DeliveryRolledBack or SinkUnavailable as described there.
+// become waiting rows. For a sink, a row (waiting, retrying, dead) ends the lane just
+// after it (`stop_at`), so that nothing past an event that has a row is forwarded
+// before that row is committed: the outside copy's last entry then never stands past
+// an event that is neither forwarded nor recorded, and reconciling to it loses
+// nothing. Returns the deliveries made (handler or batch calls counted per event).
+// Throws DeliveryRolledBack as described there.
 std::size_t deliver_lane(const DeliveryEnv& env, SubscriptionState& sub,
                          const LaneWork& lane);
 

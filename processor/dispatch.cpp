@@ -152,6 +152,8 @@ void Dispatcher::start(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> 
   unit->epoch = sub.lease.epoch;
   unit->expected = sub.committed;
   unit->token = sub.lease.token;
+  // A sink about to open: the head bounds what its reconciliation may skip to.
+  if (sub.target.sink && !sub.sink_open) unit->head = reads_->head();
   sub.in_flight = true;
   ++in_flight_;
   split_lanes(*unit, std::move(items));
@@ -193,6 +195,7 @@ void Dispatcher::split_lanes(Unit& unit, std::vector<WorkItem> items) {
   }
   unit.lane_rows.resize(unit.lanes.size());
   unit.lane_errors.resize(unit.lanes.size());
+  unit.lane_unavailable.resize(unit.lanes.size());
   unit.remaining = static_cast<int>(unit.lanes.size());
 }
 
@@ -225,17 +228,33 @@ void Dispatcher::open_sink(Unit& unit) {
   SubscriptionState& sub = *unit.sub;
   unit.reconciled = sub.target.sink->open();
   sub.sink_open = true;
+  sub.sink_epoch = unit.epoch;
   env_.logger->info("sink opened: subscription={} outside copy at={}", sub.name,
                     unit.reconciled ? std::to_string(*unit.reconciled) : "unknown");
+  if (unit.reconciled && *unit.reconciled > unit.head) {
+    // Another store forwards there too: never skip what this one has not sent.
+    env_.logger->error(
+        "sink's outside copy is at seq {}, past this store's head {}: not skipping; "
+        "subscription={}",
+        *unit.reconciled, unit.head, sub.name);
+    unit.reconciled.reset();
+  }
+  if (unit.reconciled && sub.lanes > 1) {
+    // Lanes forward in parallel: the last entry does not say that everything before
+    // it arrived.
+    unit.reconciled.reset();
+  }
   if (!unit.reconciled || !unit.batch()) return;
   for (auto& lane : unit.lanes)
-    std::erase_if(lane, [&](const WorkItem& w) { return w.event->seq <= *unit.reconciled; });
+    std::erase_if(lane,
+                  [&](const WorkItem& w) { return w.event->seq <= *unit.reconciled; });
 }
 
 void Dispatcher::run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept {
   try {
-    const LaneWork work{unit->lanes[lane], &unit->blocked, nullptr, &unit->stop_at,
-                        &unit->lane_rows[lane]};
+    const LaneWork work{
+        unit->lanes[lane], &unit->blocked,         nullptr,
+        &unit->stop_at,    &unit->lane_rows[lane], &unit->lane_unavailable[lane]};
     unit->delivered += deliver_lane(env_, *unit->sub, work);
   } catch (...) {
     unit->lane_errors[lane] = std::current_exception();
@@ -287,7 +306,10 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
     sub.more = true;
     return {};
   }
-  sub.pause = {};
+  const std::string* unavailable = nullptr;
+  for (const std::string& error : unit.lane_unavailable)
+    if (!error.empty()) unavailable = &error;
+  if (!unavailable) sub.pause = {};
   if (sub.options.transactional) {
     if (unit.txn->lost) {
       env_.logger->warn("lease lost or checkpoint moved: subscription={} owner={}",
@@ -304,7 +326,9 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
   const bool stopped = unit.stop_at < kNoStop;
   Finished out{stopped, false};
   const BatchWork* batch = unit.batch();
-  const Seq position = !batch ? sub.position() : stopped ? unit.stop_at.load() : batch->last;
+  const Seq position = !batch    ? sub.position()
+                       : stopped ? unit.stop_at.load()
+                                 : batch->last;
   for (auto& rows : unit.lane_rows)
     for (auto& row : rows)
       if (!batch || row.seq <= position) {
@@ -312,23 +336,16 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
         out.commit_now = true;
       }
   sub.set_position(position);
-  // The outside copy is further on than this batch: skip to it, unless it claims
-  // more than this store holds (another store forwarding there: never skip ahead).
-  if (unit.reconciled && *unit.reconciled > position && !stopped) {
-    const Seq head = reads_->head();
-    if (*unit.reconciled <= head) {
-      env_.logger->info("sink reconciled: subscription={} position {} -> {}", sub.name,
-                        position, *unit.reconciled);
-      sub.set_position(*unit.reconciled);
-      sub.more = true;
-      out.commit_now = true;
-    } else {
-      env_.logger->error(
-          "sink's outside copy is at seq {}, past this store's head {}: not skipping; "
-          "subscription={}",
-          *unit.reconciled, head, sub.name);
-    }
+  // The outside copy is further on than this batch (open() checked it against the
+  // head): skip to it.
+  if (batch && unit.reconciled && *unit.reconciled > position && !stopped) {
+    env_.logger->info("sink reconciled: subscription={} position {} -> {}", sub.name,
+                      position, *unit.reconciled);
+    sub.set_position(*unit.reconciled);
+    sub.more = true;
+    out.commit_now = true;
   }
+  if (unavailable) pause_sink(sub, *unavailable);
   return out;
 }
 
@@ -349,13 +366,7 @@ void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime
         sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
   } catch (const std::exception& e) {
     if (sub.target.sink) {
-      // The broker is down or timed out: close, wait the retry policy's backoff
-      // (never parked: lag grows instead), open again and reconcile.
-      close_sinks(std::span<SubscriptionState* const>(&unit.sub, 1), true);
-      const auto wait = retry_delay(sub.retry, ++pause.sink_failures, rng_);
-      pause.until = std::chrono::steady_clock::now() + wait;
-      env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}",
-                        wait.count(), sub.name, e.what());
+      pause_sink(sub, e.what());
       return;
     }
     const auto wait = pause.storage.next();
@@ -374,11 +385,25 @@ void Dispatcher::forget_batches(std::span<SubscriptionState* const> subs) {
   batches_.drop_before(lowest);
 }
 
-void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs, bool all) noexcept {
+// The broker is down or timed out: close, wait the retry policy's backoff (never
+// parked: lag grows instead), open again and reconcile.
+void Dispatcher::pause_sink(SubscriptionState& sub, const std::string& error) noexcept {
+  SubscriptionState* one[] = {&sub};
+  close_sinks(one, true);
+  const auto wait = retry_delay(sub.retry, ++sub.pause.sink_failures, rng_);
+  sub.pause.until = std::chrono::steady_clock::now() + wait;
+  env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}", wait.count(),
+                    sub.name, error);
+}
+
+void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs,
+                             bool all) noexcept {
   for (SubscriptionState* sub : subs) {
     // A unit in flight owns sink_open until it completes: look at it only after.
     if (!sub->target.sink || sub->in_flight || !sub->sink_open) continue;
-    if (!all && sub->leased()) continue;
+    // Kept while this tenure of the lease lasts; a lease lost (even if taken again
+    // since) closes it, so the next tenure opens and reconciles anew.
+    if (!all && sub->leased() && sub->lease.epoch == sub->sink_epoch) continue;
     sub->target.sink->close();
     sub->sink_open = false;
     env_.logger->info("sink closed: subscription={}", sub->name);

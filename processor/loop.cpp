@@ -188,12 +188,13 @@ std::chrono::milliseconds Processor::Impl::next_tick() const {
     if (sub->position() != sub->committed || !sub->pending_rows.empty()) return fast;
     at(sub->lease.check_at);
     if (sub->leased()) at(sub->lease.expires);
-    if (sub->next_due) at(*sub->next_due);
+    if (sub->next_due && !sub->stopped()) at(*sub->next_due);
     if (sub->pause.held_until > now) at(sub->pause.held_until);
     if (sub->pause.until > steady_now)
       wait = std::min(wait, std::chrono::nanoseconds(sub->pause.until - steady_now));
   }
-  for (const detail::PeriodicTask* task : periodic_tasks()) at(task->check_at);
+  for (const detail::PeriodicTask* task : periodic_tasks())
+    if (!task->running) at(task->check_at);
   if (step_pause_until > steady_now)
     wait = std::min(wait, std::chrono::nanoseconds(step_pause_until - steady_now));
   return std::max(fast, std::chrono::ceil<std::chrono::milliseconds>(wait));
@@ -323,7 +324,13 @@ void Processor::Impl::publish_idle(bool dispatched, std::uint64_t requests) {
 
 void Processor::Impl::complete(std::shared_ptr<detail::Unit> unit) {
   if (inline_mode) {
-    finish(*unit);
+    // Called from a unit's noexcept job: a failure to finish is logged, as below;
+    // the subscription's position and rows stay as they were, so nothing is lost.
+    try {
+      finish(*unit);
+    } catch (const std::exception& e) {
+      logger->error("processor: finishing a unit failed: {}", e.what());
+    }
     return;
   }
   asio::post(io, [this, unit = std::move(unit)] {

@@ -102,6 +102,7 @@ struct SubscriptionState {
   std::map<Seq, std::pair<int, std::string>> unrecorded;
   Pause pause;
   bool sink_open = false;
+  std::uint64_t sink_epoch = 0;  // the lease epoch the sink was opened under
 
   // Delivered (or owed in pending_rows) up to here. Each setter also publishes the
   // value for metrics(), so the two never disagree.

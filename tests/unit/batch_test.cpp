@@ -160,6 +160,56 @@ TEST(BatchHandler, TransactionalBatchWritesCommitOnceAndAFailureUndoesTheCall) {
             (std::vector<std::string>{"1", "2", "3", "4", "5", "6"}));
 }
 
+TEST(BatchHandler, ATransactionalStopKeepsTheEventsBeforeTheDeadLetter) {
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  {
+    auto txn = store.transaction();
+    txn.database().exec("CREATE TABLE seen(seq INTEGER PRIMARY KEY)");
+    txn.commit();
+  }
+  store.append("a", numbered_events(4));
+  Processor p(store);
+  p.subscribe_batch(
+      "proj",
+      [&](const BatchContext& batch) {
+        SQLite::Statement insert(batch.transaction().database(),
+                                 "INSERT INTO seen(seq) VALUES (?)");
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          if (batch.event(i).seq == 3)
+            return BatchResult::failed(
+                i, std::make_exception_ptr(PermanentError("never")));
+          insert.bind(1, static_cast<std::int64_t>(batch.event(i).seq));
+          insert.exec();
+          insert.reset();
+        }
+        return BatchResult::ok();
+      },
+      {.on_dead = OnDead::stop, .transactional = true});
+  p.run_until_idle();
+  RawDb raw(dir / "app.db");
+  // 1 and 2 were undone with the failed call, then delivered again before stopping.
+  EXPECT_EQ(raw.query_column("SELECT seq FROM seen ORDER BY seq"),
+            (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(status(store).subscriptions[0].position, 3);
+  EXPECT_EQ(dead_letters(store, "proj").size(), 1u);
+}
+
+TEST(BatchHandler, AFailureIndexPastTheEndIsTheLastEvents) {
+  auto store = Store::open(":memory:");
+  store.append("a", numbered_events(3));
+  Processor p(store);
+  p.subscribe_batch(
+      "b",
+      [](const BatchContext&) { return BatchResult::failed(99, nullptr); },
+      {.retry = RetryPolicy{.max_attempts = 1}});
+  p.run_until_idle();
+  auto dead = dead_letters(store, "b");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].seq, 3);
+  EXPECT_NE(dead[0].last_error.find("without an error"), std::string::npos);
+}
+
 TEST(MaxLanes, OneLaneGivesTheSubscriptionSeqOrderOnOneThreadAtATime) {
   auto store = Store::open(":memory:");
   std::mutex mu;
