@@ -64,7 +64,9 @@ void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
         detail::lose_lease(sub, now);
       }
       // Look again when the holder's lease runs out (it renews before that).
-      sub.lease.check_at = c.expires + std::chrono::milliseconds(1);
+      sub.lease.check_at = c.expires < SysTime::max() - std::chrono::milliseconds(1)
+                               ? c.expires + std::chrono::milliseconds(1)
+                               : SysTime::max();
       break;
   }
 }

@@ -46,8 +46,16 @@ std::optional<std::chrono::system_clock::time_point> parse_time_text(
                             std::chrono::month(static_cast<unsigned>(month)),
                             std::chrono::day(static_cast<unsigned>(day))};
   if (!date.ok()) return std::nullopt;
-  return sys_days(date) + hours(hour) + minutes(minute) + seconds(second) +
-         milliseconds(millis);
+  const sys_time<milliseconds> t = sys_days(date) + hours(hour) + minutes(minute) +
+                                   seconds(second) + milliseconds(millis);
+  // The clock counts nanoseconds in 64 bits, up to the year 2262: a later time (a
+  // lease "until 2999") is the clock's end, not an overflow.
+  using Clock = std::chrono::system_clock;
+  const auto last = time_point_cast<milliseconds>(Clock::time_point::max());
+  const auto first = time_point_cast<milliseconds>(Clock::time_point::min());
+  if (t >= last) return Clock::time_point::max();
+  if (t <= first) return Clock::time_point::min();
+  return Clock::time_point(t);
 }
 
 }  // namespace eventlite::detail

@@ -604,6 +604,18 @@ TEST(Append, GivenTimeIsStoredInsteadOfTheCommitTime) {
   EXPECT_GT(events[1].time, "2025-");  // stamped now
 }
 
+TEST(Append, TimesBeyondTheClocksRangeAreStoredAsGiven) {
+  // The system clock's nanoseconds end in 2262; the text form goes to 9999.
+  auto store = Store::open(":memory:");
+  store.append("s", std::vector<NewEvent>{
+                        with_time(event("Far"), "9999-12-31T23:59:59.999Z"),
+                        with_time(event("Early"), "0001-01-01T00:00:00.000Z")});
+  const auto events = all_events(store);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].time, "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(events[1].time, "0001-01-01T00:00:00.000Z");
+}
+
 TEST(Append, GivenTimeIsKeptByAsyncAppends) {
   auto store = Store::open(":memory:");
   EXPECT_EQ(
