@@ -95,6 +95,21 @@ FigureSpec single_append(Context& ctx, std::size_t threads, Durability durabilit
   return spec;
 }
 
+// The ceiling of a group commit of `threads` single appenders: one thread committing
+// the same kind of events in hand-made transactions of `threads` events.
+Measure ideal_transactions(Context& ctx, std::size_t threads) {
+  return [&ctx, threads] {
+    const ScratchFile file(ctx.new_path("ideal-baseline"));
+    create_schema(file.path());
+    RawDb db(file.path(), RawDb::Sync::full);
+    RawAppender appender(db, ctx.workload());
+    const std::size_t events = threads * 500;
+    const Stopwatch watch;
+    appender.fill(events, threads);
+    return static_cast<double>(events) / watch.seconds();
+  };
+}
+
 // How close group commit comes to its ideal: the baseline commits the same kind of
 // events (one per stream, spread over the streams) from one thread in hand-made
 // transactions of `threads` events each, with no waiting and no waking. No group
@@ -107,16 +122,7 @@ FigureSpec single_append_vs_ideal(Context& ctx, std::size_t threads) {
               std::to_string(threads) + "-event transactions";
   spec.unit = "events/s";
   spec.eventlite = single_append_eventlite(ctx, threads, Durability::full);
-  spec.baseline = [&ctx, threads] {
-    const ScratchFile file(ctx.new_path("ideal-baseline"));
-    create_schema(file.path());
-    RawDb db(file.path(), RawDb::Sync::full);
-    RawAppender appender(db, ctx.workload());
-    const std::size_t events = threads * 500;
-    const Stopwatch watch;
-    appender.fill(events, threads);
-    return static_cast<double>(events) / watch.seconds();
-  };
+  spec.baseline = ideal_transactions(ctx, threads);
   return spec;
 }
 
@@ -139,16 +145,7 @@ FigureSpec raw_group_commit_vs_ideal(Context& ctx, std::size_t threads) {
       group.append(n * threads + t, n);
     });
   };
-  spec.baseline = [&ctx, threads] {
-    const ScratchFile file(ctx.new_path("ideal-baseline"));
-    create_schema(file.path());
-    RawDb db(file.path(), RawDb::Sync::full);
-    RawAppender appender(db, ctx.workload());
-    const std::size_t events = threads * 500;
-    const Stopwatch watch;
-    appender.fill(events, threads);
-    return static_cast<double>(events) / watch.seconds();
-  };
+  spec.baseline = ideal_transactions(ctx, threads);
   return spec;
 }
 
