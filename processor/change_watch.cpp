@@ -12,12 +12,13 @@
 // A burst is what one read finds: after each completed read the descriptor is read
 // again without blocking until it is empty, and the callback runs once if any event
 // named the database or its -wal (the kernel also merges identical events queued
-// back to back). While the callback answers false, a timer re-checks (the chase);
+// back to back). While the callback answers unchanged, a timer re-checks (the chase);
 // it ends recheck_window after the last write seen. A write restarts the chase from
 // first_recheck only when the one before it came longer than max_recheck ago, so that a
 // stream of writes re-checks at most once per max_recheck. A generation counter tells a
 // stale timer completion (one already queued when the timer was re-armed) from the
-// current one.
+// current one. An own_write answer (this process's writer at work) arms one late
+// re-check instead, pushed back by each such burst, and never cuts a running chase.
 //
 // Lifetime: the pending read and timer wait hold the State through a shared_ptr, so
 // their completions can run after the ChangeWatch is gone (queued, or aborted by its
@@ -100,9 +101,9 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
   }
 
   // Runs the callback; never throws.
-  bool call() noexcept {
+  Check call() noexcept {
     ++callbacks;
-    bool found = true;
+    Check found = Check::changed;
     try {
       found = on_change();
     } catch (const std::exception& e) {
@@ -116,7 +117,7 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
         } catch (...) {
         }
     }
-    if (found) ++confirmed;
+    if (found == Check::changed) ++confirmed;
     return found;
   }
 
@@ -134,6 +135,7 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
   std::chrono::microseconds delay{};
   std::uint64_t chase = 0;  // generation: a completion of an older arming is ignored
   bool chasing = false;     // a re-check is armed
+  bool late_only = false;   // the armed re-check is own_write's one late look
 
   void start(const std::filesystem::path& database) {
     std::error_code ec;
@@ -257,23 +259,32 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
     const auto now = std::chrono::steady_clock::now();
     const bool dense = chasing && now - last_write < options.max_recheck;
     last_write = now;
-    if (call()) {
+    const Check found = call();
+    if (found == Check::changed) {
       ++chase;  // any pending re-check is stale
       chasing = false;
+      return;
+    }
+    if (found == Check::own_write) {
+      // A chase already running (another process's commit) goes on at its pace.
+      if (chasing && !late_only) return;
+      delay = options.max_recheck;
+      arm(true);
       return;
     }
     // Writes closer together than max_recheck (the frames of one commit, or a busy
     // writer, often this process's own) keep the running chase at its pace: restarting
     // it from first_recheck each time would re-check every few microseconds for as
     // long as the writes go on.
-    if (dense) return;
+    if (dense && !late_only) return;
     delay = options.first_recheck;
-    arm();
+    arm(false);
   }
 
-  void arm() noexcept {
+  void arm(bool late) noexcept {
     const std::uint64_t generation = ++chase;
     chasing = true;
+    late_only = late;
     try {
       timer->expires_after(delay);
       timer->async_wait(
@@ -293,11 +304,26 @@ struct ChangeWatch::State : std::enable_shared_from_this<State> {
 
   void recheck() noexcept {
     chasing = false;
-    if (call()) return;
+    const bool late = late_only;
+    late_only = false;
+    const Check found = call();
+    if (found == Check::changed) return;
+    if (found == Check::own_write) {
+      // Nothing of another process can be pending (see Check): the chase is over,
+      // bar the late look at the end of the writer's mark, which is this one if late.
+      if (late) return;
+      delay = options.max_recheck;
+      arm(true);
+      return;
+    }
+    // Unchanged. After a late look that is what our own commit leaves; it is also
+    // what a commit of another process that began at the very end of our writer's
+    // mark looks like while it syncs: chase it as any other.
     if (std::chrono::steady_clock::now() - last_write >= options.recheck_window) return;
-    delay =
-        std::min(delay + delay / 2 + std::chrono::microseconds(1), options.max_recheck);
-    arm();
+    delay = late ? options.first_recheck
+                 : std::min(delay + delay / 2 + std::chrono::microseconds(1),
+                            options.max_recheck);
+    arm(false);
   }
 
   void deactivate(std::string why) noexcept {

@@ -28,9 +28,15 @@
 //   watch = std::make_unique<detail::ChangeWatch>(io, path, [this] {
 //     // Confirm, and step only on a real change. Never throws (the watch would
 //     // log and stop chasing).
-//     if (reads->data_version() == data_version) return false;
-//     safe_step();  // check_changes() inside records the new data_version
-//     return true;
+//     const auto epoch = notifier.write_epoch();
+//     if (reads->data_version() != data_version) {
+//       safe_step();  // check_changes() inside records the new data_version
+//       return Check::changed;
+//     }
+//     // This process's writer held the write lock throughout: the writes were its
+//     // own, and its commit wakes the loop through the notifier.
+//     if (epoch % 2 == 1 && notifier.write_epoch() == epoch) return Check::own_write;
+//     return Check::unchanged;
 //   }, detail::ChangeWatchOptions{.logger = logger});
 //   // The change-check timer becomes the fallback: poll_interval while the watch
 //   // is active, change_check_interval otherwise (inactive: ":memory:", not Linux,
@@ -41,9 +47,13 @@
 //   ...
 //   // stop(): destroy the watch after the loop thread was joined (or on it).
 //
-// The process's own commits fire the watch too; the store's notifier has usually
-// woken the loop already, so the confirmation finds data_version unchanged and the
-// watch chases for a few checks (each a PRAGMA data_version, microseconds).
+// The process's own commits fire the watch too, mostly while its writer still holds
+// SQLite's write lock (the frames are written, the fsync runs). No other process can
+// be writing then, and the notifier wakes the loop once the commit is done, so the
+// callback answers own_write and the watch does not chase: one late re-check, after
+// max_recheck, covers the nanoseconds between the COMMIT's return and the end of the
+// writer's mark. Without this, a process appending steadily kept a chase running
+// beside its own commits, a wake-up of the loop every max_recheck.
 //
 // Linux only (inotify); elsewhere the watch is always inactive.
 
@@ -87,12 +97,20 @@ struct ChangeWatchOptions {
 // is not running); the callback runs on a thread running `io`.
 class ChangeWatch {
  public:
+  // What the callback found.
+  enum class Check {
+    changed,    // data_version moved: the re-checks end
+    unchanged,  // nothing yet: re-check shortly (the chase)
+    // Nothing, and this process's writer held the write lock throughout the look: no
+    // other process can be half-way through a commit, every earlier one is visible,
+    // and the writer's own commit wakes the loop by itself. The chase ends (a running
+    // one at its next look) and one re-check follows after max_recheck.
+    own_write,
+  };
   // Called after writes to the database or its -wal were seen, once per burst (all
-  // pending inotify events are read first), and again while re-checking. Returns
-  // whether it found a change (data_version moved): false makes the watch re-check
-  // shortly, true ends the re-checks. It should not throw; an exception is logged
-  // and taken as true.
-  using Callback = std::function<bool()>;
+  // pending inotify events are read first), and again while re-checking. It should
+  // not throw; an exception is logged and taken as changed.
+  using Callback = std::function<Check()>;
 
   // Watches the directory of `database` (a file path as SQLite opened it; relative
   // paths are taken from the current directory, symbolic links resolved). Inactive,

@@ -87,10 +87,18 @@ void Processor::Impl::start() {
     watch = std::make_unique<detail::ChangeWatch>(
         io, file ? file : "",
         [this] {
+          using Check = detail::ChangeWatch::Check;
           // A hint: step only if the file really changed (check_changes records it).
-          if (reads->data_version() == data_version) return false;
-          safe_step();
-          return true;
+          const std::uint64_t epoch = store_impl->notifier->write_epoch();
+          if (reads->data_version() != data_version) {
+            safe_step();
+            return Check::changed;
+          }
+          // Our writer held the write lock across the look: the writes were ours, and
+          // its commit kicks the loop through the notifier.
+          if (epoch % 2 == 1 && store_impl->notifier->write_epoch() == epoch)
+            return Check::own_write;
+          return Check::unchanged;
         },
         detail::ChangeWatchOptions{.logger = logger});
   }

@@ -324,6 +324,7 @@ void GroupCommit::commit_group(std::vector<std::shared_ptr<Batch>>& taken) {
   try {
     const std::string time = now_text();
     WriteTxn txn(db, "append");
+    const WriteLockMark locked(*notifier_);
     bool any_ok = false;
     for (std::size_t i = 0; i < taken.size(); ++i) {
       const Batch& batch = *taken[i];

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -25,6 +26,16 @@ class Notifier {
     for (auto& [id, listener] : listeners_) listener();
   }
 
+  // Odd while this process's writer connection holds SQLite's write lock (between a
+  // BEGIN IMMEDIATE that succeeded and the end of its transaction; see WriteLockMark),
+  // even otherwise. A reader that sees the same odd value before and after a look at
+  // the file knows no other process was writing meanwhile.
+  std::uint64_t write_epoch() const noexcept {
+    return write_epoch_.load(std::memory_order_acquire);
+  }
+  void write_locked() noexcept { write_epoch_.fetch_add(1, std::memory_order_acq_rel); }
+  void write_unlocked() noexcept { write_epoch_.fetch_add(1, std::memory_order_acq_rel); }
+
   // Calls `listener` after every notify() until remove_listener(); the listener must
   // be quick and must not call back into the notifier.
   std::uint64_t add_listener(std::function<void()> listener) {
@@ -49,12 +60,28 @@ class Notifier {
   }
 
  private:
+  std::atomic<std::uint64_t> write_epoch_{0};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::uint64_t generation_ = 0;  // guarded by mu_
   std::mutex listeners_mu_;
   std::map<std::uint64_t, std::function<void()>> listeners_;  // guarded by listeners_mu_
   std::uint64_t next_listener_ = 0;                            // guarded by listeners_mu_
+};
+
+// Marks the writer's write lock as held for its scope: construct it right after BEGIN
+// IMMEDIATE succeeded, on the thread that owns the writer; it ends with the
+// transaction's scope (a commit just before it ends is fine: the mark then outlives the
+// lock by nanoseconds, which the change watch's one late re-check covers).
+class WriteLockMark {
+ public:
+  explicit WriteLockMark(Notifier& n) noexcept : n_(n) { n_.write_locked(); }
+  ~WriteLockMark() { n_.write_unlocked(); }
+  WriteLockMark(const WriteLockMark&) = delete;
+  WriteLockMark& operator=(const WriteLockMark&) = delete;
+
+ private:
+  Notifier& n_;
 };
 
 }  // namespace eventlite::detail

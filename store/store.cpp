@@ -225,6 +225,7 @@ Transaction Store::transaction() {
     writer.release_exclusive();
     throw;
   }
+  impl_->notifier->write_locked();  // Transaction::commit and rollback end the mark
   return Transaction(std::make_unique<detail::TransactionState>(
       detail::TransactionState{impl_, access, true}));
 }

@@ -73,9 +73,11 @@ void Transaction::commit() {
   try {
     detail::commit_or_roll_back(db, "transaction");
   } catch (...) {
+    state_->store->notifier->write_unlocked();
     state_->store->writer->release_exclusive();
     throw;
   }
+  state_->store->notifier->write_unlocked();
   state_->store->writer->release_exclusive();
   state_->store->notifier->notify();
 }
@@ -84,6 +86,7 @@ void Transaction::rollback() noexcept {
   if (!active()) return;
   state_->active = false;
   detail::rollback_quietly(state_->access.database.getHandle());
+  state_->store->notifier->write_unlocked();
   state_->store->writer->release_exclusive();
 }
 

@@ -25,6 +25,7 @@ using namespace eventlite::test;
 using namespace std::chrono_literals;
 using detail::ChangeWatch;
 using detail::ChangeWatchOptions;
+using Check = ChangeWatch::Check;
 namespace asio = boost::asio;
 
 // Runs `io` until `pred` holds or `timeout` passes; returns pred().
@@ -99,11 +100,11 @@ struct DataVersionCheck {
   explicit DataVersionCheck(const std::filesystem::path& path)
       : reader(std::make_unique<RawDb>(path, SQLITE_OPEN_READWRITE)),
         seen(reader->query_int("PRAGMA data_version")) {}
-  bool operator()() {
+  Check operator()() {
     const std::int64_t v = reader->query_int("PRAGMA data_version");
-    if (v == seen) return false;
+    if (v == seen) return Check::unchanged;
     seen = v;
-    return true;
+    return Check::changed;
   }
   std::unique_ptr<RawDb> reader;
   std::int64_t seen;
@@ -113,11 +114,11 @@ TEST(ChangeWatch, InMemoryTemporaryAndUriDatabasesAreInactive) {
   asio::io_context io;
   int calls = 0;
   for (const char* name : {":memory:", "", "file:/x.db?vfs=memdb"}) {
-    ChangeWatch watch(io, name, [&] { return ++calls > 0; });
+    ChangeWatch watch(io, name, [&] { return ++calls > 0 ? Check::changed : Check::unchanged; });
     EXPECT_FALSE(watch.active()) << name;
     EXPECT_FALSE(watch.inactive_reason().empty()) << name;
   }
-  ChangeWatch memory(io, ":memory:", [&] { return ++calls > 0; });
+  ChangeWatch memory(io, ":memory:", [&] { return ++calls > 0 ? Check::changed : Check::unchanged; });
   EXPECT_NE(memory.inactive_reason().find("in-memory"), std::string::npos)
       << memory.inactive_reason();
   run_ready(io);
@@ -127,7 +128,7 @@ TEST(ChangeWatch, InMemoryTemporaryAndUriDatabasesAreInactive) {
 TEST(ChangeWatch, MissingFileIsInactiveAndSaysWhy) {
   TempDir dir;
   asio::io_context io;
-  ChangeWatch watch(io, dir / "absent.db", [] { return true; });
+  ChangeWatch watch(io, dir / "absent.db", [] { return Check::changed; });
   EXPECT_FALSE(watch.active());
   EXPECT_NE(watch.inactive_reason().find("absent.db"), std::string::npos)
       << watch.inactive_reason();
@@ -160,7 +161,7 @@ TEST(ChangeWatch, WalCreatedAfterTheWatchStartedIsSeen) {
   int calls = 0;
   ChangeWatch watch(io, path, [&] {
     ++calls;
-    return true;
+    return Check::changed;
   });
   ASSERT_TRUE(watch.active()) << watch.inactive_reason();
 
@@ -198,7 +199,7 @@ TEST(ChangeWatch, OtherFilesInTheDirectoryDoNotWakeIt) {
   int calls = 0;
   ChangeWatch watch(io, path, [&] {
     ++calls;
-    return true;
+    return Check::changed;
   });
   ASSERT_TRUE(watch.active()) << watch.inactive_reason();
 
@@ -268,7 +269,7 @@ TEST(ChangeWatch, UnconfirmedWakeUpIsCheckedAgainUntilTheChangeShows) {
   int calls = 0;
   // As when the frames are written but the commit is not yet published: the first
   // three confirmations find nothing.
-  ChangeWatch watch(io, path, [&] { return ++calls > 3; });
+  ChangeWatch watch(io, path, [&] { return ++calls > 3 ? Check::changed : Check::unchanged; });
   ASSERT_TRUE(watch.active()) << watch.inactive_reason();
 
   RawDb other(path);
@@ -285,7 +286,7 @@ TEST(ChangeWatch, RecheckingStopsAfterTheWindow) {
   other.exec("INSERT INTO t VALUES (0)");
   asio::io_context io;
   ChangeWatch watch(
-      io, path, [] { return false; },
+      io, path, [] { return Check::unchanged; },
       ChangeWatchOptions{
           .first_recheck = 100us, .max_recheck = 1ms, .recheck_window = 20ms});
   ASSERT_TRUE(watch.active()) << watch.inactive_reason();
@@ -301,13 +302,63 @@ TEST(ChangeWatch, RecheckingStopsAfterTheWindow) {
   EXPECT_EQ(watch.confirmed(), 0u);
 }
 
+TEST(ChangeWatch, OwnWriteIsLookedAtOnceMoreInsteadOfChased) {
+  TempDir dir;
+  const auto path = dir / "app.db";
+  create_wal_db(path);
+  RawDb other(path);
+  other.exec("INSERT INTO t VALUES (0)");
+  asio::io_context io;
+  // The same options as RecheckingStopsAfterTheWindow, whose unchanged answers make
+  // five to sixty calls: own_write makes the burst's call and one late look.
+  ChangeWatch watch(
+      io, path, [] { return Check::own_write; },
+      ChangeWatchOptions{
+          .first_recheck = 100us, .max_recheck = 1ms, .recheck_window = 20ms});
+  ASSERT_TRUE(watch.active()) << watch.inactive_reason();
+
+  other.exec("INSERT INTO t VALUES (1)");
+  ASSERT_TRUE(run_until(io, [&] { return watch.callbacks() >= 2; }));
+  EXPECT_TRUE(run_until(
+      io, [&] { return io.run_one_for(200ms) == 0; }, 5s));
+  EXPECT_LE(watch.callbacks(), 3u);  // one commit may come as two bursts
+  EXPECT_EQ(watch.confirmed(), 0u);
+}
+
+TEST(ChangeWatch, LateLookThatFindsNothingChasesAsAnyOther) {
+  TempDir dir;
+  const auto path = dir / "app.db";
+  create_wal_db(path);
+  RawDb other(path);
+  other.exec("INSERT INTO t VALUES (0)");
+  asio::io_context io;
+  // The burst overlaps our writer; the late look finds another process's commit
+  // still syncing, and the third look shows it. A watch that ended at the late look
+  // would leave it to the loop's fallback poll.
+  int calls = 0;
+  ChangeWatch watch(
+      io, path,
+      [&] {
+        ++calls;
+        if (calls == 1) return Check::own_write;
+        return calls >= 3 ? Check::changed : Check::unchanged;
+      },
+      ChangeWatchOptions{
+          .first_recheck = 100us, .max_recheck = 1ms, .recheck_window = 1s});
+  ASSERT_TRUE(watch.active()) << watch.inactive_reason();
+
+  other.exec("INSERT INTO t VALUES (1)");
+  EXPECT_TRUE(run_until(io, [&] { return watch.confirmed() >= 1; }));
+  EXPECT_GE(calls, 3);
+}
+
 TEST(ChangeWatch, ThrowingCallbackIsContainedAndTheWatchGoesOn) {
   TempDir dir;
   const auto path = dir / "app.db";
   create_wal_db(path);
   asio::io_context io;
   int calls = 0;
-  ChangeWatch watch(io, path, [&]() -> bool {
+  ChangeWatch watch(io, path, [&]() -> Check {
     ++calls;
     throw std::runtime_error("handler bug");
   });
@@ -330,7 +381,7 @@ TEST(ChangeWatch, DestroyedWatchNeverCallsBack) {
   auto calls = std::make_shared<int>(0);
   auto watch = std::make_unique<ChangeWatch>(io, path, [calls] {
     ++*calls;
-    return false;
+    return Check::unchanged;
   });
   RawDb other(path);
   other.exec("INSERT INTO t VALUES (1)");  // queued in the inotify descriptor
@@ -346,7 +397,7 @@ TEST(ChangeWatch, RemovedDirectoryTurnsItInactive) {
   const auto path = dir / "sub" / "app.db";
   create_wal_db(path);
   asio::io_context io;
-  ChangeWatch watch(io, path, [] { return true; });
+  ChangeWatch watch(io, path, [] { return Check::changed; });
   ASSERT_TRUE(watch.active()) << watch.inactive_reason();
 
   std::filesystem::remove_all(dir / "sub");

@@ -18,6 +18,7 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/store.hpp"
 #include "eventlite/transaction.hpp"
+#include "store/store_impl.hpp"
 #include "test_support.hpp"
 
 namespace eventlite {
@@ -456,6 +457,43 @@ TEST(GroupCommit, StoreDestructorWaitsForAppendsInFlight) {
   auto store = Store::open(path, fast_options());
   EXPECT_EQ(store.head(), 200);
   EXPECT_EQ(store.stream_version("s"), 200);
+}
+
+// The change watch trusts the writer's mark: odd exactly while the write lock may be
+// held (an append's group, a Transaction), even again after commit, rollback or a
+// failed BEGIN.
+TEST(GroupCommit, WriteEpochIsOddOnlyWhileTheWriterHoldsTheLock) {
+  TempDir dir;
+  StoreOptions options;
+  options.busy_timeout = std::chrono::milliseconds(10);
+  Store store = Store::open(dir / "app.db", options);
+  const auto& notifier = *detail::StoreAccess::impl(store)->notifier;
+  const std::uint64_t start = notifier.write_epoch();
+  EXPECT_EQ(start % 2, 0u);
+  store.append("s", NewEvent{.type = "E", .data = "{}", .metadata = "{}", .id = {}});
+  EXPECT_EQ(notifier.write_epoch(), start + 2);  // locked once, unlocked once
+
+  {
+    Transaction txn = store.transaction();
+    EXPECT_EQ(notifier.write_epoch() % 2, 1u);
+    txn.commit();
+  }
+  EXPECT_EQ(notifier.write_epoch() % 2, 0u);
+  {
+    Transaction txn = store.transaction();
+    EXPECT_EQ(notifier.write_epoch() % 2, 1u);
+  }  // rolled back
+  EXPECT_EQ(notifier.write_epoch() % 2, 0u);
+
+  // Another connection holds the write lock: BEGIN IMMEDIATE fails after the busy
+  // timeout, and the mark never turns odd.
+  const std::uint64_t before = notifier.write_epoch();
+  RawDb other(dir / "app.db");
+  other.exec("PRAGMA busy_timeout = 0");
+  other.exec("BEGIN IMMEDIATE");
+  EXPECT_THROW(store.transaction(), StorageError);
+  other.exec("ROLLBACK");
+  EXPECT_EQ(notifier.write_epoch(), before);
 }
 
 }  // namespace
