@@ -271,8 +271,11 @@ class LaneRun {
     const auto started = std::chrono::steady_clock::now();
     std::optional<BatchResult> result;
     try {
-      result =
-          sub_.target.sink ? sub_.target.sink->publish(batch) : sub_.target.batch(batch);
+      if (lane_.open_error)
+        result = BatchResult::failed(0, lane_.open_error);
+      else
+        result = sub_.target.sink ? sub_.target.sink->publish(batch)
+                                  : sub_.target.batch(batch);
     } catch (...) {
       result = BatchResult::failed(0, std::current_exception());
     }

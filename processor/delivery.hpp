@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <limits>
+#include <exception>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -92,6 +93,10 @@ struct LaneWork {
   // Sinks: set to the error when the sink failed in a way a retry can help; the lane
   // then stops before the event that failed (`stop_at`), keeping what went before.
   std::string* unavailable = nullptr;
+  // Sinks: open() failed in a way no retry mends (a refused password, a key of the
+  // wrong type): each call fails at once with it, so the events are parked with the
+  // broker's message instead of being retried for ever.
+  std::exception_ptr open_error = nullptr;
 };
 
 // Delivers a lane's items in order: a failure blocks the rest of its stream, which

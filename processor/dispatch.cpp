@@ -208,6 +208,19 @@ void Dispatcher::run_unit(const std::shared_ptr<Unit>& unit) noexcept {
   if (unit->sub->target.sink && !unit->sub->sink_open) {
     try {
       open_sink(*unit);
+    } catch (const std::exception& e) {
+      // A retry can mend it (the broker is down): the whole unit waits the backoff.
+      // It cannot (a refused password): the lanes run and park their events.
+      if (is_permanent(e)) {
+        unit->open_error = std::current_exception();
+        env_.logger->error("sink cannot open, parking what it is given: subscription={}: {}",
+                           unit->sub->name, e.what());
+      } else {
+        unit->lane_errors[0] = std::current_exception();
+        unit->remaining = 1;
+        done_(unit);
+        return;
+      }
     } catch (...) {
       unit->lane_errors[0] = std::current_exception();
       unit->remaining = 1;
@@ -252,9 +265,13 @@ void Dispatcher::open_sink(Unit& unit) {
 
 void Dispatcher::run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept {
   try {
-    const LaneWork work{
-        unit->lanes[lane], &unit->blocked,         nullptr,
-        &unit->stop_at,    &unit->lane_rows[lane], &unit->lane_unavailable[lane]};
+    const LaneWork work{.items = unit->lanes[lane],
+                        .blocked = &unit->blocked,
+                        .transaction = nullptr,
+                        .stop_at = &unit->stop_at,
+                        .rows = &unit->lane_rows[lane],
+                        .unavailable = &unit->lane_unavailable[lane],
+                        .open_error = unit->open_error};
     unit->delivered += deliver_lane(env_, *unit->sub, work);
   } catch (...) {
     unit->lane_errors[lane] = std::current_exception();
@@ -366,6 +383,8 @@ void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime
         sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
   } catch (const std::exception& e) {
     if (sub.target.sink) {
+      // open() failed (the broker is down): a failed attempt at the batch.
+      sub.failed.fetch_add(1, std::memory_order_relaxed);
       pause_sink(sub, e.what());
       return;
     }

@@ -66,6 +66,7 @@ struct Unit {
   std::int64_t token = 0;   // its lease token at dispatch
   std::optional<TxnOutcome> txn;
   std::optional<Seq> reconciled;  // sinks: where open() said the outside copy stands
+  std::exception_ptr open_error;  // sinks: open() failed for good (LaneWork)
   Seq head = 0;                   // sinks opened by this unit: the head at dispatch
 
   const BatchWork* batch() const noexcept { return std::get_if<BatchWork>(&work); }

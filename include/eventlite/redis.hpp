@@ -1,0 +1,100 @@
+#pragma once
+
+// Forwarding to Redis (link eventlite::redis): a Sink (sink.hpp) that appends each
+// event to a Redis Stream or publishes it on a Pub/Sub channel.
+//
+//   auto sink = eventlite::redis::make_sink({.url = "redis://127.0.0.1:6379"});
+//   processor.sink("to-redis", sink, {.max_lanes = 1});
+//
+// Stream mode (the default) is the reliable one. Each event becomes the entry
+// `<seq>-0` (so `XRANGE events 100 200` is seqs 100 to 200) with one field, `event`,
+// holding the envelope (or CloudEvent). Redis refuses an id at or below the stream's
+// last one, so an event sent twice (after a crash between Redis's reply and the
+// checkpoint, or after a rewind) is stored once; on open() the sink reads the stream's
+// last entry and the processor moves the checkpoint forward to it before sending.
+// Keep max_lanes at 1 for one key: lanes in parallel would append out of seq order.
+//
+// Pub/Sub mode publishes to `events:<type>` for services that `PSUBSCRIBE events:*`.
+// Redis Pub/Sub reaches only the subscribers connected at that moment: a subscriber
+// that is down or reconnecting misses events for good, and nothing tells the sink.
+// Use it where that is acceptable (live dashboards, cache invalidation); use a
+// stream where a consumer must see every event.
+//
+// Errors: a connection refused, lost or timed out, a server loading its data or out
+// of memory are retryable (BrokerError::retryable(): the processor retries with its
+// backoff, lag grows, nothing is lost). A refused password, a key of the wrong type, a
+// payload the server refuses are not: the event is parked as a dead letter with
+// Redis's message. Messages name the server by its redacted URL, never the password.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "eventlite/sink.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace eventlite::redis {
+
+// A Redis server's address: redis://[[user]:password@]host[:port][/db]. rediss://
+// (TLS) is refused: Debian's hiredis is built without TLS.
+struct Url {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string user;      // empty: AUTH with the password alone (the default user)
+  std::string password;  // empty: no AUTH
+  int db = 0;
+
+  // Throws InvalidArgument naming what is wrong; the message never holds the password.
+  static Url parse(std::string_view url);
+  // For logs and errors: "redis://user:***@host:port/db" (no password part without one).
+  std::string redacted() const;
+};
+
+enum class Mode {
+  stream,  // XADD to a Redis Stream: reliable, deduplicated by entry id
+  pubsub,  // PUBLISH: only subscribers connected at the time receive it
+};
+
+enum class Format {
+  envelope,     // DESIGN.md's envelope (eventlite::to_envelope)
+  cloudevents,  // CloudEvents 1.0 structured JSON (eventlite::to_cloudevent)
+};
+
+struct SinkOptions {
+  // Where to connect; see Url.
+  std::string url = "redis://127.0.0.1:6379";
+  Mode mode = Mode::stream;
+  // Stream mode: the stream's key. "{type}" and "{stream}" in it are replaced by the
+  // event's type and stream (one key per type or per stream); with either, open()
+  // cannot tell where the copy stands, and resends are still refused key by key.
+  std::string key = "events";
+  // Stream mode: trim with XADD MAXLEN ~ N (approximate: Redis trims whole nodes, so
+  // a few more entries may remain). nullopt: never trim.
+  std::optional<std::size_t> maxlen = std::nullopt;
+  // Pub/Sub mode: the channel is channel_prefix + the event's type.
+  std::string channel_prefix = "events:";
+  Format format = Format::envelope;
+  // CloudEvents `source` attribute.
+  std::string source = "eventlite";
+  // Connecting, and each round trip (a whole pipelined batch's replies); past it the
+  // batch fails as retryable and the connection is dropped.
+  std::chrono::milliseconds timeout{5000};
+  // Where the sink logs what it cannot return (an outside copy it cannot read, an
+  // entry appended out of seq order); null: spdlog's default logger.
+  std::shared_ptr<spdlog::logger> logger = {};
+};
+
+// The sink; throws InvalidArgument for a malformed URL or key template. It connects
+// in open(), not here.
+std::shared_ptr<Sink> make_sink(SinkOptions options);
+
+// The entry id an event gets in stream mode: "<seq>-0".
+std::string entry_id(Seq seq);
+
+}  // namespace eventlite::redis

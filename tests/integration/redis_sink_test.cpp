@@ -1,0 +1,397 @@
+// The Redis sink against a real redis-server (redis_server.hpp): what arrives is read
+// back from Redis and compared with the file.
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eventlite/envelope.hpp"
+#include "eventlite/errors.hpp"
+#include "eventlite/processor.hpp"
+#include "eventlite/redis.hpp"
+#include "eventlite/store.hpp"
+#include "eventlite/subscriptions.hpp"
+#include "redis_server.hpp"
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+
+// Quick retries, so that a test of a broker coming back does not wait long.
+SubscriptionOptions sink_options() {
+  SubscriptionOptions o;
+  o.max_lanes = 1;
+  o.retry = RetryPolicy{.max_attempts = 3,
+                        .base = std::chrono::milliseconds(20),
+                        .factor = 2.0,
+                        .cap = std::chrono::milliseconds(100),
+                        .jitter = 0.0};
+  return o;
+}
+
+redis::SinkOptions stream_to(const RedisServer& server) {
+  redis::SinkOptions o;
+  o.url = server.url();
+  o.timeout = std::chrono::milliseconds(2000);
+  return o;
+}
+
+// Appends n events spread over three streams.
+void append_events(Store& store, std::size_t n, std::size_t first = 0) {
+  for (std::size_t i = first; i < first + n; ++i)
+    store.append("user-" + std::to_string(i % 3),
+                 event("UserCreated", "{\"i\":" + std::to_string(i) + "}"));
+}
+
+// The stream's entries: id and the `event` field, in order.
+std::vector<std::pair<std::string, std::string>> entries(RedisClient& client,
+                                                         const std::string& key = "events") {
+  auto r = client.run({"XRANGE", key, "-", "+"});
+  std::vector<std::pair<std::string, std::string>> out;
+  if (r->type != REDIS_REPLY_ARRAY) return out;
+  for (std::size_t i = 0; i < r->elements; ++i) {
+    const redisReply* e = r->element[i];
+    const redisReply* fields = e->element[1];
+    out.emplace_back(std::string(e->element[0]->str, e->element[0]->len),
+                     std::string(fields->element[1]->str, fields->element[1]->len));
+  }
+  return out;
+}
+
+// Every event of the file, once and in seq order, as the stream's entries.
+void expect_stream_holds_the_file(RedisClient& client, Store& store) {
+  const auto got = entries(client);
+  std::vector<Event> events;
+  for (const Event& e : store.read_all()) events.push_back(e);
+  ASSERT_EQ(got.size(), events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(got[i].first, redis::entry_id(events[i].seq));
+    EXPECT_EQ(got[i].second, to_envelope(events[i]));
+  }
+}
+
+TEST(RedisSink, StreamGetsEveryEventInSeqOrderWithItsEnvelope) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 250);
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
+  processor.run_until_idle();
+
+  RedisClient client = server.client();
+  expect_stream_holds_the_file(client, store);
+  EXPECT_EQ(status(store).subscriptions.at(0).position, 250);
+}
+
+TEST(RedisSink, CloudEventsFormatCarriesSubjectSeqAndStreamVersion) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 3);
+  auto options = stream_to(server);
+  options.format = redis::Format::cloudevents;
+  options.source = "/signup";
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  RedisClient client = server.client();
+  const auto got = entries(client);
+  ASSERT_EQ(got.size(), 3u);
+  std::size_t i = 0;
+  for (const Event& e : store.read_all()) EXPECT_EQ(got[i++].second, to_cloudevent(e, "/signup"));
+  const DecodedEvent back = decode_cloudevent(got[2].second);
+  EXPECT_EQ(back.stream, "user-2");
+  EXPECT_EQ(back.seq, std::optional<Seq>(3));
+}
+
+// A forwarder killed after Redis took the events but before its checkpoint commit
+// comes back with its checkpoint behind: the copy of the file from before the
+// forwarding stands for it. It reads the stream's last entry and sends nothing again.
+TEST(RedisSink, ForwarderWhoseCheckpointIsBehindResendsNothing) {
+  RedisServer server;
+  TempDir dir;
+  {
+    Store store = Store::open(dir / "app.db", fast_options());
+    append_events(store, 100);
+  }
+  std::filesystem::copy_file(dir / "app.db", dir / "before.db");
+  {
+    Store store = Store::open(dir / "app.db", fast_options());
+    Processor processor(store);
+    processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
+    processor.run_until_idle();
+  }
+  Store behind = Store::open(dir / "before.db", fast_options());
+  append_events(behind, 20, 100);  // and new events since
+  RedisClient client = server.client();
+  // The entries sent before; a resend would be refused, so count XADD calls instead.
+  const auto calls_before = client.run({"INFO", "commandstats"});
+  const std::string before(calls_before->str, calls_before->len);
+  Processor processor(behind);
+  processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
+  processor.run_until_idle();
+
+  const auto got = entries(client);
+  ASSERT_EQ(got.size(), 120u);
+  EXPECT_EQ(got.back().first, redis::entry_id(120));
+  const auto info = client.run({"INFO", "commandstats"});
+  const std::string after(info->str, info->len);
+  // cmdstat_xadd:calls=N: 100 from the first forwarder, 20 from this one.
+  EXPECT_NE(before.find("cmdstat_xadd:calls=100,"), std::string::npos) << before;
+  EXPECT_NE(after.find("cmdstat_xadd:calls=120,"), std::string::npos) << after;
+  EXPECT_EQ(status(behind).subscriptions.at(0).position, 120);
+}
+
+// A rewind re-sends from the file: into a stream that still holds the entries it
+// adds nothing; into one that lost them (a flushed Redis) it refills them in order.
+TEST(RedisSink, RewindDuplicatesNothingAndRefillsAFlushedRedis) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 40);
+  auto run = [&] {
+    Processor processor(store);
+    processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
+    processor.run_until_idle();
+  };
+  run();
+  RedisClient client = server.client();
+  rewind(store, "to-redis", 1);
+  run();
+  expect_stream_holds_the_file(client, store);
+
+  client.run({"FLUSHALL"});
+  ASSERT_EQ(client.integer({"EXISTS", "events"}), 0);
+  rewind(store, "to-redis", 1);
+  run();
+  expect_stream_holds_the_file(client, store);
+}
+
+TEST(RedisSink, MaxlenTrimsTheStream) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 1000);
+  auto options = stream_to(server);
+  options.maxlen = 100;
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  RedisClient client = server.client();
+  const long long len = client.integer({"XLEN", "events"});
+  EXPECT_GE(len, 100);
+  EXPECT_LT(len, 1000);  // approximate trimming leaves whole nodes, never all
+  EXPECT_EQ(entries(client).back().first, redis::entry_id(1000));
+}
+
+TEST(RedisSink, KeyTemplateGivesOneStreamPerType) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  store.append("a", event("Created"));
+  store.append("a", event("Renamed"));
+  store.append("b", event("Created"));
+  auto options = stream_to(server);
+  options.key = "events:{type}";
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  RedisClient client = server.client();
+  const auto created = entries(client, "events:Created");
+  ASSERT_EQ(created.size(), 2u);
+  EXPECT_EQ(created[0].first, "1-0");
+  EXPECT_EQ(created[1].first, "3-0");
+  EXPECT_EQ(entries(client, "events:Renamed").size(), 1u);
+}
+
+TEST(RedisSink, PubSubReachesALivePatternSubscriber) {
+  RedisServer server;
+  RedisClient subscriber = server.client();
+  subscriber.send({"PSUBSCRIBE", "events:*"});
+  auto confirm = subscriber.next();
+  ASSERT_TRUE(confirm);
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  store.append("user-1", event("UserCreated", R"({"email":"a@example.com"})"));
+  store.append("user-1", event("EmailVerified"));
+  auto options = stream_to(server);
+  options.mode = redis::Mode::pubsub;
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  std::vector<Event> events;
+  for (const Event& e : store.read_all()) events.push_back(e);
+  for (const Event& e : events) {
+    auto m = subscriber.next();  // pmessage, pattern, channel, payload
+    ASSERT_TRUE(m) << "no message for seq " << e.seq;
+    ASSERT_EQ(m->elements, 4u);
+    EXPECT_EQ(std::string(m->element[2]->str), "events:" + e.type);
+    EXPECT_EQ(std::string(m->element[3]->str, m->element[3]->len), to_envelope(e));
+  }
+}
+
+TEST(RedisSink, ServerDownMakesLagThenItCatchesUpAlone) {
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 50);
+  const int port = free_port();
+  redis::SinkOptions options;
+  options.url = "redis://127.0.0.1:" + std::to_string(port);
+  options.timeout = std::chrono::milliseconds(500);
+  ProcessorOptions popts;
+  popts.checkpoint_interval = std::chrono::milliseconds(10);
+  Processor processor(store, popts);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.start();
+  // Nothing listens: the sink fails, retries, and nothing is parked.
+  ASSERT_TRUE(wait_until([&] { return processor.metrics().at(0).failed >= 3; }, 10s));
+  EXPECT_EQ(processor.metrics().at(0).dead, 0u);
+  EXPECT_EQ(processor.metrics().at(0).lag, 50);
+  EXPECT_TRUE(dead_letters(store).empty());
+
+  // The server comes up on that port: the sink finds it on its next retry.
+  RedisServer server(RedisServer::Options{.password = {}, .port = port});
+  ASSERT_TRUE(wait_until([&] { return processor.metrics().at(0).lag == 0; }, 10s));
+  processor.stop();
+  RedisClient client = server.client();
+  expect_stream_holds_the_file(client, store);
+  EXPECT_TRUE(dead_letters(store).empty());
+}
+
+// redis-server killed (SIGKILL) while events are forwarded, and started again on its
+// data (appendfsync always): the sink retries until it is back, reconciles with the
+// stream's last entry, and the stream ends with every event once, in order.
+TEST(RedisSink, ServerKilledMidForwardingLosesAndDuplicatesNothing) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  ProcessorOptions popts;
+  popts.checkpoint_interval = std::chrono::milliseconds(5);
+  Processor processor(store, popts);
+  auto options = stream_to(server);
+  options.timeout = std::chrono::milliseconds(500);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.start();
+  constexpr std::size_t kEvents = 3000;
+  std::thread appender([&] {
+    for (std::size_t i = 0; i < kEvents; i += 10) {
+      std::vector<NewEvent> batch = numbered_events(10, "Numbered", i);
+      store.append("s-" + std::to_string(i % 7), batch);
+    }
+  });
+  RedisClient watcher = server.client();
+  ASSERT_TRUE(wait_until([&] { return watcher.integer({"XLEN", "events"}) >= 300; }, 20s));
+  server.stop(SIGKILL);
+  appender.join();
+  server.start();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto m = processor.metrics().at(0);
+        return m.lag == 0 && m.position == static_cast<Seq>(kEvents);
+      },
+      30s));
+  processor.stop();
+  EXPECT_GE(processor.metrics().at(0).failed, 1u);  // it did see the server go away
+  RedisClient client = server.client();
+  expect_stream_holds_the_file(client, store);
+}
+
+TEST(RedisSink, WrongPasswordParksTheEventWithRedisMessageAndNoPassword) {
+  RedisServer server(RedisServer::Options{.password = "right-secret"});
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 2);
+  redis::SinkOptions options;
+  options.url = "redis://:wrong-secret@127.0.0.1:" + std::to_string(server.port());
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  const auto dead = dead_letters(store);
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0].attempts, 1);  // parked at once, not retried
+  EXPECT_NE(dead[0].last_error.find("WRONGPASS"), std::string::npos) << dead[0].last_error;
+  EXPECT_NE(dead[0].last_error.find("redis://:***@127.0.0.1"), std::string::npos)
+      << dead[0].last_error;
+  EXPECT_EQ(dead[0].last_error.find("wrong-secret"), std::string::npos);
+  RedisClient client = server.client();
+  EXPECT_EQ(client.integer({"EXISTS", "events"}), 0);
+}
+
+TEST(RedisSink, NoPasswordForAServerThatWantsOneIsNoauth) {
+  RedisServer server(RedisServer::Options{.password = "right-secret"});
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 1);
+  redis::SinkOptions options;
+  options.url = "redis://127.0.0.1:" + std::to_string(server.port());
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  const auto dead = dead_letters(store);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].last_error.find("NOAUTH"), std::string::npos) << dead[0].last_error;
+}
+
+TEST(RedisSink, KeyOfAnotherTypeParksTheEventWithWrongtype) {
+  RedisServer server;
+  RedisClient client = server.client();
+  client.run({"SET", "events", "not a stream"});
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 1);
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
+  processor.run_until_idle();
+
+  const auto dead = dead_letters(store);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].attempts, 1);
+  EXPECT_NE(dead[0].last_error.find("WRONGTYPE"), std::string::npos) << dead[0].last_error;
+  auto value = client.run({"GET", "events"});
+  EXPECT_EQ(std::string(value->str, value->len), "not a stream");  // untouched
+}
+
+TEST(RedisSink, MalformedUrlIsRefusedAtOnceWithoutItsPassword) {
+  for (const char* url : {"http://host:6379", "redis://:pw@host:notaport",
+                          "redis://:pw@host:99999", "redis://:p%zzw@host", "redis://"}) {
+    try {
+      redis::make_sink(redis::SinkOptions{.url = url});
+      ADD_FAILURE() << "accepted " << url;
+    } catch (const InvalidArgument& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("pw"), std::string::npos) << what;
+      EXPECT_EQ(what.find("p%zzw"), std::string::npos) << what;
+    }
+  }
+  EXPECT_THROW(redis::make_sink(redis::SinkOptions{.url = "rediss://host:6380"}),
+               InvalidArgument);
+}
+
+TEST(RedisUrl, ParsesEveryPartAndRedactsThePassword) {
+  const auto u = redis::Url::parse("redis://app:s%40cret@cache.local:6390/3");
+  EXPECT_EQ(u.user, "app");
+  EXPECT_EQ(u.password, "s@cret");
+  EXPECT_EQ(u.host, "cache.local");
+  EXPECT_EQ(u.port, 6390);
+  EXPECT_EQ(u.db, 3);
+  EXPECT_EQ(u.redacted(), "redis://app:***@cache.local:6390/3");
+  const auto plain = redis::Url::parse("redis://localhost");
+  EXPECT_EQ(plain.port, 6379);
+  EXPECT_EQ(plain.redacted(), "redis://localhost:6379");
+  EXPECT_EQ(redis::Url::parse("redis://secret@h").password, "secret");
+  EXPECT_EQ(redis::Url::parse("redis://[::1]:7000").host, "::1");
+}
+
+}  // namespace
+}  // namespace eventlite
