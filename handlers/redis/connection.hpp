@@ -28,8 +28,8 @@ using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 bool retryable_reply(std::string_view message) noexcept;
 
 // Throws BrokerError("redis", retryable, "<what> on <redacted url>: <why>").
-[[noreturn]] void throw_broker_error(const Url& url, std::string_view what, bool retryable,
-                                     std::string_view why);
+[[noreturn]] void throw_broker_error(const Url& url, std::string_view what,
+                                     bool retryable, std::string_view why);
 
 // Thread safety: one thread at a time.
 class Connection {

@@ -77,8 +77,8 @@ class RedisSink final : public Sink {
     if (options_.mode == Mode::pubsub || templated_) return std::nullopt;
     // Where the copy stands: the stream's last entry. A key of another type throws
     // here (WRONGTYPE, not retryable).
-    const std::array<std::string_view, 6> args{"XREVRANGE", options_.key, "+", "-",
-                                               "COUNT",     "1"};
+    const std::array<std::string_view, 6> args{"XREVRANGE", options_.key, "+",
+                                               "-",         "COUNT",      "1"};
     const Reply r = conn_->command(args, "read the stream's last entry");
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) return Seq{0};
     const redisReply* entry = r->element[0];
@@ -87,8 +87,9 @@ class RedisSink final : public Sink {
       return std::nullopt;
     const auto seq = seq_of_id(text_of(*entry->element[0]));
     if (!seq)
-      logger_->warn("redis sink: the last entry of {} has id {}, not one of ours (<seq>-0)",
-                   options_.key, text_of(*entry->element[0]));
+      logger_->warn(
+          "redis sink: the last entry of {} has id {}, not one of ours (<seq>-0)",
+          options_.key, text_of(*entry->element[0]));
     return seq;
   }
 
@@ -179,8 +180,8 @@ class RedisSink final : public Sink {
     const std::array<std::string_view, 4> range{"XRANGE", keys_[i], ids_[i], ids_[i]};
     const Reply found = conn_->command(range, "look up a refused entry");
     if (found->type == REDIS_REPLY_ARRAY && found->elements > 0) return;
-    const std::array<std::string_view, 6> last{"XREVRANGE", keys_[i], "+", "-", "COUNT",
-                                               "1"};
+    const std::array<std::string_view, 6> last{"XREVRANGE", keys_[i], "+",
+                                               "-",         "COUNT",  "1"};
     const Reply top = conn_->command(last, "read the stream's last entry");
     std::string id = "*";
     if (top->type == REDIS_REPLY_ARRAY && top->elements > 0 &&
@@ -195,9 +196,10 @@ class RedisSink final : public Sink {
       detail::throw_broker_error(url_, "forward seq " + std::to_string(seq),
                                  detail::retryable_reply(text), text);
     }
-    logger_->warn("redis sink: seq {} came after later entries of {} (a retried dead "
-                 "letter or a trimmed entry sent again): appended as {}",
-                 seq, keys_[i], text_of(*added));
+    logger_->warn(
+        "redis sink: seq {} came after later entries of {} (a retried dead "
+        "letter or a trimmed entry sent again): appended as {}",
+        seq, keys_[i], text_of(*added));
   }
 
   SinkOptions options_;

@@ -136,11 +136,25 @@ class RedisServer {
   // until it answers PING.
   void start() {
     if (port_ == 0) port_ = free_port();
-    std::vector<std::string> args = {
-        "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-        "--dir", dir_.path().string(), "--save", "", "--appendonly", "yes",
-        "--appendfsync", "always", "--daemonize", "no", "--logfile",
-        (dir_.path() / "redis.log").string(), "--protected-mode", "no"};
+    std::vector<std::string> args = {"redis-server",
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--dir",
+                                     dir_.path().string(),
+                                     "--save",
+                                     "",
+                                     "--appendonly",
+                                     "yes",
+                                     "--appendfsync",
+                                     "always",
+                                     "--daemonize",
+                                     "no",
+                                     "--logfile",
+                                     (dir_.path() / "redis.log").string(),
+                                     "--protected-mode",
+                                     "no"};
     if (!options_.password.empty()) {
       args.push_back("--requirepass");
       args.push_back(options_.password);
@@ -149,7 +163,8 @@ class RedisServer {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0)
-      throw std::runtime_error("cannot start redis-server (is it installed? ./run setup)");
+      throw std::runtime_error(
+          "cannot start redis-server (is it installed? ./run setup)");
     const bool up = wait_until(
         [&] {
           redisContext* c = redisConnect("127.0.0.1", port_);
@@ -158,8 +173,9 @@ class RedisServer {
           return ok;
         },
         10s);
-    if (!up) throw std::runtime_error("redis-server did not come up on port " +
-                                      std::to_string(port_));
+    if (!up)
+      throw std::runtime_error("redis-server did not come up on port " +
+                               std::to_string(port_));
   }
 
   // Stops it with `sig` (SIGKILL: as a crash; SIGTERM: a clean shutdown) and reaps it.

@@ -48,8 +48,8 @@ void append_events(Store& store, std::size_t n, std::size_t first = 0) {
 }
 
 // The stream's entries: id and the `event` field, in order.
-std::vector<std::pair<std::string, std::string>> entries(RedisClient& client,
-                                                         const std::string& key = "events") {
+std::vector<std::pair<std::string, std::string>> entries(
+    RedisClient& client, const std::string& key = "events") {
   auto r = client.run({"XRANGE", key, "-", "+"});
   std::vector<std::pair<std::string, std::string>> out;
   if (r->type != REDIS_REPLY_ARRAY) return out;
@@ -104,7 +104,8 @@ TEST(RedisSink, CloudEventsFormatCarriesSubjectSeqAndStreamVersion) {
   const auto got = entries(client);
   ASSERT_EQ(got.size(), 3u);
   std::size_t i = 0;
-  for (const Event& e : store.read_all()) EXPECT_EQ(got[i++].second, to_cloudevent(e, "/signup"));
+  for (const Event& e : store.read_all())
+    EXPECT_EQ(got[i++].second, to_cloudevent(e, "/signup"));
   const DecodedEvent back = decode_cloudevent(got[2].second);
   EXPECT_EQ(back.stream, "user-2");
   EXPECT_EQ(back.seq, std::optional<Seq>(3));
@@ -289,7 +290,11 @@ TEST(RedisSink, ServerKilledMidForwardingLosesAndDuplicatesNothing) {
     }
   });
   RedisClient watcher = server.client();
-  ASSERT_TRUE(wait_until([&] { return watcher.integer({"XLEN", "events"}) >= 300; }, 20s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return watcher.integer({"XLEN", "events"}) >= 300;
+      },
+      20s));
   server.stop(SIGKILL);
   appender.join();
   server.start();
@@ -319,7 +324,8 @@ TEST(RedisSink, WrongPasswordParksTheEventWithRedisMessageAndNoPassword) {
   const auto dead = dead_letters(store);
   ASSERT_EQ(dead.size(), 2u);
   EXPECT_EQ(dead[0].attempts, 1);  // parked at once, not retried
-  EXPECT_NE(dead[0].last_error.find("WRONGPASS"), std::string::npos) << dead[0].last_error;
+  EXPECT_NE(dead[0].last_error.find("WRONGPASS"), std::string::npos)
+      << dead[0].last_error;
   EXPECT_NE(dead[0].last_error.find("redis://:***@127.0.0.1"), std::string::npos)
       << dead[0].last_error;
   EXPECT_EQ(dead[0].last_error.find("wrong-secret"), std::string::npos);
@@ -357,7 +363,8 @@ TEST(RedisSink, KeyOfAnotherTypeParksTheEventWithWrongtype) {
   const auto dead = dead_letters(store);
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].attempts, 1);
-  EXPECT_NE(dead[0].last_error.find("WRONGTYPE"), std::string::npos) << dead[0].last_error;
+  EXPECT_NE(dead[0].last_error.find("WRONGTYPE"), std::string::npos)
+      << dead[0].last_error;
   auto value = client.run({"GET", "events"});
   EXPECT_EQ(std::string(value->str, value->len), "not a stream");  // untouched
 }
