@@ -326,7 +326,10 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
   const std::string* unavailable = nullptr;
   for (const std::string& error : unit.lane_unavailable)
     if (!error.empty()) unavailable = &error;
-  if (!unavailable) sub.pause = {};
+  if (!unavailable) {
+    sub.pause = {};
+    if (sub.target.sink && unit.delivered > 0) sub.sink_recovered();
+  }
   if (sub.options.transactional) {
     if (unit.txn->lost) {
       env_.logger->warn("lease lost or checkpoint moved: subscription={} owner={}",
@@ -411,6 +414,10 @@ void Dispatcher::pause_sink(SubscriptionState& sub, const std::string& error) no
   close_sinks(one, true);
   const auto wait = retry_delay(sub.retry, ++sub.pause.sink_failures, rng_);
   sub.pause.until = std::chrono::steady_clock::now() + wait;
+  try {
+    sub.sink_failed(env_.clock->now(), error);
+  } catch (...) {  // bad_alloc: the figure in metrics() stays as it was
+  }
   env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}", wait.count(),
                     sub.name, error);
 }

@@ -160,6 +160,9 @@ std::vector<SubscriptionMetrics> Processor::Impl::metrics() const {
     m.latency_p50 = sub->latency.quantile(0.5);
     m.latency_p99 = sub->latency.quantile(0.99);
     m.latency_max = sub->latency.max();
+    auto health = sub->sink_health();
+    m.failing_since = health.failing_since;
+    m.last_error = std::move(health.last_error);
     out.push_back(std::move(m));
   }
   return out;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -133,6 +134,26 @@ struct SubscriptionState {
     return stopped_view_.load(std::memory_order_relaxed);
   }
 
+  // A sink that fails and retries: since when, and its last error (the loop writes,
+  // metrics() reads from any thread). Cleared when it forwards again.
+  struct SinkHealth {
+    std::optional<SysTime> failing_since;
+    std::string last_error;
+  };
+  void sink_failed(SysTime now, const std::string& error) {
+    std::lock_guard lock(health_mu_);
+    if (!health_.failing_since) health_.failing_since = now;
+    health_.last_error = error;
+  }
+  void sink_recovered() {
+    std::lock_guard lock(health_mu_);
+    health_ = {};
+  }
+  SinkHealth sink_health() const {
+    std::lock_guard lock(health_mu_);
+    return health_;
+  }
+
   // Counters, written by workers, read by metrics() from any thread.
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> failed{0};
@@ -147,6 +168,8 @@ struct SubscriptionState {
   std::atomic<Seq> position_view_{0};
   std::atomic<bool> leased_view_{false};
   std::atomic<bool> stopped_view_{false};
+  mutable std::mutex health_mu_;
+  SinkHealth health_;  // guarded by health_mu_
 };
 
 // Forgets what this tenure of the lease kept in memory: the position goes back to the

@@ -63,10 +63,6 @@ Store open_for_reading(const std::string& db) {
   return open_store(db, /*read_only=*/true, /*create_if_missing=*/false);
 }
 
-Store open_for_writing(const std::string& db) {
-  check_path(db, /*must_exist=*/true);
-  return open_store(db, /*read_only=*/false, /*create_if_missing=*/false);
-}
 
 // A read-only command cannot migrate: an older file lacks the tables it reads.
 void require_processor_schema(const Store& store, const std::string& db,
@@ -162,6 +158,11 @@ std::vector<Seq> append_batch(Store& store, const std::vector<BatchEvent>& batch
 }
 
 }  // namespace
+
+Store open_for_writing(const std::string& db) {
+  check_path(db, /*must_exist=*/true);
+  return open_store(db, /*read_only=*/false, /*create_if_missing=*/false);
+}
 
 std::optional<Expected> parse_expected(std::string_view text) {
   if (text == "any") return Expected::any();

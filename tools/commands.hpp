@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "eventlite/event.hpp"
+#include "eventlite/store.hpp"
 
 namespace eventlite::cli {
 
@@ -76,6 +77,10 @@ struct RewindArgs {
 
 // Creates `db` or adds eventlite's tables to it; idempotent. If it fails after
 // creating the file, it removes the file again.
+// The store in DB for a command that writes; a missing DB is a CommandError that
+// says how to create it.
+Store open_for_writing(const std::string& db);
+
 int run_init(const InitArgs& args);
 // Appends one event, or the --jsonl batch in one transaction; prints the seqs.
 int run_append(const AppendArgs& args);

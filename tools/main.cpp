@@ -15,6 +15,7 @@
 #include "eventlite/errors.hpp"
 #include "tools/commands.hpp"
 #include "tools/error.hpp"
+#include "tools/forward.hpp"
 #include "tools/options.hpp"
 #include "tools/output.hpp"
 
@@ -316,6 +317,7 @@ int run(int argc, char** argv) {
   DeadChangeArgs dead_retry;
   DeadChangeArgs dead_discard;
   RewindArgs rewind;
+  ForwardArgs forward;
   CLI::App* dead = nullptr;  // made in its place in the list, for --help's order
   const std::vector<Command> commands = {
       {add_init(app, init), [&] { return run_init(init); }},
@@ -335,6 +337,7 @@ int run(int argc, char** argv) {
                        "the log) and print how many were deleted."),
        [&] { return run_dead_discard(dead_discard); }},
       {add_rewind(app, rewind), [&] { return run_rewind(rewind); }},
+      {add_forward(app, forward), [&] { return run_forward(forward); }},
   };
 
   try {

@@ -156,6 +156,10 @@ struct SubscriptionMetrics {
   std::chrono::microseconds latency_p50{0};
   std::chrono::microseconds latency_p99{0};
   std::chrono::microseconds latency_max{0};
+  // Sinks: while the sink fails and retries (the broker is down, a timeout), since
+  // when and its last error (the broker's URL redacted); empty once it forwards again.
+  std::optional<std::chrono::system_clock::time_point> failing_since = std::nullopt;
+  std::string last_error = {};
 };
 
 // Delivers a store's events to subscribed handlers. Either start() it (a loop thread

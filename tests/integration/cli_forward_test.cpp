@@ -1,0 +1,179 @@
+// `eventlite forward` against a real redis-server: run to idle, stopped by SIGTERM,
+// killed by SIGKILL in the middle and started again; the stream is read back and
+// compared with the file each time.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+
+#include <string>
+#include <vector>
+
+#include "eventlite/envelope.hpp"
+#include "eventlite/store.hpp"
+#include "eventlite/subscriptions.hpp"
+#include "redis_server.hpp"
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+
+// The eventlite tool, run with `args`; its stdout and stderr go to files in `dir`.
+// Killed with SIGKILL on destruction unless waited for.
+class Tool {
+ public:
+  Tool(const std::vector<std::string>& args, const std::filesystem::path& dir)
+      : out_(dir / "tool.out"), err_(dir / "tool.err") {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<std::string> words = {EVENTLITE_CLI_PATH};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    const int rc =
+        posix_spawn(&pid_, EVENTLITE_CLI_PATH, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error("cannot run " EVENTLITE_CLI_PATH);
+  }
+  ~Tool() {
+    if (pid_ > 0) signal(SIGKILL);
+  }
+  Tool(const Tool&) = delete;
+  Tool& operator=(const Tool&) = delete;
+
+  void send(int sig) const { ::kill(pid_, sig); }
+  // Sends `sig` and reaps the process; returns its exit status (-1: killed).
+  int signal(int sig) {
+    send(sig);
+    return wait();
+  }
+  // Waits for the exit (bounded); returns the status, -1 when killed by a signal.
+  int wait(std::chrono::milliseconds timeout = 60s) {
+    int status = 0;
+    const bool exited = wait_until(
+        [&] {
+          const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+          return r == pid_;
+        },
+        timeout);
+    if (!exited) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      pid_ = 0;
+      throw std::runtime_error("the tool did not exit in time");
+    }
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string out() const { return read_bytes(out_); }
+  std::string err() const { return read_bytes(err_); }
+
+ private:
+  std::filesystem::path out_, err_;
+  pid_t pid_ = 0;
+};
+
+void append_events(const std::filesystem::path& db, std::size_t n) {
+  Store store = Store::open(db, fast_options());
+  for (std::size_t i = 0; i < n; i += 100) {
+    std::vector<NewEvent> batch = numbered_events(100, "Numbered", i);
+    store.append("s-" + std::to_string(i / 100 % 5), batch);
+  }
+}
+
+// The stream holds every event of the file once, in seq order, each its envelope.
+void expect_stream_holds_the_file(RedisClient& client, const std::filesystem::path& db) {
+  auto r = client.run({"XRANGE", "events", "-", "+"});
+  ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+  Store store = Store::open(db, fast_options());
+  std::size_t i = 0;
+  for (const Event& e : store.read_all()) {
+    ASSERT_LT(i, r->elements) << "missing from seq " << e.seq;
+    const redisReply* entry = r->element[i++];
+    EXPECT_EQ(std::string(entry->element[0]->str), std::to_string(e.seq) + "-0");
+    const redisReply* payload = entry->element[1]->element[1];
+    ASSERT_EQ(std::string(payload->str, payload->len), to_envelope(e));
+  }
+  EXPECT_EQ(i, r->elements) << "entries the file does not have";
+}
+
+TEST(CliForward, UntilIdleForwardsEverythingAndSaysWhere) {
+  RedisServer server;
+  TempDir dir;
+  append_events(dir / "app.db", 500);
+  Tool tool(
+      {"forward", (dir / "app.db").string(), "--redis", server.url(), "--until-idle"},
+      dir.path());
+  ASSERT_EQ(tool.wait(), 0) << tool.err();
+  EXPECT_NE(tool.out().find("position 500"), std::string::npos) << tool.out();
+  RedisClient client = server.client();
+  expect_stream_holds_the_file(client, dir / "app.db");
+}
+
+TEST(CliForward, UnreachableServerIsOneLineAfterRetryFor) {
+  TempDir dir;
+  append_events(dir / "app.db", 100);
+  const std::string url = "redis://:hunter2@127.0.0.1:" + std::to_string(free_port());
+  Tool tool({"forward", (dir / "app.db").string(), "--redis", url, "--until-idle",
+             "--retry-for", "1"},
+            dir.path());
+  EXPECT_EQ(tool.wait(), 1);
+  const std::string err = tool.err();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("redis://:***@127.0.0.1"), std::string::npos) << err;
+  EXPECT_NE(err.find("100 events not forwarded"), std::string::npos) << err;
+  EXPECT_EQ(err.find("hunter2"), std::string::npos) << err;
+}
+
+TEST(CliForward, SigtermStopsItCleanly) {
+  RedisServer server;
+  TempDir dir;
+  append_events(dir / "app.db", 300);
+  Tool tool({"forward", (dir / "app.db").string(), "--redis", server.url()}, dir.path());
+  RedisClient client = server.client();
+  ASSERT_TRUE(wait_until([&] { return client.integer({"XLEN", "events"}) == 300; }, 20s));
+  EXPECT_EQ(tool.signal(SIGTERM), 0) << tool.err();
+  EXPECT_NE(tool.out().find("position 300"), std::string::npos) << tool.out();
+  // Its checkpoint was committed on the way out.
+  Store store = Store::open(dir / "app.db", fast_options());
+  EXPECT_EQ(status(store).subscriptions.at(0).position, 300);
+}
+
+// The forwarder killed with SIGKILL while it sends (between Redis's replies and its
+// checkpoint commits), then started again: 0 lost, 0 duplicated.
+TEST(CliForward, KilledMidForwardingAndRestartedLosesAndDuplicatesNothing) {
+  RedisServer server;
+  TempDir dir;
+  constexpr std::size_t kEvents = 20000;
+  append_events(dir / "app.db", kEvents);
+  RedisClient client = server.client();
+  for (int round = 0; round < 3; ++round) {
+    Tool tool({"forward", (dir / "app.db").string(), "--redis", server.url(),
+               "--lease-time", "1"},
+              dir.path());
+    const long long before = client.integer({"XLEN", "events"});
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return client.integer({"XLEN", "events"}) > before + 1000;
+        },
+        20s));
+    EXPECT_EQ(tool.signal(SIGKILL), -1);
+  }
+  const long long sent = client.integer({"XLEN", "events"});
+  EXPECT_LT(sent, static_cast<long long>(kEvents)) << "it finished before the kills";
+  Tool rest({"forward", (dir / "app.db").string(), "--redis", server.url(),
+             "--until-idle", "--lease-time", "1"},
+            dir.path());
+  ASSERT_EQ(rest.wait(), 0) << rest.err();
+  expect_stream_holds_the_file(client, dir / "app.db");
+}
+
+}  // namespace
+}  // namespace eventlite

@@ -1,0 +1,32 @@
+#pragma once
+
+// `eventlite forward`: the file's events to a broker, as a sink subscription
+// (include/eventlite/redis.hpp). The command's options and its run are both here.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace eventlite::cli {
+
+struct ForwardArgs {
+  std::string db;
+  std::string redis;            // the URL
+  std::string mode = "stream";  // stream | pubsub
+  std::string key = "events";
+  std::optional<std::uint64_t> maxlen;
+  std::string name = "forward-redis";
+  std::string format = "envelope";  // envelope | cloudevents
+  bool until_idle = false;
+  std::uint64_t retry_for = 20;  // seconds a broker may stay unreachable (--until-idle)
+  std::uint64_t lease_time = 15;  // seconds another process takes over after this dies
+};
+
+CLI::App* add_forward(CLI::App& app, ForwardArgs& args);
+int run_forward(const ForwardArgs& args);
+
+}  // namespace eventlite::cli
