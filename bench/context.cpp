@@ -11,6 +11,7 @@ Sizes Sizes::for_config(const Config& config) {
     s.read_events = 50000;
     s.stored_events = 100000;
     s.latency_events = 200;
+    s.forward_events = 20000;
     s.idle_window = std::chrono::milliseconds(2000);
   }
   return s;

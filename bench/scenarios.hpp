@@ -37,6 +37,7 @@ struct Sizes {
   std::size_t latency_events = 2000;             // timed appends of figures 8 and 9
   std::size_t latency_warmup = 20;               // untimed appends before those
   std::chrono::milliseconds idle_window{10000};  // figure 11's measured idle time
+  std::size_t forward_events = 200000;           // figure 13
 
   static Sizes for_config(const Config& config);
 };
@@ -74,6 +75,8 @@ void add_latency_figures(Bench& bench, Context& ctx);
 void add_dispatch_rss_figure(Bench& bench, Context& ctx);
 void add_idle_cpu_figure(Bench& bench, Context& ctx);
 void add_wake_latency_figures(Bench& bench, Context& ctx);
+// Built with EVENTLITE_WITH_REDIS (scenarios_redis.cpp).
+void add_redis_figures(Bench& bench, Context& ctx);
 
 // The hidden child modes of figures 9 and 10, on `file`: "append" appends `events`
 // events one at a time, each carrying its send time, reading one acknowledgement
