@@ -34,6 +34,7 @@
 #include <string_view>
 
 #include "eventlite/sink.hpp"
+#include "eventlite/store.hpp"
 
 namespace spdlog {
 class logger;
@@ -96,5 +97,67 @@ std::shared_ptr<Sink> make_sink(SinkOptions options);
 
 // The entry id an event gets in stream mode: "<seq>-0".
 std::string entry_id(Seq seq);
+
+// Bringing another service's events in: a Redis Stream (one the Redis sink writes, or
+// any whose entries carry an envelope in their `event` field) read with a consumer
+// group and appended to a local store, idempotently by event id, keeping each
+// event's id, stream, type, time, data and metadata.
+//
+// Each step reads a batch (first what this consumer was given and did not
+// acknowledge, then entries another consumer left pending longer than claim_idle,
+// XAUTOCLAIM, then new ones, XREADGROUP), appends it in one transaction, and only
+// after that commit acknowledges it (XACK). Killed in between, the entries come again
+// and are found already stored: nothing is lost or doubled. An entry that is not an
+// envelope, or whose id is stored with other content, is appended instead to the
+// local stream `<rejected_prefix><name>` as a BridgeEntryRejected event naming the
+// entry and the reason (and then acknowledged): kept, visible, never retried for
+// ever. One bridge per name runs at a time across processes (a Lease in the file);
+// others stand by.
+struct BridgeOptions {
+  std::string url = "redis://127.0.0.1:6379";
+  std::string key = "events";       // the stream read
+  std::string group = "eventlite";  // created at the stream's start if missing
+  // The bridge's name: its lease ("bridge:<name>") and its consumer name in the group.
+  std::string name = "redis-bridge";
+  std::size_t batch = 512;  // entries per step
+  // How long a step waits for new entries (XREADGROUP BLOCK) when none are there.
+  std::chrono::milliseconds block{200};
+  // Entries pending with another consumer for this long are claimed (XAUTOCLAIM).
+  std::chrono::milliseconds claim_idle{30000};
+  std::chrono::milliseconds timeout{5000};  // connecting and each round trip
+  std::chrono::milliseconds lease_time{15000};
+  std::string rejected_prefix = "eventlite-rejected-";
+  std::shared_ptr<spdlog::logger> logger = {};
+};
+
+// Thread safety: one thread at a time, but stop() from any.
+class Bridge {
+ public:
+  // Throws InvalidArgument for a malformed URL; connects on the first step.
+  Bridge(Store& store, BridgeOptions options);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  // One step; returns the entries it took in (appended, found stored, or rejected).
+  // 0 when none came within `block`, or when another process holds the lease.
+  // Throws BrokerError when Redis cannot be reached or refuses (the entries stay
+  // pending in the group and come again), StorageError when the file cannot be
+  // written (nothing acknowledged).
+  std::size_t step();
+  // Steps until one takes nothing in; returns the total.
+  std::size_t run_until_idle();
+  // Steps until stop(); a broker error is logged and retried with a growing pause
+  // (up to 5 s), so a Redis that restarts is picked up again.
+  void run();
+  void stop() noexcept;
+
+  // Whether this process holds the bridge's lease (as of the last step).
+  bool active() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace eventlite::redis

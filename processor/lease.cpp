@@ -1,0 +1,84 @@
+// The public named lease (include/eventlite/lease.hpp), on the processor's lease
+// queries and the store's one writer.
+
+#include "eventlite/lease.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "eventlite/errors.hpp"
+#include "processor/writer.hpp"
+#include "store/time_text.hpp"
+
+namespace eventlite {
+
+namespace {
+
+std::string generated_owner() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::random_device rd;
+  return fmt::format("{}:{}:{:06x}", host, getpid(), rd() & 0xffffff);
+}
+
+}  // namespace
+
+Lease::Lease(Store& store, std::string name, std::chrono::milliseconds duration,
+             std::string owner)
+    : writer_(std::make_unique<detail::Writer>(
+          detail::StoreAccess::make(detail::StoreAccess::impl(store)))),
+      name_(std::move(name)),
+      duration_(duration),
+      owner_(owner.empty() ? generated_owner() : std::move(owner)) {
+  if (name_.empty()) throw InvalidArgument("lease: the name is empty");
+  if (duration_.count() <= 0)
+    throw InvalidArgument("lease: the duration must be positive");
+}
+
+Lease::~Lease() {
+  release();
+}
+
+bool Lease::acquire_or_renew() {
+  const auto started = std::chrono::steady_clock::now();
+  const auto now = std::chrono::system_clock::now();
+  const std::string now_text = detail::format_time(now);
+  const std::string until_text = detail::format_time(now + duration_);
+  try {
+    token_ = writer_->run([&](detail::Queries& q) -> std::int64_t {
+      const auto row = q.read_lease(name_);
+      if (row && row->owner == owner_ && row->token == token_ && token_ != 0) {
+        q.write_lease(name_, owner_, until_text, token_);  // renewed
+        return token_;
+      }
+      if (row && row->expires > now_text) return 0;  // held elsewhere
+      const std::int64_t token = row ? row->token + 1 : 1;
+      q.write_lease(name_, owner_, until_text, token);
+      return token;
+    });
+  } catch (...) {
+    token_ = 0;
+    throw;
+  }
+  until_ = started + duration_;
+  return token_ != 0;
+}
+
+bool Lease::held() const noexcept {
+  return token_ != 0 && std::chrono::steady_clock::now() < until_;
+}
+
+void Lease::release() noexcept {
+  if (token_ == 0) return;
+  try {
+    const std::string now_text = detail::format_time(std::chrono::system_clock::now());
+    writer_->run(
+        [&](detail::Queries& q) { q.release_lease(name_, owner_, token_, now_text); });
+  } catch (...) {  // it expires by itself
+  }
+  token_ = 0;
+}
+
+}  // namespace eventlite
