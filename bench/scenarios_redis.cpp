@@ -1,27 +1,38 @@
-// Figure 13: forwarding to a Redis Stream. A redis-server of the benchmark's own
-// (127.0.0.1, a free port, no persistence: the broker's disk is not what is measured)
-// takes the same entries from both sides:
+// Figures 13 and 14: forwarding to a Redis Stream, and bridging one in. A redis-server of
+// the benchmark's own (127.0.0.1, a free port, no persistence: the broker's disk is not
+// what is measured) takes the same entries from both sides:
 // - eventlite: a processor with the Redis sink (eventlite::redis) drains a copy of a
 //   200k-event file into the stream `events`: reading the events, encoding each
 //   envelope, pipelining XADD <seq>-0 a batch at a time, checkpoints;
 // - the baseline: a raw hiredis loop pipelining the same XADDs (the envelopes encoded
 //   beforehand, untimed), a batch of the processor's batch_size at a time, each
 //   batch's replies read before the next.
+// Figure 14 fills the stream with those entries (untimed), then drains it through a
+// new consumer group into a new file (durability full):
+// - eventlite: redis::Bridge::run_until_idle (XREADGROUP 512 at a time, each batch
+//   appended in one transaction idempotently by id, then XACK);
+// - the baseline: a raw loop of XREADGROUP 512, each envelope parsed with simdjson,
+//   its fields inserted with a prepared statement in one BEGIN IMMEDIATE ... COMMIT
+//   per batch (versions kept in memory, no id check), then XACK.
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <simdjson.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "bench/raw_sqlite.hpp"
 #include "bench/scenarios.hpp"
 #include "eventlite/envelope.hpp"
 #include "eventlite/processor.hpp"
@@ -154,42 +165,171 @@ double forward_eventlite(Context& ctx, std::size_t n) {
   return static_cast<double>(n) / seconds;
 }
 
-double forward_raw(Context& ctx, std::size_t n) {
-  Server& redis = server(ctx);
-  Connection c = connect(redis.port());
-  command(c.get(), {"DEL", "events"});
-  // The same entries, encoded beforehand (untimed).
+// The fixture's events as stream entries: ids and envelopes.
+struct Entries {
   std::vector<std::string> ids, payloads;
-  {
-    const Store store = Store::open(ctx.fixture(n), StoreOptions{.read_only = true});
-    for (const Event& e : store.read_all()) {
-      ids.push_back(redis::entry_id(e.seq));
-      payloads.push_back(to_envelope(e));
-    }
+};
+
+const Entries& entries_of(Context& ctx, std::size_t n) {
+  static std::map<std::size_t, Entries> cache;
+  auto it = cache.find(n);
+  if (it != cache.end()) return it->second;
+  Entries out;
+  StoreOptions options;
+  options.read_only = true;
+  const Store store = Store::open(ctx.fixture(n), options);
+  for (const Event& e : store.read_all()) {
+    out.ids.push_back(redis::entry_id(e.seq));
+    out.payloads.push_back(to_envelope(e));
   }
-  const std::size_t batch = ProcessorOptions{}.batch_size;
+  return cache.emplace(n, std::move(out)).first->second;
+}
+
+// XADDs every entry, `batch` a pipeline.
+void xadd_all(redisContext* c, const Entries& entries, std::size_t batch) {
+  const std::size_t n = entries.ids.size();
   const char* argv[5] = {"XADD", "events", nullptr, "event", nullptr};
   size_t lens[5] = {4, 6, 0, 5, 0};
-  const Stopwatch watch;
   for (std::size_t at = 0; at < n; at += batch) {
     const std::size_t end = std::min(n, at + batch);
     for (std::size_t i = at; i < end; ++i) {
-      argv[2] = ids[i].data();
-      lens[2] = ids[i].size();
-      argv[4] = payloads[i].data();
-      lens[4] = payloads[i].size();
-      redisAppendCommandArgv(c.get(), 5, argv, lens);
+      argv[2] = entries.ids[i].data();
+      lens[2] = entries.ids[i].size();
+      argv[4] = entries.payloads[i].data();
+      lens[4] = entries.payloads[i].size();
+      redisAppendCommandArgv(c, 5, argv, lens);
     }
     for (std::size_t i = at; i < end; ++i) {
       void* r = nullptr;
-      if (redisGetReply(c.get(), &r) != REDIS_OK || !r)
+      if (redisGetReply(c, &r) != REDIS_OK || !r)
         throw std::runtime_error("redis: connection lost");
       const bool error = static_cast<redisReply*>(r)->type == REDIS_REPLY_ERROR;
       freeReplyObject(r);
       if (error) throw std::runtime_error("redis refused an XADD");
     }
   }
+}
+
+double forward_raw(Context& ctx, std::size_t n) {
+  Server& redis = server(ctx);
+  Connection c = connect(redis.port());
+  command(c.get(), {"DEL", "events"});
+  const Entries& entries = entries_of(ctx, n);  // encoded beforehand, untimed
+  const Stopwatch watch;
+  xadd_all(c.get(), entries, ProcessorOptions{}.batch_size);
   const double seconds = watch.seconds();
+  return static_cast<double>(n) / seconds;
+}
+
+// A full stream and a new group for one drain (untimed); returns the group's name.
+std::string fill_for_bridge(Context& ctx, redisContext* c, std::size_t n) {
+  static int groups = 0;
+  command(c, {"DEL", "events"});
+  xadd_all(c, entries_of(ctx, n), 512);
+  const std::string group = "bench-" + std::to_string(++groups);
+  command(c, {"XGROUP", "CREATE", "events", group, "0"});
+  return group;
+}
+
+double bridge_eventlite(Context& ctx, std::size_t n) {
+  Server& redis = server(ctx);
+  Connection c = connect(redis.port());
+  redis::BridgeOptions options;
+  options.url = redis.url();
+  options.group = fill_for_bridge(ctx, c.get(), n);
+  options.block = std::chrono::milliseconds(1);
+  const ScratchFile file(ctx.new_path("bridge"));
+  Store store = Store::open(file.path());
+  redis::Bridge bridge(store, options);
+  const Stopwatch watch;
+  const std::size_t taken = bridge.run_until_idle();
+  const double seconds = watch.seconds();
+  if (taken != n || store.head() != static_cast<Seq>(n))
+    throw std::runtime_error("the bridge took in " + std::to_string(taken) + " entries");
+  return static_cast<double>(n) / seconds;
+}
+
+// A value's JSON text, as the envelope gives it.
+std::string_view to_json(simdjson::simdjson_result<simdjson::ondemand::value> value) {
+  std::string_view s;
+  if (simdjson::to_json_string(value).get(s) != simdjson::SUCCESS)
+    throw std::runtime_error("the raw bridge got an envelope that is not JSON");
+  return s;
+}
+
+double bridge_raw(Context& ctx, std::size_t n) {
+  Server& redis = server(ctx);
+  Connection c = connect(redis.port());
+  const std::string group = fill_for_bridge(ctx, c.get(), n);
+  const ScratchFile file(ctx.new_path("bridge-baseline"));
+  create_schema(file.path());
+  RawDb db(file.path(), RawDb::Sync::full);
+  Statement begin(db.get(), "BEGIN IMMEDIATE");
+  Statement commit(db.get(), "COMMIT");
+  Statement insert(db.get(),
+                   "INSERT INTO eventlite_events (id, stream, version, type, data, "
+                   "metadata, time) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  std::unordered_map<std::string, std::int64_t> versions;
+  simdjson::ondemand::parser parser;
+  std::size_t taken = 0;
+  const Stopwatch watch;
+  for (;;) {
+    auto* r = static_cast<redisReply*>(redisCommand(
+        c.get(), "XREADGROUP GROUP %s raw COUNT 512 STREAMS events >", group.c_str()));
+    if (!r) throw std::runtime_error("redis: connection lost");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+      freeReplyObject(r);
+      break;
+    }
+    const redisReply* list = r->element[0]->element[1];
+    std::vector<const char*> ack = {"XACK", "events", group.c_str()};
+    std::vector<size_t> ack_lens = {4, 6, group.size()};
+    begin.run();
+    for (std::size_t i = 0; i < list->elements; ++i) {
+      const redisReply* entry = list->element[i];
+      const redisReply* value = entry->element[1]->element[1];
+      simdjson::padded_string json(value->str, value->len);
+      auto doc = parser.iterate(json);
+      auto object = doc.get_object();
+      std::string_view id, stream, type, time, data, metadata;
+      for (auto field : object) {
+        const std::string_view key = field.unescaped_key();
+        if (key == "id")
+          id = field.value().get_string();
+        else if (key == "stream")
+          stream = field.value().get_string();
+        else if (key == "type")
+          type = field.value().get_string();
+        else if (key == "time")
+          time = field.value().get_string();
+        else if (key == "data")
+          data = to_json(field.value());
+        else if (key == "metadata")
+          metadata = to_json(field.value());
+      }
+      const std::string stream_text(stream);
+      insert.bind(1, id);
+      insert.bind(2, stream_text);
+      insert.bind(3, ++versions[stream_text]);
+      insert.bind(4, type);
+      insert.bind(5, data);
+      insert.bind(6, metadata);
+      insert.bind(7, time);
+      insert.run();
+      ack.push_back(entry->element[0]->str);
+      ack_lens.push_back(entry->element[0]->len);
+    }
+    commit.run();
+    taken += list->elements;
+    auto* acked = static_cast<redisReply*>(redisCommandArgv(
+        c.get(), static_cast<int>(ack.size()), ack.data(), ack_lens.data()));
+    freeReplyObject(r);
+    if (!acked) throw std::runtime_error("redis: connection lost");
+    freeReplyObject(acked);
+  }
+  const double seconds = watch.seconds();
+  if (taken != n)
+    throw std::runtime_error("the raw bridge took " + std::to_string(taken));
   return static_cast<double>(n) / seconds;
 }
 
@@ -204,6 +344,14 @@ void add_redis_figures(Bench& bench, Context& ctx) {
       .threshold = Threshold::ratio_at_least(0.7),
       .eventlite = [&ctx, n] { return forward_eventlite(ctx, n); },
       .baseline = [&ctx, n] { return forward_raw(ctx, n); },
+  });
+  bench.add(FigureSpec{
+      .name = "bridge " + count_label(n) + " events in from a Redis Stream",
+      .unit = "events/s",
+      .better = Better::higher,
+      .threshold = Threshold::ratio_at_least(0.5),
+      .eventlite = [&ctx, n] { return bridge_eventlite(ctx, n); },
+      .baseline = [&ctx, n] { return bridge_raw(ctx, n); },
   });
 }
 
