@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "eventlite/errors.hpp"
+#include "tools/bridge.hpp"
 #include "tools/commands.hpp"
 #include "tools/error.hpp"
 #include "tools/forward.hpp"
@@ -318,6 +319,7 @@ int run(int argc, char** argv) {
   DeadChangeArgs dead_discard;
   RewindArgs rewind;
   ForwardArgs forward;
+  BridgeArgs bridge;
   CLI::App* dead = nullptr;  // made in its place in the list, for --help's order
   const std::vector<Command> commands = {
       {add_init(app, init), [&] { return run_init(init); }},
@@ -338,6 +340,7 @@ int run(int argc, char** argv) {
        [&] { return run_dead_discard(dead_discard); }},
       {add_rewind(app, rewind), [&] { return run_rewind(rewind); }},
       {add_forward(app, forward), [&] { return run_forward(forward); }},
+      {add_bridge(app, bridge), [&] { return run_bridge(bridge); }},
   };
 
   try {

@@ -175,5 +175,56 @@ TEST(CliForward, KilledMidForwardingAndRestartedLosesAndDuplicatesNothing) {
   expect_stream_holds_the_file(client, dir / "app.db");
 }
 
+// Service A forwards, service B bridges into its own file; the bridge is killed with
+// SIGKILL mid-way and started again: B ends with each of A's events once, in order.
+TEST(CliBridge, KilledMidWayAndRestartedBringsEveryEventOnce) {
+  RedisServer server;
+  TempDir dir;
+  constexpr std::size_t kEvents = 20000;
+  append_events(dir / "a.db", kEvents);
+  const std::string a = (dir / "a.db").string(), b = (dir / "b.db").string();
+  {
+    Tool forward({"forward", a, "--redis", server.url(), "--until-idle"}, dir.path());
+    ASSERT_EQ(forward.wait(), 0) << forward.err();
+  }
+  {
+    Tool init({"init", b}, dir.path());
+    ASSERT_EQ(init.wait(), 0) << init.err();
+  }
+  {
+    Tool bridge({"bridge", b, "--redis", server.url(), "--lease-time", "1"}, dir.path());
+    ASSERT_TRUE(wait_until(
+        [&] {
+          const Store store = Store::open(dir / "b.db", fast_options());
+          return store.head() > 2000;
+        },
+        20s));
+    EXPECT_EQ(bridge.signal(SIGKILL), -1);
+    const Store store = Store::open(dir / "b.db", fast_options());
+    EXPECT_LT(store.head(), static_cast<Seq>(kEvents)) << "it finished before the kill";
+  }
+  Tool rest({"bridge", b, "--redis", server.url(), "--until-idle", "--lease-time", "1"},
+            dir.path());
+  ASSERT_EQ(rest.wait(), 0) << rest.err();
+  EXPECT_NE(rest.out().find("bridged from"), std::string::npos) << rest.out();
+
+  Store from = Store::open(dir / "a.db", fast_options());
+  Store to = Store::open(dir / "b.db", fast_options());
+  std::vector<Event> source, copy;
+  for (const Event& e : from.read_all()) source.push_back(e);
+  for (const Event& e : to.read_all()) copy.push_back(e);
+  ASSERT_EQ(copy.size(), source.size());
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    ASSERT_EQ(copy[i].id, source[i].id) << "at " << i;
+    EXPECT_EQ(copy[i].stream, source[i].stream);
+    EXPECT_EQ(copy[i].version, source[i].version);
+    EXPECT_EQ(copy[i].time, source[i].time);
+    EXPECT_EQ(copy[i].data, source[i].data);
+  }
+  RedisClient client = server.client();
+  auto pending = client.run({"XPENDING", "events", "eventlite"});
+  EXPECT_EQ(pending->element[0]->integer, 0);
+}
+
 }  // namespace
 }  // namespace eventlite
