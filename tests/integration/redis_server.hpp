@@ -22,30 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include "server_process.hpp"
 #include "test_support.hpp"
 
-extern char** environ;
-
 namespace eventlite::test {
-
-// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick).
-inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
 
 struct RedisReplyDeleter {
   void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
@@ -159,12 +139,7 @@ class RedisServer {
       args.push_back("--requirepass");
       args.push_back(options_.password);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0)
-      throw std::runtime_error(
-          "cannot start redis-server (is it installed? ./run setup)");
+    pid_ = start_server(args, dir_.path() / "redis.out");
     const bool up = wait_until(
         [&] {
           redisContext* c = redisConnect("127.0.0.1", port_);
@@ -180,11 +155,7 @@ class RedisServer {
 
   // Stops it with `sig` (SIGKILL: as a crash; SIGTERM: a clean shutdown) and reaps it.
   void stop(int sig = SIGTERM) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+    stop_server(pid_, sig);
     pid_ = 0;
   }
 

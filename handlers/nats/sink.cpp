@@ -1,0 +1,398 @@
+// The NATS sink (nats.hpp), on libnats.
+//
+// JetStream batches: every message of the batch is published asynchronously
+// (js_PublishMsgAsync; libnats stalls the caller while `window` are in flight), then
+// js_PublishAsyncComplete waits for the acks, up to `timeout`. The ack handler records
+// each message's outcome by its Eventlite-Seq header; the batch is done up to the
+// first event whose ack did not come back positive. A duplicate ack (the server had
+// the Nats-Msg-Id already) counts as delivered.
+
+#include <fmt/format.h>
+#include <nats/nats.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eventlite/envelope.hpp"
+#include "eventlite/errors.hpp"
+#include "eventlite/nats.hpp"
+
+namespace eventlite::nats {
+
+std::string redacted(std::string_view url) {
+  std::string out;
+  std::size_t at = 0;
+  while (at <= url.size()) {
+    const std::size_t comma = std::min(url.find(',', at), url.size());
+    std::string_view one = url.substr(at, comma - at);
+    const std::size_t scheme = one.find("://");
+    const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const std::size_t userinfo_end = one.rfind('@');
+    if (userinfo_end != std::string_view::npos && userinfo_end >= start) {
+      const std::string_view userinfo = one.substr(start, userinfo_end - start);
+      const std::size_t colon = userinfo.find(':');
+      std::string shown = colon == std::string_view::npos
+                              ? "***"  // a token
+                              : std::string(userinfo.substr(0, colon)) + ":***";
+      out += std::string(one.substr(0, start)) + shown +
+             std::string(one.substr(userinfo_end));
+    } else {
+      out += one;
+    }
+    if (comma < url.size()) out += ',';
+    at = comma + 1;
+  }
+  return out;
+}
+
+namespace {
+
+constexpr const char* kSeqHeader = "Eventlite-Seq";
+
+// libnats status and its last error text, one line.
+std::string status_text(natsStatus s) {
+  natsStatus last = NATS_OK;
+  const char* detail = nats_GetLastError(&last);
+  std::string text = natsStatus_GetText(s);
+  if (detail && *detail && last == s && text != detail)
+    text += std::string(": ") + detail;
+  return text;
+}
+
+bool retryable_status(natsStatus s) {
+  switch (s) {
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+    case NATS_MAX_PAYLOAD:
+    case NATS_INVALID_SUBJECT:
+    case NATS_INVALID_ARG: return false;
+    default: return true;
+  }
+}
+
+[[noreturn]] void fail(const std::string& where, std::string_view what, natsStatus s) {
+  throw BrokerError("nats", retryable_status(s),
+                    fmt::format("{} on {}: {}", what, where, status_text(s)));
+}
+
+// A subject token as NATS allows it: no white space, no wildcards.
+bool valid_token(std::string_view t) {
+  if (t.empty()) return false;
+  for (char c : t)
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '*' || c == '>')
+      return false;
+  return t.front() != '.' && t.back() != '.';
+}
+
+struct OptionsFree {
+  void operator()(natsOptions* o) const noexcept { natsOptions_Destroy(o); }
+};
+struct ConnFree {
+  void operator()(natsConnection* c) const noexcept { natsConnection_Destroy(c); }
+};
+struct JsFree {
+  void operator()(jsCtx* j) const noexcept { jsCtx_Destroy(j); }
+};
+struct MsgFree {
+  void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
+};
+struct InfoFree {
+  void operator()(jsStreamInfo* i) const noexcept { jsStreamInfo_Destroy(i); }
+};
+
+// The outcomes of one batch's asynchronous publishes, written by libnats's thread.
+struct Acks {
+  std::mutex mu;
+  Seq first = 0;                   // guarded by mu: seq of index 0
+  std::vector<int> state;          // guarded by mu: 0 waiting, 1 acked, 2 failed
+  std::vector<std::string> error;  // guarded by mu
+  std::vector<bool> retryable;     // guarded by mu
+};
+
+void on_ack(jsCtx*, natsMsg* msg, jsPubAck*, jsPubAckErr* pae, void* closure) {
+  auto* acks = static_cast<Acks*>(closure);
+  const char* value = nullptr;
+  Seq seq = 0;
+  if (natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+    std::from_chars(value, value + std::strlen(value), seq);
+  {
+    std::lock_guard lock(acks->mu);
+    const Seq i = seq - acks->first;
+    if (i >= 0 && static_cast<std::size_t>(i) < acks->state.size()) {
+      const auto at = static_cast<std::size_t>(i);
+      if (pae == nullptr) {
+        acks->state[at] = 1;
+      } else {
+        acks->state[at] = 2;
+        acks->error[at] =
+            pae->ErrText && *pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err);
+        // A server error with a JetStream code (a payload or message refused) cannot
+        // be mended by sending it again; timeouts and missing responders can.
+        acks->retryable[at] = pae->ErrCode == 0;
+      }
+    }
+  }
+  natsMsg_Destroy(msg);  // ours to destroy; `pa` and `pae` belong to libnats
+}
+
+class NatsSink final : public Sink {
+ public:
+  explicit NatsSink(SinkOptions options)
+      : options_(std::move(options)), where_(redacted(options_.url)) {
+    if (options_.url.empty()) throw InvalidArgument("nats sink: the URL is empty");
+    if (!valid_token(options_.subject_prefix))
+      throw InvalidArgument("nats sink: the subject prefix is not a valid subject");
+    if (options_.jetstream && options_.stream.empty())
+      throw InvalidArgument("nats sink: the JetStream stream name is empty");
+    if (options_.window == 0) throw InvalidArgument("nats sink: the window is 0");
+    logger_ = options_.logger ? options_.logger : spdlog::default_logger();
+  }
+  ~NatsSink() override { close(); }
+
+  std::optional<Seq> open() override {
+    close();
+    natsOptions* raw = nullptr;
+    if (natsOptions_Create(&raw) != NATS_OK) fail(where_, "connect", NATS_NO_MEMORY);
+    std::unique_ptr<natsOptions, OptionsFree> opts(raw);
+    check(natsOptions_SetURL(opts.get(), options_.url.c_str()), "connect");
+    check(natsOptions_SetTimeout(opts.get(), options_.timeout.count()), "connect");
+    check(natsOptions_SetAllowReconnect(opts.get(), false), "connect");
+    check(natsOptions_SetName(opts.get(), "eventlite"), "connect");
+    if (!options_.token.empty())
+      check(natsOptions_SetToken(opts.get(), options_.token.c_str()), "connect");
+    if (!options_.credentials_file.empty())
+      check(natsOptions_SetUserCredentialsFromFiles(
+                opts.get(), options_.credentials_file.c_str(), nullptr),
+            "read the credentials");
+    if (options_.tls) check(natsOptions_SetSecure(opts.get(), true), "set up TLS");
+    if (!options_.ca_file.empty())
+      check(natsOptions_LoadCATrustedCertificates(opts.get(), options_.ca_file.c_str()),
+            "load the CA file");
+    natsConnection* conn = nullptr;
+    check(natsConnection_Connect(&conn, opts.get()), "connect");
+    conn_.reset(conn);
+    if (!options_.jetstream) return std::nullopt;
+
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = options_.timeout.count();
+    jo.PublishAsync.MaxPending = static_cast<int64_t>(options_.window);
+    jo.PublishAsync.StallWait = options_.timeout.count();
+    jo.PublishAsync.AckHandler = on_ack;
+    jo.PublishAsync.AckHandlerClosure = &acks_;
+    jsCtx* js = nullptr;
+    check(natsConnection_JetStream(&js, conn_.get(), &jo), "open JetStream");
+    js_.reset(js);
+    return last_forwarded();
+  }
+
+  BatchResult publish(const BatchContext& batch) override {
+    if (!conn_) open();
+    const std::size_t n = batch.size();
+    {
+      std::lock_guard lock(acks_.mu);
+      acks_.first = n ? batch.event(0).seq : 0;
+      acks_.state.assign(n, 0);
+      acks_.error.assign(n, {});
+      acks_.retryable.assign(n, true);
+    }
+    // Events of one batch have consecutive seqs only when nothing between them was
+    // filtered out; the ack handler finds an event by seq - first, so map gaps.
+    bool consecutive = true;
+    for (std::size_t i = 0; i < n; ++i)
+      if (batch.event(i).seq != batch.event(0).seq + static_cast<Seq>(i))
+        consecutive = false;
+    if (!consecutive && options_.jetstream) {
+      // Rare (a sink with a type filter): send one event a call instead.
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::vector<const Event*> one{&batch.event(i)};
+        const std::vector<int> attempts{batch.attempt(i)};
+        const BatchContext single(one, attempts, batch.subscription(), nullptr);
+        BatchResult r = publish(single);
+        if (!r.all_done()) return BatchResult::failed(i, r.error());
+      }
+      return BatchResult::ok();
+    }
+    try {
+      for (std::size_t i = 0; i < n; ++i) {
+        const Event& e = batch.event(i);
+        if (!valid_token(e.type))
+          throw BrokerError(
+              "nats", false,
+              fmt::format("event type \"{}\" is not a valid subject token", e.type));
+        const std::string subject = options_.subject_prefix + "." + e.type;
+        const std::string payload = options_.format == Format::envelope
+                                        ? to_envelope(e)
+                                        : to_cloudevent(e, options_.source);
+        if (!options_.jetstream) {
+          const natsStatus s =
+              natsConnection_Publish(conn_.get(), subject.c_str(), payload.data(),
+                                     static_cast<int>(payload.size()));
+          if (s != NATS_OK) return failed_at(i, s, "publish");
+          continue;
+        }
+        natsMsg* raw = nullptr;
+        natsStatus s = natsMsg_Create(&raw, subject.c_str(), nullptr, payload.data(),
+                                      static_cast<int>(payload.size()));
+        std::unique_ptr<natsMsg, MsgFree> msg(raw);
+        const std::string seq = std::to_string(e.seq);
+        if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), "Nats-Msg-Id", e.id.c_str());
+        if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), kSeqHeader, seq.c_str());
+        if (s == NATS_OK) {
+          natsMsg* owned = msg.release();
+          s = js_PublishMsgAsync(js_.get(), &owned, nullptr);
+          natsMsg_Destroy(owned);  // null when libnats took it
+        }
+        if (s != NATS_OK) {
+          wait_acks();
+          const std::size_t at = first_unacked(i);
+          if (at < i) return failed_with_ack(at);
+          return failed_at(i, s, "publish");
+        }
+      }
+      if (!options_.jetstream) {
+        const natsStatus s =
+            natsConnection_FlushTimeout(conn_.get(), options_.timeout.count());
+        if (s != NATS_OK) return failed_at(0, s, "flush");
+        return BatchResult::ok();
+      }
+      wait_acks();
+      const std::size_t at = first_unacked(n);
+      if (at < n) return failed_with_ack(at);
+      return BatchResult::ok();
+    } catch (...) {
+      const std::size_t at = options_.jetstream ? first_unacked(n) : 0;
+      close();
+      return BatchResult::failed(at, std::current_exception());
+    }
+  }
+
+  // Publishes still awaiting acks are dropped with the context: they are sent again
+  // after open(), from where the stream stands.
+  void close() noexcept override {
+    js_.reset();
+    conn_.reset();
+  }
+
+ private:
+  void check(natsStatus s, std::string_view what) const {
+    if (s != NATS_OK) fail(where_, what, s);
+  }
+
+  // The seq in the Eventlite-Seq header of the stream's last message; 0 for an
+  // empty stream; nullopt when the last message is not one of ours.
+  std::optional<Seq> last_forwarded() {
+    jsStreamInfo* raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s =
+        js_GetStreamInfo(&raw, js_.get(), options_.stream.c_str(), nullptr, &code);
+    std::unique_ptr<jsStreamInfo, InfoFree> info(raw);
+    if (s == NATS_NOT_FOUND || code == JSStreamNotFoundErr) {
+      if (!options_.create_stream)
+        throw BrokerError(
+            "nats", true,
+            fmt::format("JetStream stream {} not found on {} (create it, or "
+                        "let the sink: create_stream)",
+                        options_.stream, where_));
+      create_stream();
+      return Seq{0};
+    }
+    check(s, "read the stream's state");
+    const std::uint64_t last = info->State.LastSeq;
+    if (last == 0 || info->State.Msgs == 0) return Seq{0};
+    natsMsg* raw_msg = nullptr;
+    s = js_GetMsg(&raw_msg, js_.get(), options_.stream.c_str(), last, nullptr, &code);
+    std::unique_ptr<natsMsg, MsgFree> msg(raw_msg);
+    check(s, "read the stream's last message");
+    const char* value = nullptr;
+    Seq seq = 0;
+    if (natsMsgHeader_Get(msg.get(), kSeqHeader, &value) != NATS_OK || !value ||
+        std::from_chars(value, value + std::strlen(value), seq).ec != std::errc()) {
+      logger_->warn("nats sink: the last message of stream {} has no {} header",
+                    options_.stream, kSeqHeader);
+      return std::nullopt;
+    }
+    return seq;
+  }
+
+  void create_stream() {
+    const std::string subjects = options_.subject_prefix + ".>";
+    const char* list[] = {subjects.c_str()};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = options_.stream.c_str();
+    cfg.Subjects = list;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Duplicates = static_cast<int64_t>(options_.duplicate_window.count()) * 1000000;
+    jsStreamInfo* raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus s = js_AddStream(&raw, js_.get(), &cfg, nullptr, &code);
+    std::unique_ptr<jsStreamInfo, InfoFree> info(raw);
+    check(s, "create the JetStream stream");
+    logger_->info("nats sink: created JetStream stream {} for {}", options_.stream,
+                  subjects);
+  }
+
+  void wait_acks() {
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = options_.timeout.count();
+    js_PublishAsyncComplete(js_.get(), &po);  // a timeout leaves some waiting
+  }
+
+  // The first index below `n` whose ack was not positive.
+  std::size_t first_unacked(std::size_t n) {
+    std::lock_guard lock(acks_.mu);
+    for (std::size_t i = 0; i < n && i < acks_.state.size(); ++i)
+      if (acks_.state[i] != 1) return i;
+    return n;
+  }
+
+  BatchResult failed_with_ack(std::size_t at) {
+    std::string error;
+    bool retryable = true;
+    {
+      std::lock_guard lock(acks_.mu);
+      if (acks_.state[at] == 2) {
+        error = acks_.error[at];
+        retryable = acks_.retryable[at];
+      } else {
+        error = "no acknowledgement within " + std::to_string(options_.timeout.count()) +
+                " ms";
+      }
+    }
+    close();
+    return BatchResult::failed(
+        at, std::make_exception_ptr(BrokerError(
+                "nats", retryable, fmt::format("publish on {}: {}", where_, error))));
+  }
+
+  BatchResult failed_at(std::size_t at, natsStatus s, std::string_view what) {
+    const bool retryable = retryable_status(s);
+    const std::string text = fmt::format("{} on {}: {}", what, where_, status_text(s));
+    close();
+    return BatchResult::failed(
+        at, std::make_exception_ptr(BrokerError("nats", retryable, text)));
+  }
+
+  SinkOptions options_;
+  std::string where_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<natsConnection, ConnFree> conn_;
+  std::unique_ptr<jsCtx, JsFree> js_;
+  Acks acks_;
+};
+
+}  // namespace
+
+std::shared_ptr<Sink> make_sink(SinkOptions options) {
+  return std::make_shared<NatsSink>(std::move(options));
+}
+
+}  // namespace eventlite::nats

@@ -1,0 +1,125 @@
+#pragma once
+
+// A real nats-server for one test: JetStream on, file storage in a temp directory of
+// its own, on 127.0.0.1 on a free port; stopped with the fixture, and startable again
+// on the same port and data after a kill. Plus a few libnats helpers for the test's
+// own checks.
+
+#include <nats/nats.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "server_process.hpp"
+#include "test_support.hpp"
+
+namespace eventlite::test {
+
+struct NatsConnFree {
+  void operator()(natsConnection* c) const noexcept { natsConnection_Destroy(c); }
+};
+using NatsConn = std::unique_ptr<natsConnection, NatsConnFree>;
+struct NatsMsgFree {
+  void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
+};
+using NatsMsg = std::unique_ptr<natsMsg, NatsMsgFree>;
+
+// Thread safety: one thread at a time.
+class NatsServer {
+ public:
+  struct Options {
+    std::string user = {};  // with password: --user/--pass
+    std::string password = {};
+    int port = 0;  // 0: a free one
+  };
+  NatsServer() : NatsServer(Options{}) {}
+  explicit NatsServer(Options options)
+      : options_(std::move(options)), port_(options_.port) {
+    start();
+  }
+  ~NatsServer() { stop(SIGKILL); }
+  NatsServer(const NatsServer&) = delete;
+  NatsServer& operator=(const NatsServer&) = delete;
+
+  int port() const noexcept { return port_; }
+  std::string url() const {
+    const std::string auth =
+        options_.user.empty() ? "" : options_.user + ":" + options_.password + "@";
+    return "nats://" + auth + "127.0.0.1:" + std::to_string(port_);
+  }
+  NatsConn connect() const {
+    natsConnection* c = nullptr;
+    if (natsConnection_ConnectTo(&c, url().c_str()) != NATS_OK)
+      throw std::runtime_error("test client cannot connect to nats-server");
+    return NatsConn(c);
+  }
+
+  void start() {
+    if (port_ == 0) port_ = free_port();
+    std::vector<std::string> args = {
+        "nats-server",         "-a",  "127.0.0.1", "-p",
+        std::to_string(port_), "-js", "-sd",       dir_.path().string()};
+    if (!options_.user.empty()) {
+      args.insert(args.end(), {"--user", options_.user, "--pass", options_.password});
+    }
+    pid_ = start_server(args, dir_.path() / "nats.log");
+    const bool up = wait_until(
+        [&] {
+          natsConnection* c = nullptr;
+          const bool ok = natsConnection_ConnectTo(&c, url().c_str()) == NATS_OK;
+          natsConnection_Destroy(c);
+          return ok;
+        },
+        10s);
+    if (!up) throw std::runtime_error("nats-server did not come up");
+  }
+
+  void stop(int sig = SIGTERM) {
+    stop_server(pid_, sig);
+    pid_ = 0;
+  }
+
+ private:
+  Options options_;
+  TempDir dir_;
+  int port_ = 0;
+  pid_t pid_ = 0;
+};
+
+// Every message of JetStream stream `stream`, in stream order.
+inline std::vector<NatsMsg> stream_messages(natsConnection* conn,
+                                            const std::string& stream) {
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
+    throw std::runtime_error("no JetStream context");
+  std::vector<NatsMsg> out;
+  jsStreamInfo* info = nullptr;
+  if (js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK) {
+    for (std::uint64_t seq = info->State.FirstSeq; seq <= info->State.LastSeq && seq > 0;
+         ++seq) {
+      natsMsg* m = nullptr;
+      if (js_GetMsg(&m, js, stream.c_str(), seq, nullptr, nullptr) == NATS_OK)
+        out.emplace_back(m);
+    }
+    jsStreamInfo_Destroy(info);
+  }
+  jsCtx_Destroy(js);
+  return out;
+}
+
+inline std::string header(natsMsg* m, const char* key) {
+  const char* v = nullptr;
+  return natsMsgHeader_Get(m, key, &v) == NATS_OK && v ? v : "";
+}
+
+inline std::string data_of(natsMsg* m) {
+  return std::string(natsMsg_GetData(m),
+                     static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+}
+
+}  // namespace eventlite::test

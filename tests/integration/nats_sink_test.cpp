@@ -1,0 +1,236 @@
+// The NATS sink against a real nats-server (nats_server.hpp): JetStream messages read
+// back and compared with the file, core NATS to a live subscriber, and the faults.
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eventlite/envelope.hpp"
+#include "eventlite/errors.hpp"
+#include "eventlite/nats.hpp"
+#include "eventlite/processor.hpp"
+#include "eventlite/store.hpp"
+#include "eventlite/subscriptions.hpp"
+#include "nats_server.hpp"
+
+namespace eventlite {
+namespace {
+
+using namespace eventlite::test;
+
+SubscriptionOptions sink_options() {
+  SubscriptionOptions o;
+  o.max_lanes = 1;
+  o.retry = RetryPolicy{.max_attempts = 3,
+                        .base = std::chrono::milliseconds(20),
+                        .factor = 2.0,
+                        .cap = std::chrono::milliseconds(100),
+                        .jitter = 0.0};
+  return o;
+}
+
+nats::SinkOptions jetstream_to(const NatsServer& server) {
+  nats::SinkOptions o;
+  o.url = server.url();
+  o.jetstream = true;
+  o.create_stream = true;
+  o.timeout = std::chrono::milliseconds(2000);
+  return o;
+}
+
+void append_events(Store& store, std::size_t n, std::size_t first = 0) {
+  for (std::size_t i = first; i < first + n; ++i)
+    store.append("user-" + std::to_string(i % 3),
+                 event("UserCreated", "{\"i\":" + std::to_string(i) + "}"));
+}
+
+// The JetStream stream holds every event of the file once, in seq order.
+void expect_stream_holds_the_file(const NatsServer& server, Store& store) {
+  NatsConn conn = server.connect();
+  const auto messages = stream_messages(conn.get(), "EVENTS");
+  std::vector<Event> events;
+  for (const Event& e : store.read_all()) events.push_back(e);
+  ASSERT_EQ(messages.size(), events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    natsMsg* m = messages[i].get();
+    EXPECT_EQ(std::string(natsMsg_GetSubject(m)), "events." + events[i].type);
+    EXPECT_EQ(header(m, "Nats-Msg-Id"), events[i].id);
+    EXPECT_EQ(header(m, "Eventlite-Seq"), std::to_string(events[i].seq));
+    ASSERT_EQ(data_of(m), to_envelope(events[i]));
+  }
+}
+
+TEST(NatsSink, JetStreamGetsEveryEventInOrderWithItsIdAndSeq) {
+  NatsServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 300);
+  Processor processor(store);
+  processor.sink("to-nats", nats::make_sink(jetstream_to(server)), sink_options());
+  processor.run_until_idle();
+  expect_stream_holds_the_file(server, store);
+  EXPECT_EQ(status(store).subscriptions.at(0).position, 300);
+}
+
+// A forwarder whose checkpoint is behind what JetStream holds (killed after the acks,
+// before its commit), after the duplicate window has passed: it reads the stream's
+// last message and sends nothing again.
+TEST(NatsSink, CheckpointBehindTheStreamResendsNothingAfterTheDedupWindow) {
+  NatsServer server;
+  TempDir dir;
+  {
+    Store store = Store::open(dir / "app.db", fast_options());
+    append_events(store, 100);
+  }
+  std::filesystem::copy_file(dir / "app.db", dir / "before.db");
+  auto options = jetstream_to(server);
+  options.duplicate_window = std::chrono::milliseconds(100);
+  const auto sent = std::chrono::steady_clock::now();
+  {
+    Store store = Store::open(dir / "app.db", fast_options());
+    Processor processor(store);
+    processor.sink("to-nats", nats::make_sink(options), sink_options());
+    processor.run_until_idle();
+  }
+  Store behind = Store::open(dir / "before.db", fast_options());
+  append_events(behind, 10, 100);
+  // The server forgets the ids once the window has passed: only the reconciliation
+  // can keep the copy from doubling now.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return std::chrono::steady_clock::now() - sent > std::chrono::milliseconds(300);
+      },
+      5s));
+  Processor processor(behind);
+  processor.sink("to-nats", nats::make_sink(options), sink_options());
+  processor.run_until_idle();
+  expect_stream_holds_the_file(server, behind);
+}
+
+TEST(NatsSink, CoreNatsReachesALiveSubscriber) {
+  NatsServer server;
+  NatsConn conn = server.connect();
+  natsSubscription* raw = nullptr;
+  ASSERT_EQ(natsConnection_SubscribeSync(&raw, conn.get(), "events.>"), NATS_OK);
+  std::unique_ptr<natsSubscription, void (*)(natsSubscription*)> sub(
+      raw, natsSubscription_Destroy);
+  natsConnection_Flush(conn.get());
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 20);
+  nats::SinkOptions options;
+  options.url = server.url();
+  Processor processor(store);
+  processor.sink("to-nats", nats::make_sink(options), sink_options());
+  processor.run_until_idle();
+  for (const Event& e : store.read_all()) {
+    natsMsg* m = nullptr;
+    ASSERT_EQ(natsSubscription_NextMsg(&m, sub.get(), 5000), NATS_OK) << "seq " << e.seq;
+    NatsMsg msg(m);
+    EXPECT_EQ(std::string(natsMsg_GetSubject(m)), "events.UserCreated");
+    EXPECT_EQ(data_of(m), to_envelope(e));
+  }
+}
+
+TEST(NatsSink, ServerDownMakesLagThenItCatchesUpAlone) {
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 50);
+  const int port = free_port();
+  nats::SinkOptions options;
+  options.url = "nats://127.0.0.1:" + std::to_string(port);
+  options.jetstream = true;
+  options.create_stream = true;
+  options.timeout = std::chrono::milliseconds(500);
+  ProcessorOptions popts;
+  popts.checkpoint_interval = std::chrono::milliseconds(10);
+  Processor processor(store, popts);
+  processor.sink("to-nats", nats::make_sink(options), sink_options());
+  processor.start();
+  ASSERT_TRUE(wait_until([&] { return processor.metrics().at(0).failed >= 3; }, 10s));
+  EXPECT_EQ(processor.metrics().at(0).lag, 50);
+  EXPECT_FALSE(processor.metrics().at(0).last_error.empty());
+  EXPECT_TRUE(dead_letters(store).empty());
+
+  NatsServer server(NatsServer::Options{.user = {}, .password = {}, .port = port});
+  ASSERT_TRUE(wait_until([&] { return processor.metrics().at(0).lag == 0; }, 15s));
+  processor.stop();
+  expect_stream_holds_the_file(server, store);
+}
+
+TEST(NatsSink, ServerKilledMidForwardingLosesAndDuplicatesNothing) {
+  NatsServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  ProcessorOptions popts;
+  popts.checkpoint_interval = std::chrono::milliseconds(5);
+  Processor processor(store, popts);
+  auto options = jetstream_to(server);
+  options.timeout = std::chrono::milliseconds(500);
+  processor.sink("to-nats", nats::make_sink(options), sink_options());
+  processor.start();
+  constexpr std::size_t kEvents = 3000;
+  std::thread appender([&] {
+    for (std::size_t i = 0; i < kEvents; i += 10) {
+      std::vector<NewEvent> batch = numbered_events(10, "Numbered", i);
+      store.append("s-" + std::to_string(i % 7), batch);
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return processor.metrics().at(0).position >= 300; }, 20s));
+  server.stop(SIGKILL);
+  appender.join();
+  server.start();
+  ASSERT_TRUE(wait_until(
+      [&] { return processor.metrics().at(0).position == static_cast<Seq>(kEvents); },
+      30s));
+  processor.stop();
+  EXPECT_GE(processor.metrics().at(0).failed, 1u);
+  expect_stream_holds_the_file(server, store);
+}
+
+TEST(NatsSink, WrongPasswordParksTheEventWithoutThePassword) {
+  NatsServer server(
+      NatsServer::Options{.user = "app", .password = "right-secret", .port = 0});
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_events(store, 1);
+  nats::SinkOptions options;
+  options.url = "nats://app:wrong-secret@127.0.0.1:" + std::to_string(server.port());
+  Processor processor(store);
+  processor.sink("to-nats", nats::make_sink(options), sink_options());
+  processor.run_until_idle();
+  const auto dead = dead_letters(store);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].attempts, 1);
+  EXPECT_NE(dead[0].last_error.find("nats://app:***@127.0.0.1"), std::string::npos)
+      << dead[0].last_error;
+  EXPECT_EQ(dead[0].last_error.find("wrong-secret"), std::string::npos);
+}
+
+TEST(NatsSink, TypeThatIsNotASubjectTokenIsParked) {
+  NatsServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  store.append("s", event("Has Space"));
+  store.append("s", event("Fine"));
+  Processor processor(store);
+  processor.sink("to-nats", nats::make_sink(jetstream_to(server)), sink_options());
+  processor.run_until_idle();
+  const auto dead = dead_letters(store);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].last_error.find("not a valid subject token"), std::string::npos);
+  NatsConn conn = server.connect();
+  EXPECT_EQ(stream_messages(conn.get(), "EVENTS").size(), 1u);  // "Fine" went on
+}
+
+TEST(NatsUrl, RedactsPasswordsAndTokens) {
+  EXPECT_EQ(nats::redacted("nats://u:p@h:4222"), "nats://u:***@h:4222");
+  EXPECT_EQ(nats::redacted("nats://tok@h"), "nats://***@h");
+  EXPECT_EQ(nats::redacted("nats://h:1,nats://a:b@g:2"), "nats://h:1,nats://a:***@g:2");
+}
+
+}  // namespace
+}  // namespace eventlite
