@@ -20,6 +20,9 @@
 #ifdef EVENTLITE_HAVE_REDIS
 #include "eventlite/redis.hpp"
 #endif
+#ifdef EVENTLITE_HAVE_NATS
+#include "eventlite/nats.hpp"
+#endif
 
 namespace eventlite::cli {
 
@@ -27,9 +30,18 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// With --until-idle the command says what happened in one line; null otherwise (the
+// library's default: warnings on stderr).
+[[maybe_unused]] std::shared_ptr<spdlog::logger> quiet_logger(const ForwardArgs& args) {
+  if (!args.until_idle) return nullptr;
+  return std::make_shared<spdlog::logger>("eventlite",
+                                          std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
 #ifdef EVENTLITE_HAVE_REDIS
 std::shared_ptr<Sink> redis_sink(const ForwardArgs& args, std::string& where) {
   redis::SinkOptions options;
+  options.logger = quiet_logger(args);
   options.url = args.redis;
   options.mode = args.mode == "pubsub" ? redis::Mode::pubsub : redis::Mode::stream;
   options.key = args.key;
@@ -45,6 +57,28 @@ std::shared_ptr<Sink> redis_sink(const ForwardArgs&, std::string&) {
   throw CommandError(kExitError,
                      "this eventlite was built without Redis support "
                      "(configure with -DEVENTLITE_WITH_REDIS=ON)");
+}
+#endif
+
+#ifdef EVENTLITE_HAVE_NATS
+std::shared_ptr<Sink> nats_sink(const ForwardArgs& args, std::string& where) {
+  nats::SinkOptions options;
+  options.logger = quiet_logger(args);
+  options.url = args.nats;
+  options.jetstream = args.jetstream;
+  options.create_stream = args.jetstream;
+  options.subject_prefix = args.subject_prefix;
+  options.format =
+      args.format == "cloudevents" ? nats::Format::cloudevents : nats::Format::envelope;
+  auto sink = nats::make_sink(options);
+  where = nats::redacted(args.nats);
+  return sink;
+}
+#else
+std::shared_ptr<Sink> nats_sink(const ForwardArgs&, std::string&) {
+  throw CommandError(kExitError,
+                     "this eventlite was built without NATS support "
+                     "(configure with -DEVENTLITE_WITH_NATS=ON)");
 }
 #endif
 
@@ -119,11 +153,36 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
       ->required()
       ->type_name("")
       ->check(db_name());
+  CLI::Option* redis =
+      command
+          ->add_option("--redis", args.redis,
+                       "the server: redis://[[user]:password@]host[:port][/db]")
+          ->type_name("URL");
+  CLI::Option* nats =
+      command
+          ->add_option("--nats", args.nats,
+                       "the server: nats://[user:password@|token@]host[:port]")
+          ->type_name("URL");
+  redis->excludes(nats);
+  nats->excludes(redis);
   command
-      ->add_option("--redis", args.redis,
-                   "the server: redis://[[user]:password@]host[:port][/db]")
-      ->type_name("URL")
-      ->required();
+      ->add_flag("--jetstream", args.jetstream,
+                 "with --nats: publish into JetStream (stream EVENTS, created if "
+                 "missing; Nats-Msg-Id = event id, nothing sent twice) instead of "
+                 "core NATS, which only connected subscribers get")
+      ->needs(nats);
+  command
+      ->add_option("--subject-prefix", args.subject_prefix,
+                   "with --nats: subjects are PREFIX.<type>")
+      ->type_name("P")
+      ->needs(nats)
+      ->check(non_empty())
+      ->capture_default_str();
+  command->callback([&args, command] {
+    if (args.redis.empty() && args.nats.empty())
+      throw CLI::RequiredError("--redis or --nats");
+    (void)command;
+  });
   command
       ->add_option(
           "--mode", args.mode,
@@ -142,10 +201,12 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
   command->add_option("--maxlen", args.maxlen, "stream mode: trim with MAXLEN ~ N")
       ->type_name("N")
       ->transform(decimal(1, std::numeric_limits<std::int64_t>::max()));
-  command->add_option("--name", args.name, "the subscription that keeps the position")
+  command
+      ->add_option("--name", args.name,
+                   "the subscription that keeps the position [default: forward-redis "
+                   "or forward-nats]")
       ->type_name("SUBSCRIPTION")
-      ->check(non_empty())
-      ->capture_default_str();
+      ->check(non_empty());
   command
       ->add_option("--format", args.format,
                    "envelope (eventlite's JSON line) or cloudevents (CloudEvents 1.0)")
@@ -171,10 +232,13 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
   return command;
 }
 
-int run_forward(const ForwardArgs& args) {
+int run_forward(const ForwardArgs& given) {
+  ForwardArgs args = given;
+  if (args.name.empty()) args.name = args.nats.empty() ? "forward-redis" : "forward-nats";
   Store store = open_for_writing(args.db);
   std::string where;
-  std::shared_ptr<Sink> sink = redis_sink(args, where);
+  std::shared_ptr<Sink> sink =
+      args.nats.empty() ? redis_sink(args, where) : nats_sink(args, where);
   ProcessorOptions options;
   options.lease_time = std::chrono::seconds(args.lease_time);
   if (args.until_idle) {

@@ -15,14 +15,17 @@ namespace eventlite::cli {
 
 struct ForwardArgs {
   std::string db;
-  std::string redis;            // the URL
+  std::string redis;  // the URL, or empty
+  std::string nats;   // the URL, or empty
+  bool jetstream = false;
+  std::string subject_prefix = "events";
   std::string mode = "stream";  // stream | pubsub
   std::string key = "events";
   std::optional<std::uint64_t> maxlen;
-  std::string name = "forward-redis";
+  std::string name;                 // empty: forward-redis or forward-nats
   std::string format = "envelope";  // envelope | cloudevents
   bool until_idle = false;
-  std::uint64_t retry_for = 20;  // seconds a broker may stay unreachable (--until-idle)
+  std::uint64_t retry_for = 20;   // seconds a broker may stay unreachable (--until-idle)
   std::uint64_t lease_time = 15;  // seconds another process takes over after this dies
 };
 

@@ -13,6 +13,9 @@
 #include "eventlite/store.hpp"
 #include "eventlite/subscriptions.hpp"
 #include "redis_server.hpp"
+#ifdef EVENTLITE_TEST_NATS
+#include "nats_server.hpp"
+#endif
 
 namespace eventlite {
 namespace {
@@ -174,6 +177,33 @@ TEST(CliForward, KilledMidForwardingAndRestartedLosesAndDuplicatesNothing) {
   ASSERT_EQ(rest.wait(), 0) << rest.err();
   expect_stream_holds_the_file(client, dir / "app.db");
 }
+
+#ifdef EVENTLITE_TEST_NATS
+// --nats --jetstream: the stream is created, every event lands once with its id, and
+// a second run (its checkpoint caught up) sends nothing.
+TEST(CliForward, ToJetStreamUntilIdle) {
+  NatsServer server;
+  TempDir dir;
+  append_events(dir / "app.db", 300);
+  for (int run = 0; run < 2; ++run) {
+    Tool tool({"forward", (dir / "app.db").string(), "--nats", server.url(),
+               "--jetstream", "--until-idle"},
+              dir.path());
+    ASSERT_EQ(tool.wait(), 0) << tool.err();
+    EXPECT_EQ(tool.err(), "");
+  }
+  NatsConn conn = server.connect();
+  const auto messages = stream_messages(conn.get(), "EVENTS");
+  Store store = Store::open(dir / "app.db", fast_options());
+  std::size_t i = 0;
+  ASSERT_EQ(messages.size(), 300u);
+  for (const Event& e : store.read_all()) {
+    EXPECT_EQ(header(messages[i].get(), "Nats-Msg-Id"), e.id);
+    EXPECT_EQ(data_of(messages[i++].get()), to_envelope(e));
+  }
+  EXPECT_EQ(status(store).subscriptions.at(0).name, "forward-nats");
+}
+#endif
 
 // Service A forwards, service B bridges into its own file; the bridge is killed with
 // SIGKILL mid-way and started again: B ends with each of A's events once, in order.
