@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
 #ifdef EVENTLITE_HAVE_REDIS
     add_redis_figures(bench, ctx);
 #endif
+#ifdef EVENTLITE_HAVE_NATS
+    add_nats_figures(bench, ctx);
+#endif
     const auto results = bench.run();
     if (results.empty()) {
       std::cerr << "eventlite_bench: no figure matches --filter \"" << config.filter

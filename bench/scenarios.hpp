@@ -77,6 +77,8 @@ void add_idle_cpu_figure(Bench& bench, Context& ctx);
 void add_wake_latency_figures(Bench& bench, Context& ctx);
 // Built with EVENTLITE_WITH_REDIS (scenarios_redis.cpp).
 void add_redis_figures(Bench& bench, Context& ctx);
+// Built with EVENTLITE_WITH_NATS (scenarios_nats.cpp).
+void add_nats_figures(Bench& bench, Context& ctx);
 
 // The hidden child modes of figures 9 and 10, on `file`: "append" appends `events`
 // events one at a time, each carrying its send time, reading one acknowledgement

@@ -1,0 +1,222 @@
+// Figure 15: forwarding to JetStream. A nats-server of the benchmark's own
+// (127.0.0.1, a free port, JetStream with file storage in the temp dir) takes the same
+// messages from both sides, into the stream EVENTS (subjects events.>), deleted
+// before each run:
+// - eventlite: a processor with the NATS sink (eventlite::nats, JetStream, window 256)
+//   drains a copy of a 200k-event file: reading, encoding each envelope, publishing
+//   asynchronously with Nats-Msg-Id and Eventlite-Seq headers, waiting for each
+//   batch's acks, checkpoints;
+// - the baseline: a raw libnats loop publishing the same messages (envelopes encoded
+//   beforehand, untimed) with js_PublishMsgAsync, the same headers and at most 256
+//   awaiting acks, then js_PublishAsyncComplete.
+
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/scenarios.hpp"
+#include "eventlite/envelope.hpp"
+#include "eventlite/nats.hpp"
+#include "eventlite/processor.hpp"
+#include "eventlite/store.hpp"
+
+extern char** environ;
+
+namespace eventlite::bench {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("no free port on 127.0.0.1");
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class NatsServer {
+ public:
+  explicit NatsServer(const std::filesystem::path& dir) : port_(free_tcp_port()) {
+    std::vector<std::string> args = {
+        "nats-server",         "-a",  "127.0.0.1", "-p",
+        std::to_string(port_), "-js", "-sd",       (dir / "jetstream").string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    const int rc =
+        posix_spawnp(&pid_, "nats-server", &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error("cannot start nats-server (./run setup)");
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      natsConnection* c = nullptr;
+      const bool up = natsConnection_ConnectTo(&c, url().c_str()) == NATS_OK;
+      natsConnection_Destroy(c);
+      if (up) break;
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("nats-server did not come up");
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  ~NatsServer() {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  pid_t pid_ = 0;
+};
+
+NatsServer& server(Context& ctx) {
+  static NatsServer s(ctx.new_path("nats").parent_path());
+  return s;
+}
+
+// A connection and JetStream context; the stream EVENTS deleted (untimed).
+struct Js {
+  explicit Js(const std::string& url, jsOptions* options = nullptr) {
+    if (natsConnection_ConnectTo(&conn, url.c_str()) != NATS_OK ||
+        natsConnection_JetStream(&js, conn, options) != NATS_OK)
+      throw std::runtime_error("cannot reach nats-server");
+  }
+  ~Js() {
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(conn);
+  }
+  void reset_stream() {
+    js_DeleteStream(js, "EVENTS", nullptr, nullptr);  // missing the first time
+  }
+  std::uint64_t messages() {
+    jsStreamInfo* info = nullptr;
+    if (js_GetStreamInfo(&info, js, "EVENTS", nullptr, nullptr) != NATS_OK) return 0;
+    const std::uint64_t n = info->State.Msgs;
+    jsStreamInfo_Destroy(info);
+    return n;
+  }
+  natsConnection* conn = nullptr;
+  jsCtx* js = nullptr;
+};
+
+void create_stream(jsCtx* js) {
+  const char* subjects[] = {"events.>"};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = "EVENTS";
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  jsStreamInfo* info = nullptr;
+  if (js_AddStream(&info, js, &cfg, nullptr, nullptr) != NATS_OK)
+    throw std::runtime_error("cannot create the stream");
+  jsStreamInfo_Destroy(info);
+}
+
+double jetstream_eventlite(Context& ctx, std::size_t n) {
+  NatsServer& nats_server = server(ctx);
+  Js admin(nats_server.url());
+  admin.reset_stream();
+  const ScratchFile file(ctx.new_path("forward-nats"));
+  copy_file_synced(ctx.fixture(n), file.path());
+  Store store = Store::open(file.path());
+  Processor processor(store);
+  nats::SinkOptions options;
+  options.url = nats_server.url();
+  options.jetstream = true;
+  options.create_stream = true;
+  SubscriptionOptions sub;
+  sub.max_lanes = 1;
+  processor.sink("to-nats", nats::make_sink(options), sub);
+  const Stopwatch watch;
+  processor.start();
+  const auto deadline = std::chrono::steady_clock::now() + 300s;
+  while (processor.metrics().at(0).position < static_cast<Seq>(n)) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("the sink did not finish");
+    processor.wait_idle(100ms);
+  }
+  const double seconds = watch.seconds();
+  processor.stop();
+  if (admin.messages() != n) throw std::runtime_error("the stream lacks events");
+  return static_cast<double>(n) / seconds;
+}
+
+double jetstream_raw(Context& ctx, std::size_t n) {
+  NatsServer& nats_server = server(ctx);
+  struct Message {
+    std::string subject, id, seq, payload;
+  };
+  std::vector<Message> messages;  // encoded beforehand, untimed
+  {
+    StoreOptions options;
+    options.read_only = true;
+    const Store store = Store::open(ctx.fixture(n), options);
+    for (const Event& e : store.read_all())
+      messages.push_back(
+          {"events." + e.type, e.id, std::to_string(e.seq), to_envelope(e)});
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 256;
+  Js js(nats_server.url(), &jo);
+  js.reset_stream();
+  create_stream(js.js);
+  const Stopwatch watch;
+  for (const Message& m : messages) {
+    natsMsg* msg = nullptr;
+    natsMsg_Create(&msg, m.subject.c_str(), nullptr, m.payload.data(),
+                   static_cast<int>(m.payload.size()));
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", m.id.c_str());
+    natsMsgHeader_Set(msg, "Eventlite-Seq", m.seq.c_str());
+    if (js_PublishMsgAsync(js.js, &msg, nullptr) != NATS_OK)
+      throw std::runtime_error("raw publish failed");
+    natsMsg_Destroy(msg);
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60000;
+  if (js_PublishAsyncComplete(js.js, &po) != NATS_OK)
+    throw std::runtime_error("raw publish: acks missing");
+  const double seconds = watch.seconds();
+  if (js.messages() != n) throw std::runtime_error("the raw loop's stream lacks events");
+  return static_cast<double>(n) / seconds;
+}
+
+}  // namespace
+
+void add_nats_figures(Bench& bench, Context& ctx) {
+  const std::size_t n = ctx.sizes().forward_events;
+  bench.add(FigureSpec{
+      .name = "forward " + count_label(n) + " events to JetStream",
+      .unit = "events/s",
+      .better = Better::higher,
+      .threshold = Threshold::ratio_at_least(0.7),
+      .eventlite = [&ctx, n] { return jetstream_eventlite(ctx, n); },
+      .baseline = [&ctx, n] { return jetstream_raw(ctx, n); },
+  });
+}
+
+}  // namespace eventlite::bench
