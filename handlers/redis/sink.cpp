@@ -96,16 +96,23 @@ class RedisSink final : public Sink {
   BatchResult publish(const BatchContext& batch) override {
     if (!conn_) open();
     const std::size_t n = batch.size();
-    payloads_.clear();
-    keys_.clear();
-    ids_.clear();
+    // The scratch vectors keep their strings between batches: assigning into them
+    // reuses their memory.
+    payloads_.resize(n);
+    ids_.resize(n);
+    if (per_event_key()) keys_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const Event& e = batch.event(i);
-      payloads_.push_back(options_.format == Format::envelope
-                              ? to_envelope(e)
-                              : to_cloudevent(e, options_.source));
-      keys_.push_back(key_of(e));
-      ids_.push_back(options_.mode == Mode::stream ? entry_id(e.seq) : std::string());
+      payloads_[i] = options_.format == Format::envelope
+                         ? to_envelope(e)
+                         : to_cloudevent(e, options_.source);
+      if (per_event_key()) key_into(e, keys_[i]);
+      if (options_.mode == Mode::stream) {
+        char buf[32];
+        const auto end = std::to_chars(buf, buf + sizeof buf - 2, e.seq).ptr;
+        ids_[i].assign(buf, end);
+        ids_[i] += "-0";
+      }
     }
     // Where the batch stops if something fails: the first event Redis has not
     // confirmed. A refused entry is confirmed only once it is resolved, after the
@@ -151,37 +158,48 @@ class RedisSink final : public Sink {
   void close() noexcept override { conn_.reset(); }
 
  private:
-  std::string key_of(const Event& e) const {
-    if (options_.mode == Mode::pubsub) return options_.channel_prefix + e.type;
-    if (!templated_) return options_.key;
-    std::string key = options_.key;
+  // Whether each event has a key of its own (a channel, a key template).
+  bool per_event_key() const noexcept {
+    return options_.mode == Mode::pubsub || templated_;
+  }
+
+  void key_into(const Event& e, std::string& key) const {
+    if (options_.mode == Mode::pubsub) {
+      key.assign(options_.channel_prefix);
+      key += e.type;
+      return;
+    }
+    key.assign(options_.key);
     replace_all(key, "{type}", e.type);
     replace_all(key, "{stream}", e.stream);
-    return key;
+  }
+
+  std::string_view key(std::size_t i) const {
+    return per_event_key() ? std::string_view(keys_[i]) : std::string_view(options_.key);
   }
 
   void queue(std::size_t i, std::string_view id) {
     if (options_.mode == Mode::pubsub) {
-      const std::array<std::string_view, 3> args{"PUBLISH", keys_[i], payloads_[i]};
+      const std::array<std::string_view, 3> args{"PUBLISH", key(i), payloads_[i]};
       conn_->append(args);
     } else if (maxlen_.empty()) {
-      const std::array<std::string_view, 5> args{"XADD", keys_[i], id, kField,
+      const std::array<std::string_view, 5> args{"XADD", key(i), id, kField,
                                                  payloads_[i]};
       conn_->append(args);
     } else {
-      const std::array<std::string_view, 8> args{
-          "XADD", keys_[i], "MAXLEN", "~", maxlen_, id, kField, payloads_[i]};
+      const std::array<std::string_view, 8> args{"XADD",  key(i), "MAXLEN", "~",
+                                                 maxlen_, id,     kField,   payloads_[i]};
       conn_->append(args);
     }
   }
 
   // A refused id: delivered before, or missing below the top (see the file's comment).
   void resend_below_top(std::size_t i, Seq seq) {
-    const std::array<std::string_view, 4> range{"XRANGE", keys_[i], ids_[i], ids_[i]};
+    const std::array<std::string_view, 4> range{"XRANGE", key(i), ids_[i], ids_[i]};
     const Reply found = conn_->command(range, "look up a refused entry");
     if (found->type == REDIS_REPLY_ARRAY && found->elements > 0) return;
-    const std::array<std::string_view, 6> last{"XREVRANGE", keys_[i], "+",
-                                               "-",         "COUNT",  "1"};
+    const std::array<std::string_view, 6> last{"XREVRANGE", key(i),  "+",
+                                               "-",         "COUNT", "1"};
     const Reply top = conn_->command(last, "read the stream's last entry");
     std::string id = "*";
     if (top->type == REDIS_REPLY_ARRAY && top->elements > 0 &&
@@ -199,7 +217,7 @@ class RedisSink final : public Sink {
     logger_->warn(
         "redis sink: seq {} came after later entries of {} (a retried dead "
         "letter or a trimmed entry sent again): appended as {}",
-        seq, keys_[i], text_of(*added));
+        seq, key(i), text_of(*added));
   }
 
   SinkOptions options_;
