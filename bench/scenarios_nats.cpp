@@ -10,27 +10,18 @@
 //   beforehand, untimed) with js_PublishMsgAsync, the same headers and at most 256
 //   awaiting acks, then js_PublishAsyncComplete.
 
-#include <fcntl.h>
 #include <nats/nats.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench/broker_server.hpp"
 #include "bench/scenarios.hpp"
 #include "eventlite/envelope.hpp"
 #include "eventlite/nats.hpp"
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
-
-extern char** environ;
 
 namespace eventlite::bench {
 
@@ -38,57 +29,25 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("no free port on 127.0.0.1");
-  ::close(fd);
-  return ntohs(addr.sin_port);
+bool nats_ready(const std::string& url) {
+  natsConnection* c = nullptr;
+  const bool up = natsConnection_ConnectTo(&c, url.c_str()) == NATS_OK;
+  natsConnection_Destroy(c);
+  return up;
 }
 
-class NatsServer {
- public:
-  explicit NatsServer(const std::filesystem::path& dir) : port_(free_tcp_port()) {
-    std::vector<std::string> args = {
-        "nats-server",         "-a",  "127.0.0.1", "-p",
-        std::to_string(port_), "-js", "-sd",       (dir / "jetstream").string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    const int rc =
-        posix_spawnp(&pid_, "nats-server", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error("cannot start nats-server (./run setup)");
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (;;) {
-      natsConnection* c = nullptr;
-      const bool up = natsConnection_ConnectTo(&c, url().c_str()) == NATS_OK;
-      natsConnection_Destroy(c);
-      if (up) break;
-      if (std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("nats-server did not come up");
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-  ~NatsServer() {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+std::string nats_url(int port) {
+  return "nats://127.0.0.1:" + std::to_string(port);
+}
 
- private:
-  int port_;
-  pid_t pid_ = 0;
+// nats-server for the benchmark's figures, started on first use, killed at exit.
+struct NatsServer {
+  explicit NatsServer(const std::filesystem::path& dir)
+      : process({"nats-server", "-a", "127.0.0.1", "-p", "{port}", "-js", "-sd",
+                 (dir / "jetstream").string()},
+                [](int port) { return nats_ready(nats_url(port)); }) {}
+  std::string url() const { return nats_url(process.port()); }
+  BrokerServer process;
 };
 
 NatsServer& server(Context& ctx) {

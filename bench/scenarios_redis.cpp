@@ -15,15 +15,8 @@
 //   its fields inserted with a prepared statement in one BEGIN IMMEDIATE ... COMMIT
 //   per batch (versions kept in memory, no id check), then XACK.
 
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <simdjson.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <map>
 #include <stdexcept>
@@ -32,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/broker_server.hpp"
 #include "bench/raw_sqlite.hpp"
 #include "bench/scenarios.hpp"
 #include "eventlite/envelope.hpp"
@@ -39,26 +33,11 @@
 #include "eventlite/redis.hpp"
 #include "eventlite/store.hpp"
 
-extern char** environ;
-
 namespace eventlite::bench {
 
 namespace {
 
 using namespace std::chrono_literals;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("no free port on 127.0.0.1");
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 struct ContextFree {
   void operator()(redisContext* c) const noexcept { redisFree(c); }
@@ -94,42 +73,15 @@ long long xlen(redisContext* c) {
   return n;
 }
 
-// redis-server for the benchmark's figures, started on first use, stopped at exit.
-class Server {
- public:
-  explicit Server(const std::filesystem::path& dir) : port_(free_port()) {
-    std::vector<std::string> args = {"redis-server", "--port",    std::to_string(port_),
-                                     "--bind",       "127.0.0.1", "--dir",
-                                     dir.string(),   "--save",    "",
-                                     "--appendonly", "no"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    const int rc =
-        posix_spawnp(&pid_, "redis-server", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error("cannot start redis-server (./run setup)");
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!connect(port_)) {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("redis-server did not come up");
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-  ~Server() {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  int port() const noexcept { return port_; }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int port_;
-  pid_t pid_ = 0;
+// redis-server for the benchmark's figures, started on first use, killed at exit.
+struct Server {
+  explicit Server(const std::filesystem::path& dir)
+      : process({"redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--dir",
+                 dir.string(), "--save", "", "--appendonly", "no"},
+                [](int port) { return connect(port) != nullptr; }) {}
+  int port() const noexcept { return process.port(); }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port()); }
+  BrokerServer process;
 };
 
 Server& server(Context& ctx) {
