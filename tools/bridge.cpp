@@ -51,22 +51,9 @@ CLI::App* add_bridge(CLI::App& app, BridgeArgs& args) {
       ->type_name("NAME")
       ->check(non_empty())
       ->capture_default_str();
-  command->add_flag("--until-idle", args.until_idle,
-                    "exit 0 once nothing new comes, or 1 when the server stays "
-                    "unreachable past --retry-for");
-  command
-      ->add_option("--retry-for", args.retry_for,
-                   "with --until-idle: seconds to keep retrying an unreachable server")
-      ->type_name("SECONDS")
-      ->transform(decimal(1, 86400))
-      ->capture_default_str();
-  command
-      ->add_option("--lease-time", args.lease_time,
-                   "seconds after which another process takes over from this one if it "
-                   "dies; with --until-idle, it waits that long for one that holds it")
-      ->type_name("SECONDS")
-      ->transform(decimal(1, 3600))
-      ->capture_default_str();
+  add_run_options(command, args.run,
+                  "exit 0 once nothing new comes, or 1 when the server stays "
+                  "unreachable past --retry-for");
   return command;
 }
 
@@ -78,9 +65,9 @@ using namespace std::chrono_literals;
 
 int bridge_until_idle(const BridgeArgs& args, redis::Bridge& bridge,
                       const std::string& where) {
-  const auto give_up = std::chrono::seconds(args.retry_for);
-  const auto stand_by_until =
-      std::chrono::steady_clock::now() + std::chrono::seconds(args.lease_time) + give_up;
+  const auto give_up = std::chrono::seconds(args.run.retry_for);
+  const auto stand_by_until = std::chrono::steady_clock::now() +
+                              std::chrono::seconds(args.run.lease_time) + give_up;
   std::optional<std::chrono::steady_clock::time_point> failing_since;
   std::size_t total = 0;
   auto pause = 100ms;
@@ -104,7 +91,7 @@ int bridge_until_idle(const BridgeArgs& args, redis::Bridge& bridge,
       if (!failing_since) failing_since = now;
       if (now - *failing_since > give_up)
         throw CommandError(kExitError, fmt::format("cannot bridge from {} for {}s: {}",
-                                                   where, args.retry_for, e.what()));
+                                                   where, args.run.retry_for, e.what()));
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::milliseconds(2000));
     }
@@ -122,9 +109,9 @@ int run_bridge(const BridgeArgs& args) {
   options.key = args.key;
   options.group = args.group;
   options.name = args.name;
-  options.lease_time = std::chrono::seconds(args.lease_time);
+  options.lease_time = std::chrono::seconds(args.run.lease_time);
   const std::string where = redis::Url::parse(args.redis).redacted();
-  if (args.until_idle) {
+  if (args.run.until_idle) {
     options.logger = std::make_shared<spdlog::logger>(
         "eventlite", std::make_shared<spdlog::sinks::null_sink_mt>());
     redis::Bridge bridge(store, options);

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/options.hpp"
+
 namespace CLI {
 class App;
 }
@@ -18,9 +20,7 @@ struct BridgeArgs {
   std::string key = "events";
   std::string group = "eventlite";
   std::string name = "redis-bridge";
-  bool until_idle = false;
-  std::uint64_t retry_for = 20;   // seconds a broker may stay unreachable (--until-idle)
-  std::uint64_t lease_time = 15;  // seconds another process takes over after this dies
+  RunOptions run;  // --until-idle, --retry-for, --lease-time
 };
 
 CLI::App* add_bridge(CLI::App& app, BridgeArgs& args);

@@ -63,7 +63,6 @@ Store open_for_reading(const std::string& db) {
   return open_store(db, /*read_only=*/true, /*create_if_missing=*/false);
 }
 
-
 // A read-only command cannot migrate: an older file lacks the tables it reads.
 void require_processor_schema(const Store& store, const std::string& db,
                               int needed = kProcessorSchema) {

@@ -33,9 +33,9 @@ using namespace std::chrono_literals;
 // With --until-idle the command says what happened in one line; null otherwise (the
 // library's default: warnings on stderr).
 [[maybe_unused]] std::shared_ptr<spdlog::logger> quiet_logger(const ForwardArgs& args) {
-  if (!args.until_idle) return nullptr;
-  return std::make_shared<spdlog::logger>("eventlite",
-                                          std::make_shared<spdlog::sinks::null_sink_mt>());
+  if (!args.run.until_idle) return nullptr;
+  return std::make_shared<spdlog::logger>(
+      "eventlite", std::make_shared<spdlog::sinks::null_sink_mt>());
 }
 
 #ifdef EVENTLITE_HAVE_REDIS
@@ -97,11 +97,11 @@ sigset_t block_stop_signals() {
 // --retry-for ends it with one line.
 int forward_until_idle(const ForwardArgs& args, Store& store, Processor& processor,
                        const std::string& where) {
-  const auto give_up = std::chrono::seconds(args.retry_for);
+  const auto give_up = std::chrono::seconds(args.run.retry_for);
   // Another process holding the lease (a forwarder that runs, or one that died and
   // whose lease has not expired yet): stand by until it expires, then take over.
-  const auto stand_by_until =
-      std::chrono::steady_clock::now() + std::chrono::seconds(args.lease_time) + give_up;
+  const auto stand_by_until = std::chrono::steady_clock::now() +
+                              std::chrono::seconds(args.run.lease_time) + give_up;
   for (;;) {
     processor.run_until_idle();
     const SubscriptionMetrics m = processor.metrics().at(0);
@@ -133,7 +133,7 @@ int forward_until_idle(const ForwardArgs& args, Store& store, Processor& process
       throw CommandError(
           kExitError,
           fmt::format("cannot forward to {} for {}s, {} events not forwarded: {}", where,
-                      args.retry_for, m.lag, m.last_error));
+                      args.run.retry_for, m.lag, m.last_error));
     }
     // The sink waits out its backoff before the next attempt.
     std::this_thread::sleep_for(20ms);
@@ -213,22 +213,9 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"envelope", "cloudevents"}))
       ->capture_default_str();
-  command->add_flag("--until-idle", args.until_idle,
-                    "exit 0 once every event is forwarded, or 1 when the server stays "
-                    "unreachable past --retry-for");
-  command
-      ->add_option("--retry-for", args.retry_for,
-                   "with --until-idle: seconds to keep retrying an unreachable server")
-      ->type_name("SECONDS")
-      ->transform(decimal(1, 86400))
-      ->capture_default_str();
-  command
-      ->add_option("--lease-time", args.lease_time,
-                   "seconds after which another process takes over from this one if it "
-                   "dies; with --until-idle, it waits that long for one that holds it")
-      ->type_name("SECONDS")
-      ->transform(decimal(1, 3600))
-      ->capture_default_str();
+  add_run_options(command, args.run,
+                  "exit 0 once every event is forwarded, or 1 when the server stays "
+                  "unreachable past --retry-for");
   return command;
 }
 
@@ -240,15 +227,15 @@ int run_forward(const ForwardArgs& given) {
   std::shared_ptr<Sink> sink =
       args.nats.empty() ? redis_sink(args, where) : nats_sink(args, where);
   ProcessorOptions options;
-  options.lease_time = std::chrono::seconds(args.lease_time);
-  if (args.until_idle) {
+  options.lease_time = std::chrono::seconds(args.run.lease_time);
+  if (args.run.until_idle) {
     // The command says what happened in one line; the retries are not news.
     options.logger = std::make_shared<spdlog::logger>(
         "eventlite", std::make_shared<spdlog::sinks::null_sink_mt>());
   }
   SubscriptionOptions sub;
   sub.max_lanes = 1;  // one broker stream: seq order
-  if (args.until_idle) {
+  if (args.run.until_idle) {
     Processor processor(store, options);
     processor.sink(args.name, sink, sub);
     return forward_until_idle(args, store, processor, where);

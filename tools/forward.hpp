@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "tools/options.hpp"
+
 namespace CLI {
 class App;
 }
@@ -24,9 +26,7 @@ struct ForwardArgs {
   std::optional<std::uint64_t> maxlen;
   std::string name;                 // empty: forward-redis or forward-nats
   std::string format = "envelope";  // envelope | cloudevents
-  bool until_idle = false;
-  std::uint64_t retry_for = 20;   // seconds a broker may stay unreachable (--until-idle)
-  std::uint64_t lease_time = 15;  // seconds another process takes over after this dies
+  RunOptions run;                   // --until-idle, --retry-for, --lease-time
 };
 
 CLI::App* add_forward(CLI::App& app, ForwardArgs& args);

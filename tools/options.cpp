@@ -61,4 +61,22 @@ CLI::Validator db_name() {
       "");
 }
 
+void add_run_options(CLI::App* command, RunOptions& run,
+                     const std::string& until_idle_help) {
+  command->add_flag("--until-idle", run.until_idle, until_idle_help);
+  command
+      ->add_option("--retry-for", run.retry_for,
+                   "with --until-idle: seconds to keep retrying an unreachable server")
+      ->type_name("SECONDS")
+      ->transform(decimal(1, 86400))
+      ->capture_default_str();
+  command
+      ->add_option("--lease-time", run.lease_time,
+                   "seconds after which another process takes over from this one if it "
+                   "dies; with --until-idle, it waits that long for one that holds it")
+      ->type_name("SECONDS")
+      ->transform(decimal(1, 3600))
+      ->capture_default_str();
+}
+
 }  // namespace eventlite::cli

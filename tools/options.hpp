@@ -31,4 +31,15 @@ CLI::Validator non_empty();
 // "./:memory:" name files.
 CLI::Validator db_name();
 
+// How a long-running command (forward, bridge) ends, as its options set it.
+struct RunOptions {
+  bool until_idle = false;
+  std::uint64_t retry_for = 20;   // seconds a broker may stay unreachable (until_idle)
+  std::uint64_t lease_time = 15;  // seconds another process takes over after this dies
+};
+
+// Adds --until-idle (described by `until_idle_help`), --retry-for and --lease-time.
+void add_run_options(CLI::App* command, RunOptions& run,
+                     const std::string& until_idle_help);
+
 }  // namespace eventlite::cli
