@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker_test_support.hpp"
 #include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
 #include "eventlite/nats.hpp"
@@ -21,17 +22,6 @@ namespace {
 
 using namespace eventlite::test;
 
-SubscriptionOptions sink_options() {
-  SubscriptionOptions o;
-  o.max_lanes = 1;
-  o.retry = RetryPolicy{.max_attempts = 3,
-                        .base = std::chrono::milliseconds(20),
-                        .factor = 2.0,
-                        .cap = std::chrono::milliseconds(100),
-                        .jitter = 0.0};
-  return o;
-}
-
 nats::SinkOptions jetstream_to(const NatsServer& server) {
   nats::SinkOptions o;
   o.url = server.url();
@@ -39,12 +29,6 @@ nats::SinkOptions jetstream_to(const NatsServer& server) {
   o.create_stream = true;
   o.timeout = std::chrono::milliseconds(2000);
   return o;
-}
-
-void append_events(Store& store, std::size_t n, std::size_t first = 0) {
-  for (std::size_t i = first; i < first + n; ++i)
-    store.append("user-" + std::to_string(i % 3),
-                 event("UserCreated", "{\"i\":" + std::to_string(i) + "}"));
 }
 
 // The JetStream stream holds every event of the file once, in seq order.
@@ -67,7 +51,7 @@ TEST(NatsSink, JetStreamGetsEveryEventInOrderWithItsIdAndSeq) {
   NatsServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 300);
+  append_user_events(store, 300);
   Processor processor(store);
   processor.sink("to-nats", nats::make_sink(jetstream_to(server)), sink_options());
   processor.run_until_idle();
@@ -83,7 +67,7 @@ TEST(NatsSink, CheckpointBehindTheStreamResendsNothingAfterTheDedupWindow) {
   TempDir dir;
   {
     Store store = Store::open(dir / "app.db", fast_options());
-    append_events(store, 100);
+    append_user_events(store, 100);
   }
   std::filesystem::copy_file(dir / "app.db", dir / "before.db");
   auto options = jetstream_to(server);
@@ -96,7 +80,7 @@ TEST(NatsSink, CheckpointBehindTheStreamResendsNothingAfterTheDedupWindow) {
     processor.run_until_idle();
   }
   Store behind = Store::open(dir / "before.db", fast_options());
-  append_events(behind, 10, 100);
+  append_user_events(behind, 10, 100);
   // The server forgets the ids once the window has passed: only the reconciliation
   // can keep the copy from doubling now.
   ASSERT_TRUE(wait_until(
@@ -120,7 +104,7 @@ TEST(NatsSink, CoreNatsReachesALiveSubscriber) {
   natsConnection_Flush(conn.get());
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 20);
+  append_user_events(store, 20);
   nats::SinkOptions options;
   options.url = server.url();
   Processor processor(store);
@@ -138,7 +122,7 @@ TEST(NatsSink, CoreNatsReachesALiveSubscriber) {
 TEST(NatsSink, ServerDownMakesLagThenItCatchesUpAlone) {
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 50);
+  append_user_events(store, 50);
   const int port = free_port();
   nats::SinkOptions options;
   options.url = "nats://127.0.0.1:" + std::to_string(port);
@@ -196,7 +180,7 @@ TEST(NatsSink, WrongPasswordParksTheEventWithoutThePassword) {
       NatsServer::Options{.user = "app", .password = "right-secret", .port = 0});
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 1);
+  append_user_events(store, 1);
   nats::SinkOptions options;
   options.url = "nats://app:wrong-secret@127.0.0.1:" + std::to_string(server.port());
   Processor processor(store);

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker_test_support.hpp"
 #include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
 #include "eventlite/processor.hpp"
@@ -21,30 +22,11 @@ namespace {
 
 using namespace eventlite::test;
 
-// Quick retries, so that a test of a broker coming back does not wait long.
-SubscriptionOptions sink_options() {
-  SubscriptionOptions o;
-  o.max_lanes = 1;
-  o.retry = RetryPolicy{.max_attempts = 3,
-                        .base = std::chrono::milliseconds(20),
-                        .factor = 2.0,
-                        .cap = std::chrono::milliseconds(100),
-                        .jitter = 0.0};
-  return o;
-}
-
 redis::SinkOptions stream_to(const RedisServer& server) {
   redis::SinkOptions o;
   o.url = server.url();
   o.timeout = std::chrono::milliseconds(2000);
   return o;
-}
-
-// Appends n events spread over three streams.
-void append_events(Store& store, std::size_t n, std::size_t first = 0) {
-  for (std::size_t i = first; i < first + n; ++i)
-    store.append("user-" + std::to_string(i % 3),
-                 event("UserCreated", "{\"i\":" + std::to_string(i) + "}"));
 }
 
 // The stream's entries: id and the `event` field, in order.
@@ -78,7 +60,7 @@ TEST(RedisSink, StreamGetsEveryEventInSeqOrderWithItsEnvelope) {
   RedisServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 250);
+  append_user_events(store, 250);
   Processor processor(store);
   processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
   processor.run_until_idle();
@@ -92,7 +74,7 @@ TEST(RedisSink, CloudEventsFormatCarriesSubjectSeqAndStreamVersion) {
   RedisServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 3);
+  append_user_events(store, 3);
   auto options = stream_to(server);
   options.format = redis::Format::cloudevents;
   options.source = "/signup";
@@ -119,7 +101,7 @@ TEST(RedisSink, ForwarderWhoseCheckpointIsBehindResendsNothing) {
   TempDir dir;
   {
     Store store = Store::open(dir / "app.db", fast_options());
-    append_events(store, 100);
+    append_user_events(store, 100);
   }
   std::filesystem::copy_file(dir / "app.db", dir / "before.db");
   {
@@ -129,7 +111,7 @@ TEST(RedisSink, ForwarderWhoseCheckpointIsBehindResendsNothing) {
     processor.run_until_idle();
   }
   Store behind = Store::open(dir / "before.db", fast_options());
-  append_events(behind, 20, 100);  // and new events since
+  append_user_events(behind, 20, 100);  // and new events since
   RedisClient client = server.client();
   // The entries sent before; a resend would be refused, so count XADD calls instead.
   const auto calls_before = client.run({"INFO", "commandstats"});
@@ -155,7 +137,7 @@ TEST(RedisSink, RewindDuplicatesNothingAndRefillsAFlushedRedis) {
   RedisServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 40);
+  append_user_events(store, 40);
   auto run = [&] {
     Processor processor(store);
     processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
@@ -178,7 +160,7 @@ TEST(RedisSink, MaxlenTrimsTheStream) {
   RedisServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 1000);
+  append_user_events(store, 1000);
   auto options = stream_to(server);
   options.maxlen = 100;
   Processor processor(store);
@@ -243,7 +225,7 @@ TEST(RedisSink, PubSubReachesALivePatternSubscriber) {
 TEST(RedisSink, ServerDownMakesLagThenItCatchesUpAlone) {
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 50);
+  append_user_events(store, 50);
   const int port = free_port();
   redis::SinkOptions options;
   options.url = "redis://127.0.0.1:" + std::to_string(port);
@@ -314,7 +296,7 @@ TEST(RedisSink, WrongPasswordParksTheEventWithRedisMessageAndNoPassword) {
   RedisServer server(RedisServer::Options{.password = "right-secret"});
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 2);
+  append_user_events(store, 2);
   redis::SinkOptions options;
   options.url = "redis://:wrong-secret@127.0.0.1:" + std::to_string(server.port());
   Processor processor(store);
@@ -337,7 +319,7 @@ TEST(RedisSink, NoPasswordForAServerThatWantsOneIsNoauth) {
   RedisServer server(RedisServer::Options{.password = "right-secret"});
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 1);
+  append_user_events(store, 1);
   redis::SinkOptions options;
   options.url = "redis://127.0.0.1:" + std::to_string(server.port());
   Processor processor(store);
@@ -355,7 +337,7 @@ TEST(RedisSink, KeyOfAnotherTypeParksTheEventWithWrongtype) {
   client.run({"SET", "events", "not a stream"});
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  append_events(store, 1);
+  append_user_events(store, 1);
   Processor processor(store);
   processor.sink("to-redis", redis::make_sink(stream_to(server)), sink_options());
   processor.run_until_idle();
