@@ -70,6 +70,13 @@ bool Lease::held() const noexcept {
   return token_ != 0 && std::chrono::steady_clock::now() < until_;
 }
 
+bool Lease::holds_in(Transaction& txn) {
+  if (token_ == 0) return false;
+  const auto row = writer_->queries(txn).read_lease(name_);
+  return row && row->owner == owner_ && row->token == token_ &&
+         row->expires > detail::format_time(std::chrono::system_clock::now());
+}
+
 void Lease::release() noexcept {
   if (token_ == 0) return;
   try {

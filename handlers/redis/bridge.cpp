@@ -188,6 +188,15 @@ struct Bridge::Impl {
 
   void append_batch() {
     Transaction txn = store.transaction();
+    // Fencing: a bridge that stalled past its lease must not append after the
+    // process that took over (the entries stay pending and come to it).
+    if (!lease.holds_in(txn)) {
+      lease.release();  // ours no more: the next step takes it again or stands by
+      throw BrokerError("redis", true,
+                        fmt::format("bridge {} lost its lease before committing; its "
+                                    "entries stay pending for the new holder",
+                                    options.name));
+    }
     for (const Entry& e : entries) {
       if (e.deleted) continue;  // gone from the stream: nothing to keep
       if (!e.payload) {

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "eventlite/store.hpp"
+#include "eventlite/transaction.hpp"
 
 namespace eventlite {
 
@@ -45,6 +46,10 @@ class Lease {
   bool acquire_or_renew();
   // Whether it was held after the last acquire_or_renew() and has not expired since.
   bool held() const noexcept;
+  // Fencing: whether the file still shows this holder's lease, unexpired, read inside
+  // `txn` (a write transaction of this lease's store), so that work committed in
+  // `txn` cannot land after another process took over. Throws StorageError.
+  bool holds_in(Transaction& txn);
   // Ends the lease now if held, so another process can take it at once. Never throws.
   void release() noexcept;
 

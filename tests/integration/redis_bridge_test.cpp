@@ -199,6 +199,36 @@ TEST(RedisBridge, OneBridgePerNameAcrossStoresOfOneFile) {
   EXPECT_TRUE(first.active());
 }
 
+// Fencing: a bridge whose lease another process took (while it stalled) appends
+// nothing; the entries stay pending for the new holder.
+TEST(RedisBridge, BridgeThatLostItsLeaseAppendsNothing) {
+  RedisServer server;
+  TempDir dir;
+  forward_from_a(dir / "a.db", server, 5);
+  Store b = Store::open(dir / "b.db", fast_options());
+  redis::Bridge bridge(b, bridge_from(server));
+  EXPECT_EQ(bridge.run_until_idle(), 5u);
+  forward_from_a(dir / "a.db", server, 5);  // five more
+  // Another process takes the lease over, as after this one stalled past it.
+  RawDb(dir / "b.db")
+      .exec(
+          "UPDATE eventlite_leases SET owner = 'elsewhere', token = token + 1, "
+          "expires = '2999-01-01T00:00:00.000Z' WHERE name = 'bridge:redis-bridge'");
+  const Seq head = b.head();
+  try {
+    bridge.step();
+    FAIL() << "it appended without its lease";
+  } catch (const BrokerError& e) {
+    EXPECT_NE(std::string(e.what()).find("lost its lease"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(b.head(), head);
+  EXPECT_FALSE(bridge.active());
+  EXPECT_EQ(bridge.step(), 0u);  // stands by
+  RedisClient client = server.client();
+  EXPECT_EQ(pending(client), 5);  // left for the holder
+}
+
 TEST(RedisBridge, DownServerIsARetryableBrokerErrorAndLosesNothing) {
   TempDir dir;
   Store b = Store::open(dir / "b.db", fast_options());
