@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bench/harness.hpp"
+
 extern char** environ;
 
 namespace eventlite::bench {
@@ -60,6 +62,20 @@ BrokerServer::~BrokerServer() {
   ::kill(pid_, SIGKILL);
   int status = 0;
   ::waitpid(pid_, &status, 0);
+}
+
+double drain_sink(Processor& processor, Seq last) {
+  const Stopwatch watch;
+  processor.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (processor.metrics().at(0).position < last) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("the sink did not finish");
+    processor.wait_idle(std::chrono::milliseconds(100));
+  }
+  const double seconds = watch.seconds();
+  processor.stop();
+  return seconds;
 }
 
 }  // namespace eventlite::bench

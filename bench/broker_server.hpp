@@ -1,7 +1,7 @@
 #pragma once
 
-// A broker server for the broker figures (13-15): started on 127.0.0.1 on a free
-// port, its output discarded, killed when the benchmark ends.
+// What the broker figures (13-15) share: a broker server started on 127.0.0.1 on a
+// free port, its output discarded, killed when the benchmark ends; a timed drain.
 
 #include <sys/types.h>
 
@@ -10,7 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "eventlite/processor.hpp"
+
 namespace eventlite::bench {
+
+// Starts `processor` (its one subscription a sink), waits until the sink's position
+// reaches `last` (5 minutes at most, else throws), stops it; returns the seconds taken.
+double drain_sink(Processor& processor, Seq last);
 
 // A TCP port on 127.0.0.1 that nothing listens on right now.
 int free_tcp_port();

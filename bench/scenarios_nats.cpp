@@ -109,16 +109,7 @@ double jetstream_eventlite(Context& ctx, std::size_t n) {
   SubscriptionOptions sub;
   sub.max_lanes = 1;
   processor.sink("to-nats", nats::make_sink(options), sub);
-  const Stopwatch watch;
-  processor.start();
-  const auto deadline = std::chrono::steady_clock::now() + 300s;
-  while (processor.metrics().at(0).position < static_cast<Seq>(n)) {
-    if (std::chrono::steady_clock::now() > deadline)
-      throw std::runtime_error("the sink did not finish");
-    processor.wait_idle(100ms);
-  }
-  const double seconds = watch.seconds();
-  processor.stop();
+  const double seconds = drain_sink(processor, static_cast<Seq>(n));
   if (admin.messages() != n) throw std::runtime_error("the stream lacks events");
   return static_cast<double>(n) / seconds;
 }

@@ -102,16 +102,7 @@ double forward_eventlite(Context& ctx, std::size_t n) {
   SubscriptionOptions sub;
   sub.max_lanes = 1;
   processor.sink("to-redis", redis::make_sink(options), sub);
-  const Stopwatch watch;
-  processor.start();
-  const auto deadline = std::chrono::steady_clock::now() + 300s;
-  while (processor.metrics().at(0).position < static_cast<Seq>(n)) {
-    if (std::chrono::steady_clock::now() > deadline)
-      throw std::runtime_error("the sink did not finish");
-    processor.wait_idle(100ms);
-  }
-  const double seconds = watch.seconds();
-  processor.stop();
+  const double seconds = drain_sink(processor, static_cast<Seq>(n));
   if (xlen(c.get()) != static_cast<long long>(n))
     throw std::runtime_error("the stream does not hold every event");
   return static_cast<double>(n) / seconds;
