@@ -8,7 +8,6 @@
 // the Nats-Msg-Id already) counts as delivered.
 
 #include <fmt/format.h>
-#include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -21,6 +20,7 @@
 #include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
 #include "eventlite/nats.hpp"
+#include "handlers/nats/connection.hpp"
 
 namespace eventlite::nats {
 
@@ -54,32 +54,6 @@ namespace {
 
 constexpr const char* kSeqHeader = "Eventlite-Seq";
 
-// libnats status and its last error text, one line.
-std::string status_text(natsStatus s) {
-  natsStatus last = NATS_OK;
-  const char* detail = nats_GetLastError(&last);
-  std::string text = natsStatus_GetText(s);
-  if (detail && *detail && last == s && text != detail)
-    text += std::string(": ") + detail;
-  return text;
-}
-
-bool retryable_status(natsStatus s) {
-  switch (s) {
-    case NATS_CONNECTION_AUTH_FAILED:
-    case NATS_NOT_PERMITTED:
-    case NATS_MAX_PAYLOAD:
-    case NATS_INVALID_SUBJECT:
-    case NATS_INVALID_ARG: return false;
-    default: return true;
-  }
-}
-
-[[noreturn]] void fail(const std::string& where, std::string_view what, natsStatus s) {
-  throw BrokerError("nats", retryable_status(s),
-                    fmt::format("{} on {}: {}", what, where, status_text(s)));
-}
-
 // A subject token as NATS allows it: no white space, no wildcards.
 bool valid_token(std::string_view t) {
   if (t.empty()) return false;
@@ -89,21 +63,10 @@ bool valid_token(std::string_view t) {
   return t.front() != '.' && t.back() != '.';
 }
 
-struct OptionsFree {
-  void operator()(natsOptions* o) const noexcept { natsOptions_Destroy(o); }
-};
-struct ConnFree {
-  void operator()(natsConnection* c) const noexcept { natsConnection_Destroy(c); }
-};
-struct JsFree {
-  void operator()(jsCtx* j) const noexcept { jsCtx_Destroy(j); }
-};
-struct MsgFree {
-  void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
-};
-struct InfoFree {
-  void operator()(jsStreamInfo* i) const noexcept { jsStreamInfo_Destroy(i); }
-};
+using detail::InfoFree;
+using detail::MsgFree;
+using detail::retryable_status;
+using detail::status_text;
 
 // The outcomes of one batch's asynchronous publishes, written by libnats's thread.
 struct Acks {
@@ -156,26 +119,7 @@ class NatsSink final : public Sink {
 
   std::optional<Seq> open() override {
     close();
-    natsOptions* raw = nullptr;
-    if (natsOptions_Create(&raw) != NATS_OK) fail(where_, "connect", NATS_NO_MEMORY);
-    std::unique_ptr<natsOptions, OptionsFree> opts(raw);
-    check(natsOptions_SetURL(opts.get(), options_.url.c_str()), "connect");
-    check(natsOptions_SetTimeout(opts.get(), options_.timeout.count()), "connect");
-    check(natsOptions_SetAllowReconnect(opts.get(), false), "connect");
-    check(natsOptions_SetName(opts.get(), "eventlite"), "connect");
-    if (!options_.token.empty())
-      check(natsOptions_SetToken(opts.get(), options_.token.c_str()), "connect");
-    if (!options_.credentials_file.empty())
-      check(natsOptions_SetUserCredentialsFromFiles(
-                opts.get(), options_.credentials_file.c_str(), nullptr),
-            "read the credentials");
-    if (options_.tls) check(natsOptions_SetSecure(opts.get(), true), "set up TLS");
-    if (!options_.ca_file.empty())
-      check(natsOptions_LoadCATrustedCertificates(opts.get(), options_.ca_file.c_str()),
-            "load the CA file");
-    natsConnection* conn = nullptr;
-    check(natsConnection_Connect(&conn, opts.get()), "connect");
-    conn_.reset(conn);
+    conn_ = detail::connect(detail::settings_of(options_), where_);
     if (!options_.jetstream) return std::nullopt;
 
     jsOptions jo;
@@ -281,7 +225,7 @@ class NatsSink final : public Sink {
 
  private:
   void check(natsStatus s, std::string_view what) const {
-    if (s != NATS_OK) fail(where_, what, s);
+    detail::check(s, where_, what);
   }
 
   // The seq in the Eventlite-Seq header of the stream's last message; 0 for an
@@ -384,8 +328,8 @@ class NatsSink final : public Sink {
   SinkOptions options_;
   std::string where_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::unique_ptr<natsConnection, ConnFree> conn_;
-  std::unique_ptr<jsCtx, JsFree> js_;
+  detail::ConnPtr conn_;
+  detail::JsPtr js_;
   Acks acks_;
 };
 

@@ -7,28 +7,19 @@
 //   2. when none, entries other consumers of the group left pending for claim_idle
 //      (XAUTOCLAIM), at most once per claim_idle / 2;
 //   3. when none, new entries (XREADGROUP ... >, blocking up to `block`).
-// The batch is appended in one transaction, each event idempotently by its id; then
-// XACK. An entry that cannot be appended (not an envelope, an id stored with other
-// content) becomes a BridgeEntryRejected event in the rejected stream, in the same
-// transaction, and is acknowledged with the rest.
+// The batch is stored by the Inbox (inbox.hpp: one fenced transaction, idempotent by
+// event id, rejections kept), then XACKed.
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
-#include "eventlite/lease.hpp"
+#include "eventlite/inbox.hpp"
 #include "eventlite/redis.hpp"
-#include "eventlite/transaction.hpp"
 #include "handlers/redis/connection.hpp"
 
 namespace eventlite::redis {
@@ -44,36 +35,41 @@ std::string_view text_of(const redisReply& r) {
   return {r.str, r.len};
 }
 
-// One entry of a reply: its id and its `event` field, if it has one; deleted: the
-// stream no longer holds it (trimmed after it was handed out).
-struct Entry {
-  std::string id;
-  std::optional<std::string> payload;
-  bool deleted = false;
+// The entries of one read: those to store, and the ids of those the stream no longer
+// holds (trimmed after they were handed out), acknowledged with the rest.
+struct Batch {
+  std::vector<InboxEntry> entries;
+  std::vector<std::string> gone;
+  bool empty() const { return entries.empty() && gone.empty(); }
+  std::size_t size() const { return entries.size() + gone.size(); }
+  void clear() {
+    entries.clear();
+    gone.clear();
+  }
 };
 
 // [id, [field, value, ...]] elements of `entries` (an array reply) into `out`.
-void collect(const redisReply& entries, std::vector<Entry>& out) {
+void collect(const redisReply& entries, Batch& out) {
   if (entries.type != REDIS_REPLY_ARRAY) return;
   for (std::size_t i = 0; i < entries.elements; ++i) {
     const redisReply* e = entries.element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) continue;
-    Entry entry;
+    InboxEntry entry;
     entry.id = std::string(text_of(*e->element[0]));
     if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) {
-      entry.deleted = true;
-    } else {
-      const redisReply* fields = e->element[1];
-      for (std::size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (text_of(*fields->element[f]) == kField)
-          entry.payload = std::string(text_of(*fields->element[f + 1]));
+      out.gone.push_back(std::move(entry.id));
+      continue;
     }
-    out.push_back(std::move(entry));
+    const redisReply* fields = e->element[1];
+    for (std::size_t f = 0; f + 1 < fields->elements; f += 2)
+      if (text_of(*fields->element[f]) == kField)
+        entry.payload = std::string(text_of(*fields->element[f + 1]));
+    out.entries.push_back(std::move(entry));
   }
 }
 
 // XREADGROUP's reply: [[key, entries]] or nil.
-void collect_read(const redisReply& reply, std::vector<Entry>& out) {
+void collect_read(const redisReply& reply, Batch& out) {
   if (reply.type != REDIS_REPLY_ARRAY || reply.elements == 0) return;
   const redisReply* stream = reply.element[0];
   if (stream->type == REDIS_REPLY_ARRAY && stream->elements >= 2)
@@ -84,11 +80,15 @@ void collect_read(const redisReply& reply, std::vector<Entry>& out) {
 
 struct Bridge::Impl {
   Impl(Store& s, BridgeOptions o)
-      : store(s),
-        options(std::move(o)),
+      : options(std::move(o)),
         url(Url::parse(options.url)),
-        lease(store, "bridge:" + options.name, options.lease_time),
-        logger(options.logger ? options.logger : spdlog::default_logger()) {
+        inbox(s, {.name = options.name,
+                  .origin = "redis stream " + options.key,
+                  .kind = "redis bridge",
+                  .no_payload = "the entry has no \"event\" field",
+                  .lease_time = options.lease_time,
+                  .rejected_prefix = options.rejected_prefix,
+                  .logger = options.logger}) {
     if (options.key.empty()) throw InvalidArgument("redis bridge: the key is empty");
     if (options.group.empty()) throw InvalidArgument("redis bridge: the group is empty");
     if (options.batch == 0) throw InvalidArgument("redis bridge: the batch is 0");
@@ -97,39 +97,14 @@ struct Bridge::Impl {
     claim_idle = std::to_string(options.claim_idle.count());
   }
 
-  Store& store;
   const BridgeOptions options;
   const Url url;
-  Lease lease;
-  std::shared_ptr<spdlog::logger> logger;
+  Inbox inbox;
   std::string count, block, claim_idle;  // the options as command arguments
   std::optional<Connection> conn;
   bool own_pending_done = false;  // this connection read its own pending entries
   std::chrono::steady_clock::time_point next_claim{};
-  std::chrono::steady_clock::time_point renewed{};
-  std::vector<Entry> entries;
-
-  std::mutex stop_mu;
-  std::condition_variable stop_cv;
-  bool stopping = false;  // guarded by stop_mu
-
-  bool hold_lease() {
-    const auto now = std::chrono::steady_clock::now();
-    if (lease.held() && now - renewed < options.lease_time / 3) return true;
-    const bool had = lease.held();
-    if (!lease.acquire_or_renew()) {
-      if (had)
-        logger->warn("redis bridge {}: lease lost to another process", options.name);
-      return false;
-    }
-    renewed = now;
-    if (!had) {
-      logger->info("redis bridge {}: took the lease (owner {})", options.name,
-                   lease.owner());
-      own_pending_done = false;  // a new tenure starts with what was left pending
-    }
-    return true;
-  }
+  Batch batch;
 
   void connect() {
     if (conn) return;
@@ -155,7 +130,7 @@ struct Bridge::Impl {
     args.push_back(options.key);
     args.push_back(own ? "0" : ">");
     const Reply r = conn->command(args, "read the stream");
-    collect_read(*r, entries);
+    collect_read(*r, batch);
   }
 
   void claim() {
@@ -167,85 +142,41 @@ struct Bridge::Impl {
                                                "COUNT",      count};
     const Reply r = conn->command(args, "claim entries left pending");
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
-      collect(*r->element[1], entries);
-    if (!entries.empty())
-      logger->info("redis bridge {}: claimed {} entries left pending by another consumer",
-                   options.name, entries.size());
-  }
-
-  // The rejected entry as an event of the rejected stream, in `txn`.
-  void reject(Transaction& txn, const Entry& e, const std::string& reason) {
-    nlohmann::json data = {{"key", options.key}, {"entry", e.id}, {"reason", reason}};
-    data["event"] = e.payload ? nlohmann::json(*e.payload) : nlohmann::json(nullptr);
-    NewEvent rejected;
-    rejected.type = "BridgeEntryRejected";
-    rejected.data = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    rejected.metadata = "{}";
-    txn.append(options.rejected_prefix + options.name, rejected);
-    logger->warn("redis bridge {}: entry {} of {} rejected: {}", options.name, e.id,
-                 options.key, reason);
-  }
-
-  void append_batch() {
-    Transaction txn = store.transaction();
-    // Fencing: a bridge that stalled past its lease must not append after the
-    // process that took over (the entries stay pending and come to it).
-    if (!lease.holds_in(txn)) {
-      lease.release();  // ours no more: the next step takes it again or stands by
-      throw BrokerError("redis", true,
-                        fmt::format("bridge {} lost its lease before committing; its "
-                                    "entries stay pending for the new holder",
-                                    options.name));
-    }
-    for (const Entry& e : entries) {
-      if (e.deleted) continue;  // gone from the stream: nothing to keep
-      if (!e.payload) {
-        reject(txn, e, "the entry has no \"event\" field");
-        continue;
-      }
-      try {
-        const DecodedEvent d = decode_envelope(*e.payload);
-        txn.append(d.stream, d.event);  // an id already stored with this content: a no-op
-      } catch (const InvalidEvent& bad) {
-        reject(txn, e, std::string("not an envelope: ") + bad.what());
-      } catch (const IdConflict& conflict) {
-        reject(txn, e, conflict.what());
-      }
-    }
-    txn.commit();
+      collect(*r->element[1], batch);
+    if (!batch.empty())
+      inbox.logger().info(
+          "redis bridge {}: claimed {} entries left pending by another consumer",
+          options.name, batch.size());
   }
 
   void ack() {
     std::vector<std::string_view> args{"XACK", options.key, options.group};
-    for (const Entry& e : entries) args.push_back(e.id);
+    for (const InboxEntry& e : batch.entries) args.push_back(e.id);
+    for (const std::string& id : batch.gone) args.push_back(id);
     conn->command(args, "acknowledge entries");
   }
 
   std::size_t step() {
-    if (!hold_lease()) return 0;
-    entries.clear();
+    const Inbox::Hold hold = inbox.hold();
+    if (hold == Inbox::Hold::standing_by) return 0;
+    if (hold == Inbox::Hold::taken) own_pending_done = false;  // read what was left
+    batch.clear();
     try {
       connect();
       if (!own_pending_done) {
         read(true);
-        if (entries.empty()) own_pending_done = true;
+        if (batch.empty()) own_pending_done = true;
       }
-      if (entries.empty()) claim();
-      if (entries.empty()) read(false);
-      if (entries.empty()) return 0;
-      append_batch();
+      if (batch.empty()) claim();
+      if (batch.empty()) read(false);
+      if (batch.empty()) return 0;
+      if (!inbox.append(batch.entries)) return 0;  // the lease moved: theirs now
       ack();
     } catch (const BrokerError&) {
       conn.reset();  // the next step connects again
       throw;
     }
-    return entries.size();
-  }
-
-  // Waits `d` or until stop(); returns whether stopping.
-  bool pause(std::chrono::milliseconds d) {
-    std::unique_lock lock(stop_mu);
-    return stop_cv.wait_for(lock, d, [&] { return stopping; });
+    return batch.size();
   }
 };
 
@@ -265,40 +196,15 @@ std::size_t Bridge::run_until_idle() {
 }
 
 void Bridge::run() {
-  {
-    std::lock_guard lock(impl_->stop_mu);
-    impl_->stopping = false;
-  }
-  auto failure_pause = std::chrono::milliseconds(100);
-  for (;;) {
-    {
-      std::lock_guard lock(impl_->stop_mu);
-      if (impl_->stopping) break;
-    }
-    try {
-      impl_->step();
-      failure_pause = std::chrono::milliseconds(100);
-      if (!impl_->lease.held() && impl_->pause(impl_->options.lease_time / 3)) break;
-    } catch (const std::exception& e) {
-      impl_->logger->warn("redis bridge {}: {} (retrying in {} ms)", impl_->options.name,
-                          e.what(), failure_pause.count());
-      if (impl_->pause(failure_pause)) break;
-      failure_pause = std::min(failure_pause * 2, std::chrono::milliseconds(5000));
-    }
-  }
-  impl_->lease.release();
+  impl_->inbox.run([this] { return impl_->step(); });
 }
 
 void Bridge::stop() noexcept {
-  {
-    std::lock_guard lock(impl_->stop_mu);
-    impl_->stopping = true;
-  }
-  impl_->stop_cv.notify_all();
+  impl_->inbox.stop();
 }
 
 bool Bridge::active() const noexcept {
-  return impl_->lease.held();
+  return impl_->inbox.held();
 }
 
 }  // namespace eventlite::redis

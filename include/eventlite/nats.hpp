@@ -1,7 +1,8 @@
 #pragma once
 
 // Forwarding to NATS (link eventlite::nats): a Sink (sink.hpp) that publishes each
-// event to `<subject_prefix>.<type>`, on core NATS or into a JetStream stream.
+// event to `<subject_prefix>.<type>`, on core NATS or into a JetStream stream; and a
+// Bridge that brings a JetStream stream's events into a local store.
 //
 //   auto sink = eventlite::nats::make_sink({.url = "nats://127.0.0.1:4222",
 //                                           .jetstream = true});
@@ -31,6 +32,7 @@
 #include <string_view>
 
 #include "eventlite/sink.hpp"
+#include "eventlite/store.hpp"
 
 namespace spdlog {
 class logger;
@@ -74,5 +76,71 @@ std::shared_ptr<Sink> make_sink(SinkOptions options);
 
 // `url` with passwords and tokens replaced by "***", for logs and errors.
 std::string redacted(std::string_view url);
+
+// Bringing another service's events in: a JetStream stream (one the NATS sink writes,
+// or any whose messages are envelopes) read through a durable pull consumer and
+// appended to a local store (inbox.hpp: idempotently by event id, keeping each
+// event's id, stream, type, time, data and metadata; what is not an envelope kept as
+// a BridgeEntryRejected event; one bridge per name across processes).
+//
+// Each step fetches a batch, appends it in one transaction, and only after that
+// commit acknowledges each message. The consumer (explicit acks, at most `batch`
+// awaiting them) is the bridge's own: when a bridge connects and finds messages that
+// were handed out and never acknowledged (its predecessor was killed between fetch
+// and ack), it creates the consumer again from its ack floor, so those come again
+// first, in the stream's order, and the ones already stored are found so. Give each
+// bridge name its own durable.
+struct BridgeOptions {
+  std::string url = "nats://127.0.0.1:4222";
+  std::string stream = "EVENTS";   // the JetStream stream read
+  std::string durable = "eventlite";  // the durable consumer, created if missing
+  // Only messages on these subjects (NATS wildcards allowed); empty: all the stream's.
+  std::string filter_subject = {};
+  // The bridge's name: its lease ("bridge:<name>") and its rejected stream.
+  std::string name = "nats-bridge";
+  std::size_t batch = 512;                // messages per step
+  std::chrono::milliseconds block{200};   // how long a fetch waits when none are there
+  // A message handed out and not acknowledged for this long is sent again (the
+  // consumer's AckWait).
+  std::chrono::milliseconds ack_wait{30000};
+  std::chrono::milliseconds lease_time{15000};
+  std::string rejected_prefix = "eventlite-rejected-";
+  // As for the sink.
+  std::string credentials_file = {};
+  std::string token = {};
+  bool tls = false;
+  std::string ca_file = {};
+  std::chrono::milliseconds timeout{5000};
+  std::shared_ptr<spdlog::logger> logger = {};
+};
+
+// Thread safety: one thread at a time, but stop() from any.
+class Bridge {
+ public:
+  // Throws InvalidArgument for an empty URL, stream or durable name, a durable name
+  // with a '.', or a batch of 0; connects on the first step.
+  Bridge(Store& store, BridgeOptions options);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  // One step; returns the messages it took in (appended, found stored, or rejected):
+  // 0 when none came within `block`, or when another process holds the lease. Throws
+  // BrokerError when the server cannot be reached, the stream is missing or the
+  // consumer refused (nothing acknowledged: the messages come again), StorageError
+  // when the file cannot be written.
+  std::size_t step();
+  // Steps until one takes nothing in; returns the total.
+  std::size_t run_until_idle();
+  // Steps until stop(), retrying a broker error with a growing pause (up to 5 s).
+  void run();
+  void stop() noexcept;
+  // Whether this process holds the bridge's lease (as of the last step).
+  bool active() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace eventlite::nats

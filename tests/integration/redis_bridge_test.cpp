@@ -13,6 +13,7 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/processor.hpp"
 #include "eventlite/redis.hpp"
+#include "broker_test_support.hpp"
 #include "eventlite/store.hpp"
 #include "redis_server.hpp"
 
@@ -32,10 +33,7 @@ redis::BridgeOptions bridge_from(const RedisServer& server) {
 void forward_from_a(const std::filesystem::path& db, const RedisServer& server,
                     std::size_t n) {
   Store a = Store::open(db, fast_options());
-  for (std::size_t i = 0; i < n; ++i)
-    a.append(
-        "order-" + std::to_string(i % 4),
-        event(i % 2 ? "OrderPaid" : "OrderPlaced", "{\"n\":" + std::to_string(i) + "}"));
+  append_order_events(a, n);
   Processor processor(a);
   redis::SinkOptions sink;
   sink.url = server.url();
@@ -43,35 +41,6 @@ void forward_from_a(const std::filesystem::path& db, const RedisServer& server,
   o.max_lanes = 1;
   processor.sink("to-redis", redis::make_sink(sink), o);
   processor.run_until_idle();
-}
-
-std::vector<Event> events_of(const Store& store) {
-  std::vector<Event> out;
-  for (const Event& e : store.read_all()) out.push_back(e);
-  return out;
-}
-
-// B holds A's events, each once, with A's id, stream, type, time, data and
-// metadata, in A's order within each stream.
-void expect_same_events(const Store& a, const Store& b) {
-  const auto from = events_of(a);
-  std::vector<Event> to;
-  for (const Event& e : events_of(b))
-    if (e.stream.rfind("eventlite-rejected-", 0) != 0) to.push_back(e);
-  ASSERT_EQ(to.size(), from.size());
-  std::map<std::string, Event> by_id;
-  for (const Event& e : to)
-    EXPECT_TRUE(by_id.emplace(e.id, e).second) << "twice: " << e.id;
-  for (const Event& e : from) {
-    const auto it = by_id.find(e.id);
-    ASSERT_NE(it, by_id.end()) << "missing " << e.id;
-    EXPECT_EQ(it->second.stream, e.stream);
-    EXPECT_EQ(it->second.type, e.type);
-    EXPECT_EQ(it->second.time, e.time);
-    EXPECT_EQ(it->second.data, e.data);
-    EXPECT_EQ(it->second.metadata, e.metadata);
-    EXPECT_EQ(it->second.version, e.version);  // per-stream order kept
-  }
 }
 
 long long pending(RedisClient& client) {
@@ -215,13 +184,7 @@ TEST(RedisBridge, BridgeThatLostItsLeaseAppendsNothing) {
           "UPDATE eventlite_leases SET owner = 'elsewhere', token = token + 1, "
           "expires = '2999-01-01T00:00:00.000Z' WHERE name = 'bridge:redis-bridge'");
   const Seq head = b.head();
-  try {
-    bridge.step();
-    FAIL() << "it appended without its lease";
-  } catch (const BrokerError& e) {
-    EXPECT_NE(std::string(e.what()).find("lost its lease"), std::string::npos)
-        << e.what();
-  }
+  EXPECT_EQ(bridge.step(), 0u);  // read the five, found the lease gone, stored none
   EXPECT_EQ(b.head(), head);
   EXPECT_FALSE(bridge.active());
   EXPECT_EQ(bridge.step(), 0u);  // stands by
