@@ -1,7 +1,8 @@
 #pragma once
 
-// `eventlite bridge`: a broker's stream into DB (include/eventlite/redis.hpp's
-// Bridge). The command's options and its run are both here.
+// `eventlite bridge`: a broker's stream into DB (the Bridge of
+// include/eventlite/redis.hpp or nats.hpp). The command's options and its run are
+// both here.
 
 #include <cstdint>
 #include <string>
@@ -16,10 +17,13 @@ namespace eventlite::cli {
 
 struct BridgeArgs {
   std::string db;
-  std::string redis;  // the URL
+  std::string redis;  // the URL, or empty
   std::string key = "events";
   std::string group = "eventlite";
-  std::string name = "redis-bridge";
+  std::string nats;  // the URL, or empty
+  std::string stream = "EVENTS";
+  std::string durable = "eventlite";
+  std::string name;  // empty: redis-bridge or nats-bridge
   RunOptions run;  // --until-idle, --retry-for, --lease-time
 };
 

@@ -2,9 +2,6 @@
 
 #include <fmt/chrono.h>
 #include <fmt/core.h>
-#include <signal.h>
-#include <spdlog/logger.h>
-#include <spdlog/sinks/null_sink.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -30,18 +27,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// With --until-idle the command says what happened in one line; null otherwise (the
-// library's default: warnings on stderr).
-[[maybe_unused]] std::shared_ptr<spdlog::logger> quiet_logger(const ForwardArgs& args) {
-  if (!args.run.until_idle) return nullptr;
-  return std::make_shared<spdlog::logger>(
-      "eventlite", std::make_shared<spdlog::sinks::null_sink_mt>());
-}
-
 #ifdef EVENTLITE_HAVE_REDIS
 std::shared_ptr<Sink> redis_sink(const ForwardArgs& args, std::string& where) {
   redis::SinkOptions options;
-  options.logger = quiet_logger(args);
+  options.logger = quiet_logger(args.run);
   options.url = args.redis;
   options.mode = args.mode == "pubsub" ? redis::Mode::pubsub : redis::Mode::stream;
   options.key = args.key;
@@ -63,7 +52,7 @@ std::shared_ptr<Sink> redis_sink(const ForwardArgs&, std::string&) {
 #ifdef EVENTLITE_HAVE_NATS
 std::shared_ptr<Sink> nats_sink(const ForwardArgs& args, std::string& where) {
   nats::SinkOptions options;
-  options.logger = quiet_logger(args);
+  options.logger = quiet_logger(args.run);
   options.url = args.nats;
   options.jetstream = args.jetstream;
   options.create_stream = args.jetstream;
@@ -81,17 +70,6 @@ std::shared_ptr<Sink> nats_sink(const ForwardArgs&, std::string&) {
                      "(configure with -DEVENTLITE_WITH_NATS=ON)");
 }
 #endif
-
-// Blocks SIGINT and SIGTERM in this thread (and the processor's threads it starts
-// after), so that sigwait() receives them.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
-}
 
 // --until-idle: forwards until nothing is left; a broker unreachable for longer than
 // --retry-for ends it with one line.
@@ -228,11 +206,7 @@ int run_forward(const ForwardArgs& given) {
       args.nats.empty() ? redis_sink(args, where) : nats_sink(args, where);
   ProcessorOptions options;
   options.lease_time = std::chrono::seconds(args.run.lease_time);
-  if (args.run.until_idle) {
-    // The command says what happened in one line; the retries are not news.
-    options.logger = std::make_shared<spdlog::logger>(
-        "eventlite", std::make_shared<spdlog::sinks::null_sink_mt>());
-  }
+  if (args.run.until_idle) options.logger = quiet_logger(args.run);
   SubscriptionOptions sub;
   sub.max_lanes = 1;  // one broker stream: seq order
   if (args.run.until_idle) {

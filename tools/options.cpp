@@ -1,6 +1,8 @@
 #include "tools/options.hpp"
 
 #include <fmt/core.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
 
 #include <charconv>
 
@@ -77,6 +79,21 @@ void add_run_options(CLI::App* command, RunOptions& run,
       ->type_name("SECONDS")
       ->transform(decimal(1, 3600))
       ->capture_default_str();
+}
+
+std::shared_ptr<spdlog::logger> quiet_logger(const RunOptions& run) {
+  if (!run.until_idle) return nullptr;
+  return std::make_shared<spdlog::logger>(
+      "eventlite", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
 }
 
 }  // namespace eventlite::cli

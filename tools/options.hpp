@@ -2,13 +2,21 @@
 
 // How the eventlite tool reads its options' values: one way for every number
 // (decimal digits only, range-checked), names that must not be empty, and DB paths
-// that SQLite would read as something other than a file.
+// that SQLite would read as something other than a file; and how its long-running
+// commands end.
+
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+namespace spdlog {
+class logger;
+}
 
 namespace eventlite::cli {
 
@@ -41,5 +49,14 @@ struct RunOptions {
 // Adds --until-idle (described by `until_idle_help`), --retry-for and --lease-time.
 void add_run_options(CLI::App* command, RunOptions& run,
                      const std::string& until_idle_help);
+
+// With --until-idle the command says what happened in one line, so the library logs
+// nothing (a logger that drops all); null otherwise (the library's default: warnings
+// on stderr).
+std::shared_ptr<spdlog::logger> quiet_logger(const RunOptions& run);
+
+// Blocks SIGINT and SIGTERM in this thread (and the threads it starts after), so
+// that sigwait() on the returned set receives them.
+sigset_t block_stop_signals();
 
 }  // namespace eventlite::cli

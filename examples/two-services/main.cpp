@@ -1,8 +1,9 @@
-// Two services, one Redis: service A (sign-ups) appends its events and forwards them
-// to a Redis Stream; service B bridges them into its own SQLite file and its mailer
-// handles them as its own events. Starts a redis-server of its own on a free port.
+// Two services, one broker: service A (sign-ups) appends its events and forwards them
+// to a Redis Stream (or, with --nats, a JetStream stream); service B bridges them into
+// its own SQLite file and its mailer handles them as its own events. Starts a
+// redis-server (or nats-server -js) of its own on a free port.
 //
-//   two_services DIR   (./run two-services: DIR is build/two-services)
+//   two_services DIR [--nats]   (./run two-services [--nats]: DIR is build/two-services)
 //
 // Run it again: A appends more, and each side forwards, bridges and mails only what is
 // new, because the positions live in the files.
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <eventlite/eventlite.hpp>
+#include <eventlite/nats.hpp>
 #include <eventlite/redis.hpp>
 #include <filesystem>
 #include <stdexcept>
@@ -38,19 +40,53 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-// redis-server on 127.0.0.1:port, its data in dir; gone when this program ends.
-pid_t start_redis(int port, const std::filesystem::path& dir) {
+// The broker both services use: its server, run by this program.
+struct Broker {
+  bool nats = false;
+  std::string url;
+  pid_t pid = 0;
+};
+
+// redis-server (or nats-server with JetStream) on 127.0.0.1:port, its data in dir;
+// gone when this program ends.
+Broker start_broker(bool nats, int port, const std::filesystem::path& dir) {
+  const std::string p = std::to_string(port), d = dir.string();
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    const std::string p = std::to_string(port), d = dir.string(),
-                      log = (dir / "redis.log").string();
-    ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1",
-             "--dir", d.c_str(), "--appendonly", "yes", "--save", "", "--logfile",
-             log.c_str(), nullptr);
+    if (nats) {
+      const std::string log = (dir / "nats.log").string();
+      ::execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", p.c_str(), "-js",
+               "-sd", d.c_str(), "-l", log.c_str(), nullptr);
+    } else {
+      const std::string log = (dir / "redis.log").string();
+      ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind",
+               "127.0.0.1", "--dir", d.c_str(), "--appendonly", "yes", "--save", "",
+               "--logfile", log.c_str(), nullptr);
+    }
     ::_exit(127);
   }
-  return pid;
+  return {nats, (nats ? "nats://127.0.0.1:" : "redis://127.0.0.1:") + p, pid};
+}
+
+// A's sink: the Redis Stream `events`, or the JetStream stream EVENTS (created by
+// the sink when missing).
+std::shared_ptr<el::Sink> sink_to(const Broker& broker) {
+  if (broker.nats)
+    return el::nats::make_sink(
+        {.url = broker.url, .jetstream = true, .create_stream = true});
+  return el::redis::make_sink({.url = broker.url});
+}
+
+// B's bridge, run until it has nothing new: through consumer group service-b, or
+// the durable consumer service-b.
+std::size_t bridge_from(const Broker& broker, el::Store& store) {
+  if (broker.nats) {
+    el::nats::Bridge bridge(store, {.url = broker.url, .durable = "service-b"});
+    return bridge.run_until_idle();
+  }
+  el::redis::Bridge bridge(store, {.url = broker.url, .group = "service-b"});
+  return bridge.run_until_idle();
 }
 
 // Waits until something accepts connections on 127.0.0.1:port (5 s at most).
@@ -71,7 +107,7 @@ bool wait_for_port(int port) {
 }
 
 // Service A: three sign-ups, then forwards what the stream lacks.
-std::size_t service_a(const std::filesystem::path& db, const std::string& redis_url) {
+std::size_t service_a(const std::filesystem::path& db, const Broker& broker) {
   el::Store store = el::Store::open(db);
   const el::Seq before = store.head();
   for (int i = 0; i < 3; ++i) {
@@ -81,12 +117,10 @@ std::size_t service_a(const std::filesystem::path& db, const std::string& redis_
     signed_up.data = fmt::format(R"({{"email":"{}@example.com"}})", user);
     store.append(user, signed_up);
   }
-  el::redis::SinkOptions sink;
-  sink.url = redis_url;
   el::SubscriptionOptions one_lane;
-  one_lane.max_lanes = 1;  // one Redis stream: seq order
+  one_lane.max_lanes = 1;  // one broker stream: seq order
   el::Processor processor(store);
-  processor.sink("to-redis", el::redis::make_sink(sink), one_lane);
+  processor.sink("to-broker", sink_to(broker), one_lane);
   processor.run_until_idle();
   if (processor.metrics().at(0).lag > 0)
     throw std::runtime_error("A could not forward: " + processor.metrics().at(0).last_error);
@@ -95,13 +129,9 @@ std::size_t service_a(const std::filesystem::path& db, const std::string& redis_
 
 // Service B: brings A's events in, then its mailer handles them.
 std::pair<std::size_t, int> service_b(const std::filesystem::path& db,
-                                      const std::string& redis_url) {
+                                      const Broker& broker) {
   el::Store store = el::Store::open(db);
-  el::redis::BridgeOptions from;
-  from.url = redis_url;
-  from.group = "service-b";
-  el::redis::Bridge bridge(store, from);
-  const std::size_t bridged = bridge.run_until_idle();
+  const std::size_t bridged = bridge_from(broker, store);
   int mailed = 0;
   el::Processor processor(store);
   processor.subscribe("mailer", [&](const el::Context& c) {
@@ -117,25 +147,30 @@ std::pair<std::size_t, int> service_b(const std::filesystem::path& db,
 
 int main(int argc, char** argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : "two-services";
-  std::filesystem::create_directories(dir / "redis");
+  const bool nats = argc > 2 && std::string(argv[2]) == "--nats";
+  // Each broker has its own pair of files: the positions in them are its own.
+  const std::filesystem::path files = dir / (nats ? "nats" : "redis");
+  std::filesystem::create_directories(files / "server");
   const int port = free_port();
-  const std::string url = "redis://127.0.0.1:" + std::to_string(port);
-  const pid_t redis = start_redis(port, dir / "redis");
+  const Broker broker = start_broker(nats, port, files / "server");
   try {
-    if (!wait_for_port(port)) throw std::runtime_error("redis-server did not start");
-    fmt::print("redis-server on {}\n", url);
-    const std::size_t forwarded = service_a(dir / "service-a.db", url);
+    if (!wait_for_port(port))
+      throw std::runtime_error(nats ? "nats-server did not start"
+                                    : "redis-server did not start");
+    fmt::print("{} on {}\n", nats ? "nats-server (JetStream)" : "redis-server",
+               broker.url);
+    const std::size_t forwarded = service_a(files / "service-a.db", broker);
     fmt::print("A appended and forwarded {} events\n", forwarded);
-    const auto [bridged, mailed] = service_b(dir / "service-b.db", url);
+    const auto [bridged, mailed] = service_b(files / "service-b.db", broker);
     fmt::print("B bridged {} events into its own file and mailed {} users\n", bridged,
                mailed);
   } catch (const std::exception& e) {
     fmt::print(stderr, "two_services: {}\n", e.what());
-    ::kill(redis, SIGTERM);
+    ::kill(broker.pid, SIGTERM);
     return 1;
   }
-  ::kill(redis, SIGTERM);
+  ::kill(broker.pid, SIGTERM);
   int status = 0;
-  ::waitpid(redis, &status, 0);
+  ::waitpid(broker.pid, &status, 0);
   return 0;
 }

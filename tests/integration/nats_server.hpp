@@ -10,6 +10,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -110,6 +111,42 @@ inline std::vector<NatsMsg> stream_messages(natsConnection* conn,
   }
   jsCtx_Destroy(js);
   return out;
+}
+
+// How many messages JetStream stream `stream` holds (0 when it is missing).
+inline std::uint64_t stream_count(natsConnection* conn, const std::string& stream) {
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
+    throw std::runtime_error("no JetStream context");
+  jsStreamInfo* info = nullptr;
+  std::uint64_t n = 0;
+  if (js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK)
+    n = info->State.Msgs;
+  jsStreamInfo_Destroy(info);
+  jsCtx_Destroy(js);
+  return n;
+}
+
+// Creates JetStream stream `stream` on subjects "events.>" (file storage) with this
+// duplicate window, as an operator would before a forwarder runs.
+inline void create_stream(natsConnection* conn, const std::string& stream,
+                          std::chrono::milliseconds duplicate_window) {
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
+    throw std::runtime_error("no JetStream context");
+  const char* subjects[] = {"events.>"};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = stream.c_str();
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Duplicates = static_cast<int64_t>(duplicate_window.count()) * 1000000;
+  jsStreamInfo* info = nullptr;
+  const natsStatus s = js_AddStream(&info, js, &cfg, nullptr, nullptr);
+  jsStreamInfo_Destroy(info);
+  jsCtx_Destroy(js);
+  if (s != NATS_OK) throw std::runtime_error("cannot create the stream");
 }
 
 inline std::string header(natsMsg* m, const char* key) {
