@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -33,7 +34,8 @@ namespace {
 // NULL, which still carries the head. A held stream is one whose dead letter has a
 // waiting delivery behind it (eventlite_held_streams); the oldest undelivered event
 // is the first past the position or the oldest owed one (min() of two values is NULL
-// when either is, so coalesce picks the one there is).
+// when either is, so coalesce picks the one there is). Standbys whose rows have not
+// expired by ?1 (now) come as a JSON array.
 constexpr const char* kStatusSql =
     "SELECT h.head, s.name, s.position, "
     "(SELECT count(*) FROM eventlite_deliveries AS d "
@@ -42,10 +44,15 @@ constexpr const char* kStatusSql =
     " WHERE d.subscription = s.name AND d.status = 'dead'), "
     "l.owner, l.expires, l.token, "
     "(SELECT count(*) FROM eventlite_held_streams AS x WHERE x.subscription = s.name), "
-    "coalesce(min(o.n, o.o), o.n, o.o) "
+    "coalesce(min(o.n, o.o), o.n, o.o), "
+    "k.owner, k.failing_since, k.last_error, k.forwarded, k.failed, "
+    "k.round_trip_p50_us, k.round_trip_p99_us, k.updated, "
+    "(SELECT json_group_array(json_object('owner', w.owner, 'since', w.since)) "
+    " FROM eventlite_standbys AS w WHERE w.name = s.name AND w.expires > ?1) "
     "FROM (SELECT coalesce(max(seq), 0) AS head FROM eventlite_events) AS h "
     "LEFT JOIN eventlite_subscriptions AS s ON 1 "
     "LEFT JOIN eventlite_leases AS l ON l.name = s.name "
+    "LEFT JOIN eventlite_sink_health AS k ON k.subscription = s.name "
     "LEFT JOIN (SELECT s2.name AS name, "
     "  (SELECT e.time FROM eventlite_events AS e WHERE e.seq = s2.position + 1) AS n, "
     "  (SELECT min(e.time) FROM eventlite_deliveries AS d "
@@ -94,12 +101,24 @@ std::size_t change_dead_letters(Store& store, std::string_view subscription,
 
 }  // namespace
 
+std::string_view activity_name(Activity a, bool sink) noexcept {
+  switch (a) {
+    case Activity::caught_up: return "caught up";
+    case Activity::working: return sink ? "sending" : "delivering";
+    case Activity::retrying: return "retrying";
+    case Activity::not_running: return "not running";
+  }
+  return "?";
+}
+
 StatusReport status(const Store& store) {
   auto conn = detail::StoreAccess::impl(store)->readers->acquire();
   detail::Stmt& s = conn->statement(kStatusSql);
   detail::StmtScope scope(s);
   StatusReport report;
   const auto now = std::chrono::system_clock::now();
+  const std::string now_text = detail::format_time(now);
+  s.bind(1, now_text);
   while (s.step("read status")) {
     report.head = s.column_int(0);
     if (s.column_null(1)) continue;  // no subscription: the head alone
@@ -119,6 +138,29 @@ StatusReport status(const Store& store) {
     }
     sub.held = static_cast<std::uint64_t>(s.column_int(8));
     if (!s.column_null(9)) sub.lag_time = detail::age_of(s.column_text(9), now);
+    if (!s.column_null(10)) {
+      SinkStatus k;
+      s.column_text(10, k.owner);
+      if (!s.column_null(11)) k.failing_since = std::string(s.column_text(11));
+      s.column_text(12, k.last_error);
+      k.forwarded = static_cast<std::uint64_t>(s.column_int(13));
+      k.failed = static_cast<std::uint64_t>(s.column_int(14));
+      k.round_trip_p50 = std::chrono::microseconds(s.column_int(15));
+      k.round_trip_p99 = std::chrono::microseconds(s.column_int(16));
+      s.column_text(17, k.updated);
+      sub.sink = std::move(k);
+    }
+    for (const auto& w : nlohmann::json::parse(s.column_text(18)))
+      sub.standbys.push_back({w.at("owner").get<std::string>(),
+                              w.at("since").get<std::string>()});
+    const bool running = sub.lease && sub.lease->expires > now_text;
+    if (running && sub.sink && sub.sink->failing_since &&
+        sub.sink->owner == sub.lease->owner)
+      sub.activity = Activity::retrying;
+    else if (sub.lag == 0 && sub.retrying == 0)
+      sub.activity = Activity::caught_up;
+    else
+      sub.activity = running ? Activity::working : Activity::not_running;
     report.subscriptions.push_back(std::move(sub));
   }
   return report;

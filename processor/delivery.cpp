@@ -281,6 +281,7 @@ class LaneRun {
     }
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started);
+    if (sub_.target.sink) sub_.round_trip.record(took);
     // A failure reported past the batch's end is taken as its last event's.
     const std::size_t done =
         result->all_done() ? pending.size()

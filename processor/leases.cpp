@@ -57,6 +57,7 @@ std::vector<LeaseChange> LeaseKeeper::acquire_or_renew(
         start = head;
       }
       c.position = q.ensure_subscription(sub->name, start, now_text);
+      if (sub->lease.standing_by) q.delete_standby(sub->name, owner_);
     }
     changes.push_back(c);
   }

@@ -275,6 +275,7 @@ bool Processor::Impl::step() {
   const SysTime now = clock->now();
   check_changes();
   maintain_leases(now);
+  announce_standbys(now);
   run_tasks(now);
   const auto all = subscriptions();
   dispatcher.close_sinks(all, false);

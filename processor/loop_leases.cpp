@@ -32,6 +32,28 @@ void Processor::Impl::maintain_leases(SysTime now) {
   for (const auto& change : changes) apply(change, now);
 }
 
+// Processes standing by say so in the file (eventlite_standbys), renewed every third
+// of the lease time, so `eventlite status` in any process can show them.
+void Processor::Impl::announce_standbys(SysTime now) {
+  if (stopping || now < standby_announce_at) return;
+  std::vector<const SubscriptionState*> waiting;
+  for (const SubscriptionState* sub : subscriptions())
+    if (sub->lease.standing_by && !sub->leased()) waiting.push_back(sub);
+  if (waiting.empty()) return;
+  standby_announce_at = now + leases.renew_every();
+  try {
+    const std::string now_text = detail::format_time(now);
+    // Twice the lease time: the loop may sleep until a holder's lease runs out.
+    const std::string expires = detail::format_time(now + 2 * leases.lease_time());
+    writer.run([&](detail::Queries& q) {
+      for (const SubscriptionState* sub : waiting)
+        q.write_standby(sub->name, leases.owner(), now_text, expires);
+    });
+  } catch (const std::exception& e) {
+    logger->debug("writing standbys failed, will retry: {}", e.what());
+  }
+}
+
 void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
   using Kind = detail::LeaseChange::Kind;
   SubscriptionState& sub = *c.sub;
@@ -47,6 +69,7 @@ void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
       logger->info("lease acquired: subscription={} owner={} token={} position={}",
                    sub.name, leases.owner(), c.token, c.position);
       sub.set_leased(true);
+      sub.lease.standing_by = false;
       sub.lease.token = c.token;
       sub.committed = c.position;
       sub.set_position(c.position);
@@ -59,6 +82,8 @@ void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
       sub.lease.expires = now + leases.lease_time();
       break;
     case Kind::held_elsewhere:
+      if (!sub.lease.standing_by) standby_announce_at = now;  // say so at once
+      sub.lease.standing_by = true;
       if (sub.leased()) {
         logger->warn("lease lost: subscription={} owner={}", sub.name, leases.owner());
         detail::lose_lease(sub, now);
@@ -72,12 +97,17 @@ void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
 }
 
 void Processor::Impl::release_leases() noexcept {
-  std::vector<SubscriptionState*> held;
-  for (SubscriptionState* sub : subscriptions())
+  std::vector<SubscriptionState*> held, waiting;
+  for (SubscriptionState* sub : subscriptions()) {
     if (sub->leased()) held.push_back(sub);
-  if (held.empty()) return;
+    if (sub->lease.standing_by) waiting.push_back(sub);
+  }
+  if (held.empty() && waiting.empty()) return;
   try {
-    writer.run([&](detail::Queries& q) { leases.release(q, held, clock->now()); });
+    writer.run([&](detail::Queries& q) {
+      leases.release(q, held, clock->now());
+      for (SubscriptionState* sub : waiting) q.delete_standby(sub->name, leases.owner());
+    });
   } catch (const std::exception& e) {
     logger->warn("releasing leases failed (they expire by themselves): {}", e.what());
   }
@@ -85,6 +115,7 @@ void Processor::Impl::release_leases() noexcept {
     sub->set_leased(false);
     sub->lease.check_at = {};
   }
+  for (SubscriptionState* sub : waiting) sub->lease.standing_by = false;
 }
 
 void Processor::Impl::run_tasks(SysTime now) {

@@ -69,6 +69,7 @@ struct Processor::Impl {
   void check_changes();
   void maintain_leases(detail::SysTime now);
   void apply(const detail::LeaseChange& change, detail::SysTime now);
+  void announce_standbys(detail::SysTime now);
   void run_tasks(detail::SysTime now);
   void run_work(std::function<void()> work);
   void complete(std::shared_ptr<detail::Unit> unit);
@@ -103,6 +104,7 @@ struct Processor::Impl {
   std::int64_t data_version = -1;
   std::uint64_t generation = 1;
   detail::SteadyTime last_poll{};
+  detail::SysTime standby_announce_at{};  // next write of eventlite_standbys rows
   bool inline_mode = false;
   bool stopping = false;
   detail::SteadyTime step_pause_until{};

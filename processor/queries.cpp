@@ -56,6 +56,47 @@ void Queries::release_lease(std::string_view name, std::string_view owner,
   s.step("release lease");
 }
 
+void Queries::write_standby(std::string_view name, std::string_view owner,
+                            std::string_view since, std::string_view expires) {
+  Stmt& s =
+      get("INSERT INTO eventlite_standbys(name, owner, since, expires) "
+          "VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT(name, owner) DO UPDATE SET expires = excluded.expires");
+  StmtScope scope(s);
+  s.bind(1, name);
+  s.bind(2, owner);
+  s.bind(3, since);
+  s.bind(4, expires);
+  s.step("write standby");
+}
+
+void Queries::delete_standby(std::string_view name, std::string_view owner) {
+  Stmt& s = get("DELETE FROM eventlite_standbys WHERE name = ?1 AND owner = ?2");
+  StmtScope scope(s);
+  s.bind(1, name);
+  s.bind(2, owner);
+  s.step("delete standby");
+}
+
+void Queries::write_sink_health(std::string_view subscription, std::string_view owner,
+                                const SinkHealthRow& row, std::string_view now) {
+  Stmt& s = get(
+      "INSERT OR REPLACE INTO eventlite_sink_health(subscription, owner, failing_since, "
+      "last_error, forwarded, failed, round_trip_p50_us, round_trip_p99_us, updated) "
+      "VALUES (?1, ?2, nullif(?3, ''), nullif(?4, ''), ?5, ?6, ?7, ?8, ?9)");
+  StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, owner);
+  s.bind(3, row.failing_since ? std::string_view(*row.failing_since) : "");
+  s.bind(4, row.last_error);
+  s.bind(5, static_cast<std::int64_t>(row.forwarded));
+  s.bind(6, static_cast<std::int64_t>(row.failed));
+  s.bind(7, row.round_trip_p50_us);
+  s.bind(8, row.round_trip_p99_us);
+  s.bind(9, now);
+  s.step("write sink health");
+}
+
 Seq Queries::ensure_subscription(std::string_view name, Seq position,
                                  std::string_view now) {
   {

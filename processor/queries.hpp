@@ -46,6 +46,16 @@ struct LeaseRow {
   std::int64_t token = 0;
 };
 
+// A sink's health row (eventlite_sink_health), as its lease holder writes it.
+struct SinkHealthRow {
+  std::optional<std::string> failing_since = {};
+  std::string last_error = {};
+  std::uint64_t forwarded = 0;
+  std::uint64_t failed = 0;
+  std::int64_t round_trip_p50_us = 0;
+  std::int64_t round_trip_p99_us = 0;
+};
+
 // Times in the file are UTC ISO-8601 text with milliseconds; they sort as text.
 inline std::optional<std::chrono::system_clock::time_point> parse_time(
     std::string_view text) {
@@ -70,6 +80,15 @@ class Queries {
   // Ends the lease at `expires` if `owner` still holds it with `token`.
   void release_lease(std::string_view name, std::string_view owner, std::int64_t token,
                      std::string_view expires);
+
+  // This owner waits for lease `name` (held elsewhere) until `expires`; `since` is
+  // kept from the row it replaces.
+  void write_standby(std::string_view name, std::string_view owner,
+                     std::string_view since, std::string_view expires);
+  void delete_standby(std::string_view name, std::string_view owner);
+
+  void write_sink_health(std::string_view subscription, std::string_view owner,
+                         const SinkHealthRow& row, std::string_view now);
 
   // Creates the subscription's row at `position` unless it exists; returns the
   // stored position.

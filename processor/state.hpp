@@ -61,6 +61,7 @@ struct LeaseHold {
   SysTime check_at{};       // next renewal, or next try to take it
   SysTime expires{};        // when it ends unless renewed
   std::uint64_t generation = 0;  // change generation of the last standby look
+  bool standing_by = false;  // another process holds it (as of the last try)
 };
 
 // A subscription held back after a unit failed: on a storage error or a sink that
@@ -143,16 +144,25 @@ struct SubscriptionState {
   void sink_failed(SysTime now, const std::string& error) {
     std::lock_guard lock(health_mu_);
     if (!health_.failing_since) health_.failing_since = now;
+    if (health_.last_error != error) health_dirty = true;
     health_.last_error = error;
   }
   void sink_recovered() {
     std::lock_guard lock(health_mu_);
+    if (health_.failing_since) health_dirty = true;
     health_ = {};
   }
   SinkHealth sink_health() const {
     std::lock_guard lock(health_mu_);
     return health_;
   }
+
+  // The health changed since its row (eventlite_sink_health) was last written: the
+  // next checkpoint commit writes it. The loop's thread only.
+  bool health_dirty = false;
+  // Sinks: how long each publish() call took (a whole batch, one broker round trip
+  // when pipelined), written by workers.
+  LatencyHistogram round_trip;
 
   // Counters, written by workers, read by metrics() from any thread.
   std::atomic<std::uint64_t> delivered{0};

@@ -32,7 +32,7 @@ constexpr int kWalResetFixed = 3051003;
 // The schema version that added deliveries and leases: what dead reads; and the one
 // that added the views status reads (held streams, lag in time).
 constexpr int kProcessorSchema = 2;
-constexpr int kStatusSchema = 3;
+constexpr int kStatusSchema = 4;
 
 // Only `init` creates a store: every other command needs the file to exist.
 void check_path(const std::string& db, bool must_exist) {
@@ -85,6 +85,88 @@ std::string format_lag_time(std::chrono::milliseconds lag) {
   if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
   if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
   return fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600);
+}
+
+// A broker round trip for people: "-" for none, then 850us, 2.4ms, 1.20s.
+std::string format_round_trip(std::chrono::microseconds t) {
+  const auto us = t.count();
+  if (us <= 0) return "-";
+  if (us < 1000) return fmt::format("{}us", us);
+  if (us < 1'000'000) return fmt::format("{:.1f}ms", static_cast<double>(us) / 1000.0);
+  return fmt::format("{:.2f}s", static_cast<double>(us) / 1e6);
+}
+
+// `status --json`'s object for one subscription, keys in DESIGN.md's order and the
+// additions after them.
+nlohmann::ordered_json status_json(const SubscriptionStatus& sub) {
+  nlohmann::ordered_json lease = nullptr;
+  if (sub.lease) lease = {{"owner", sub.lease->owner}, {"expires", sub.lease->expires}};
+  nlohmann::ordered_json sink = nullptr;
+  if (sub.sink) {
+    const SinkStatus& k = *sub.sink;
+    sink = {{"owner", k.owner},
+            {"failing_since", k.failing_since ? nlohmann::ordered_json(*k.failing_since)
+                                              : nlohmann::ordered_json(nullptr)},
+            {"last_error", k.last_error},
+            {"forwarded", k.forwarded},
+            {"failed", k.failed},
+            {"round_trip_p50_us", k.round_trip_p50.count()},
+            {"round_trip_p99_us", k.round_trip_p99.count()},
+            {"updated", k.updated}};
+  }
+  nlohmann::ordered_json standbys = nlohmann::ordered_json::array();
+  for (const Standby& w : sub.standbys)
+    standbys.push_back({{"owner", w.owner}, {"since", w.since}});
+  return {{"name", sub.name},
+          {"position", sub.position},
+          {"lag", sub.lag},
+          {"lag_ms", sub.lag_time.count()},
+          {"retrying", sub.retrying},
+          {"dead", sub.dead},
+          {"held", sub.held},
+          {"lease", std::move(lease)},
+          {"state", activity_name(sub.activity, sub.sink.has_value())},
+          {"sink", std::move(sink)},
+          {"standbys", std::move(standbys)}};
+}
+
+// The tables after the subscriptions': each sink's broker, then the processors
+// standing by; each only when it has rows.
+void print_sinks_and_standbys(const StatusReport& report) {
+  std::vector<std::vector<std::string>> sinks, standbys;
+  for (const SubscriptionStatus& sub : report.subscriptions) {
+    if (sub.sink) {
+      const SinkStatus& k = *sub.sink;
+      sinks.push_back({sub.name, std::string(activity_name(sub.activity, true)),
+                       k.failing_since ? *k.failing_since : "-",
+                       std::to_string(k.forwarded), std::to_string(k.failed),
+                       format_round_trip(k.round_trip_p50),
+                       format_round_trip(k.round_trip_p99),
+                       k.last_error.empty() ? "-" : k.last_error});
+    }
+    for (const Standby& w : sub.standbys) standbys.push_back({sub.name, w.owner, w.since});
+  }
+  if (!sinks.empty()) {
+    std::cout << '\n';
+    print_table(std::cout,
+                {{"SINK", Align::left},
+                 {"STATE", Align::left},
+                 {"FAILING_SINCE", Align::left},
+                 {"FORWARDED", Align::right},
+                 {"FAILED", Align::right},
+                 {"RTT_P50", Align::right},
+                 {"RTT_P99", Align::right},
+                 {"LAST_ERROR", Align::left}},
+                sinks);
+  }
+  if (!standbys.empty()) {
+    std::cout << '\n';
+    print_table(std::cout,
+                {{"STANDING_BY_FOR", Align::left},
+                 {"OWNER", Align::left},
+                 {"SINCE", Align::left}},
+                standbys);
+  }
 }
 
 // Creates `db` if it does not exist, as the store would (owner-only); returns whether
@@ -259,19 +341,8 @@ int run_status(const StatusArgs& args) {
   const StatusReport report = status(store);
   if (args.json) {
     nlohmann::ordered_json subscriptions = nlohmann::ordered_json::array();
-    for (const SubscriptionStatus& sub : report.subscriptions) {
-      nlohmann::ordered_json lease = nullptr;
-      if (sub.lease)
-        lease = {{"owner", sub.lease->owner}, {"expires", sub.lease->expires}};
-      subscriptions.push_back({{"name", sub.name},
-                               {"position", sub.position},
-                               {"lag", sub.lag},
-                               {"lag_ms", sub.lag_time.count()},
-                               {"retrying", sub.retrying},
-                               {"dead", sub.dead},
-                               {"held", sub.held},
-                               {"lease", std::move(lease)}});
-    }
+    for (const SubscriptionStatus& sub : report.subscriptions)
+      subscriptions.push_back(status_json(sub));
     print_json_line(std::cout,
                     {{"head", report.head}, {"subscriptions", std::move(subscriptions)}});
   } else {
@@ -279,7 +350,8 @@ int run_status(const StatusArgs& args) {
               << "head " << report.head << '\n';
     std::vector<std::vector<std::string>> rows;
     for (const SubscriptionStatus& sub : report.subscriptions) {
-      rows.push_back({sub.name, std::to_string(sub.position), std::to_string(sub.lag),
+      rows.push_back({sub.name, std::string(activity_name(sub.activity, sub.sink.has_value())),
+                      std::to_string(sub.position), std::to_string(sub.lag),
                       format_lag_time(sub.lag_time), std::to_string(sub.retrying),
                       std::to_string(sub.dead), std::to_string(sub.held),
                       sub.lease ? sub.lease->owner : "-",
@@ -287,6 +359,7 @@ int run_status(const StatusArgs& args) {
     }
     print_table(std::cout,
                 {{"SUBSCRIPTION", Align::left},
+                 {"STATE", Align::left},
                  {"POSITION", Align::right},
                  {"LAG", Align::right},
                  {"LAG_TIME", Align::right},
@@ -296,6 +369,7 @@ int run_status(const StatusArgs& args) {
                  {"LEASE_OWNER", Align::left},
                  {"LEASE_EXPIRES", Align::left}},
                 rows);
+    print_sinks_and_standbys(report);
   }
   const std::set<std::string> holders = lease_holders(report);
   if (sqlite3_libversion_number() < kWalResetFixed && holders.size() > 1) {

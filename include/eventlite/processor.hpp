@@ -158,8 +158,13 @@ struct SubscriptionMetrics {
   std::chrono::microseconds latency_max{0};
   // Sinks: while the sink fails and retries (the broker is down, a timeout), since
   // when and its last error (the broker's URL redacted); empty once it forwards again.
+  // (`delivered` counts the events the broker acknowledged: forwarded.)
   std::optional<std::chrono::system_clock::time_point> failing_since = std::nullopt;
   std::string last_error = {};
+  // Sinks: how long one publish() call took (a batch, one round trip to the broker
+  // when pipelined), median and 99th percentile, within a factor of two.
+  std::chrono::microseconds round_trip_p50{0};
+  std::chrono::microseconds round_trip_p99{0};
 };
 
 // Delivers a store's events to subscribed handlers. Either start() it (a loop thread

@@ -28,6 +28,40 @@ struct LeaseInfo {
   bool operator==(const LeaseInfo&) const = default;
 };
 
+// A sink's broker as the processor holding its lease last wrote it (with each
+// checkpoint, and when the sink starts or stops failing).
+// Thread safety: a value.
+struct SinkStatus {
+  std::string owner = {};  // the processor that wrote it
+  // While the broker fails (down, refusing, timing out): since when (UTC ISO-8601),
+  // and its last error, the URL redacted.
+  std::optional<std::string> failing_since = {};
+  std::string last_error = {};
+  std::uint64_t forwarded = 0;  // events the broker acknowledged, by this owner
+  std::uint64_t failed = 0;     // failed attempts, likewise
+  // One publish call (a batch): median and 99th percentile, within a factor of two.
+  std::chrono::microseconds round_trip_p50{0};
+  std::chrono::microseconds round_trip_p99{0};
+  std::string updated = {};  // when it was written, UTC ISO-8601
+};
+
+// A processor waiting for a lease another one holds.
+// Thread safety: a value.
+struct Standby {
+  std::string owner = {};
+  std::string since = {};  // UTC ISO-8601
+};
+
+// What a subscription is doing, at a glance.
+enum class Activity {
+  caught_up,    // nothing owed
+  working,      // owed, and a processor holds its lease (a sink: sending)
+  retrying,     // a sink whose broker fails: see SinkStatus::failing_since
+  not_running,  // owed, and no processor holds its lease
+};
+// "caught up", "sending" (a sink) or "delivering", "retrying", "not running".
+std::string_view activity_name(Activity a, bool sink) noexcept;
+
 // One subscription as `eventlite status` prints it.
 // Thread safety: a value.
 struct SubscriptionStatus {
@@ -43,6 +77,9 @@ struct SubscriptionStatus {
   // oldest owed one), measured on the system clock; 0 when nothing is owed.
   std::chrono::milliseconds lag_time{0};
   std::optional<LeaseInfo> lease = {};
+  Activity activity = Activity::caught_up;
+  std::optional<SinkStatus> sink = {};  // a sink that has run: its broker's health
+  std::vector<Standby> standbys = {};   // processors waiting to take it over
 };
 
 // Thread safety: a value.

@@ -957,11 +957,12 @@ TEST_F(Status, PrintsSqliteVersionHeadAndAlignedTable) {
       std::string("SQLite ") + sqlite3_libversion() +
       "\n"
       "head 6\n"
-      "SUBSCRIPTION  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  LEASE_OWNER  "
-      "LEASE_EXPIRES\n"
-      "audit                6    0         -         0     1     0  -            -\n"
-      "mail                 4    2  +[0-9]+\\.[0-9]s         1     2     0  host:100:a1  "
-      "2999-01-01T00:00:00\\.000Z\n");
+      "SUBSCRIPTION  STATE       POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  "
+      "LEASE_OWNER  LEASE_EXPIRES\n"
+      "audit         caught up          6    0         -         0     1     0  -       "
+      "     -\n"
+      "mail          delivering         4    2  +[0-9]+\\.[0-9]s         1     2     0  "
+      "host:100:a1  2999-01-01T00:00:00\\.000Z\n");
   EXPECT_TRUE(std::regex_match(result.out, expected)) << result.out;
   EXPECT_EQ(result.err, "");  // one process holds leases: no warning
 }
@@ -995,10 +996,61 @@ TEST_F(Status, JsonIsOneObjectWithKeysInOrder) {
   keys.clear();
   for (const auto& item : subscriptions[1].items()) keys.push_back(item.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "lag_ms",
-                                            "retrying", "dead", "held", "lease"}));
+                                            "retrying", "dead", "held", "lease", "state",
+                                            "sink", "standbys"}));
+  EXPECT_EQ(subscriptions[0].at("state"), "caught up");
+  EXPECT_EQ(subscriptions[1].at("state"), "delivering");
+  EXPECT_TRUE(subscriptions[1].at("sink").is_null());
+  EXPECT_EQ(subscriptions[1].at("standbys"), nlohmann::ordered_json::array());
   EXPECT_EQ(subscriptions[0].at("lag_ms"), 0);
   EXPECT_EQ(subscriptions[0].at("held"), 0);
   EXPECT_GT(subscriptions[1].at("lag_ms").get<std::int64_t>(), 0);
+}
+
+// A sink whose broker fails, as its lease holder wrote it, and a processor standing
+// by for it; an expired standby (a process that went away) is not shown.
+TEST_F(Status, ShowsASinkRetryingWithItsBrokerErrorAndWhoStandsBy) {
+  seed_subscriptions();
+  exec_sql(db(),
+           "INSERT INTO eventlite_sink_health (subscription, owner, failing_since, "
+           "last_error, forwarded, failed, round_trip_p50_us, round_trip_p99_us, "
+           "updated) VALUES ('mail', 'host:100:a1', '2026-11-23T10:04:00.000Z', "
+           "'connect to redis://app:***@cache:6379/0: Connection refused', 1200, 5, "
+           "400, 2100, '2026-11-23T10:04:05.000Z');"
+           "INSERT INTO eventlite_standbys (name, owner, since, expires) VALUES "
+           "('mail', 'host:200:b2', '2026-11-23T10:00:00.000Z', "
+           "'2999-01-01T00:00:00.000Z'), "
+           "('mail', 'host:300:c3', '2026-11-23T09:00:00.000Z', "
+           "'2000-01-01T00:00:00.000Z');");
+  Result result = run({"status", db()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  const std::vector<std::string> out = lines(result.out);
+  ASSERT_EQ(out.size(), 11u) << result.out;
+  EXPECT_EQ(out[4].rfind("mail          retrying", 0), 0u) << result.out;
+  EXPECT_EQ(out[6],
+            "SINK  STATE     FAILING_SINCE             FORWARDED  FAILED  RTT_P50  RTT_P99  "
+            "LAST_ERROR");
+  EXPECT_EQ(out[7],
+            "mail  retrying  2026-11-23T10:04:00.000Z       1200       5    400us    2.1ms  "
+            "connect to redis://app:***@cache:6379/0: Connection refused");
+  EXPECT_EQ(out[9], "STANDING_BY_FOR  OWNER        SINCE");
+  EXPECT_EQ(out[10], "mail             host:200:b2  2026-11-23T10:00:00.000Z");
+
+  const auto json = nlohmann::ordered_json::parse(run({"status", db(), "--json"}).out);
+  const auto& mail = json.at("subscriptions")[1];
+  EXPECT_EQ(mail.at("state"), "retrying");
+  EXPECT_EQ(mail.at("sink").at("failing_since"), "2026-11-23T10:04:00.000Z");
+  EXPECT_EQ(mail.at("sink").at("forwarded"), 1200);
+  EXPECT_EQ(mail.at("sink").at("round_trip_p99_us"), 2100);
+  ASSERT_EQ(mail.at("standbys").size(), 1u);
+  EXPECT_EQ(mail.at("standbys")[0].at("owner"), "host:200:b2");
+
+  // The holder's lease ran out: nobody forwards it, whatever its row last said.
+  exec_sql(db(),
+           "UPDATE eventlite_leases SET expires = '2000-01-01T00:00:00.000Z' "
+           "WHERE name = 'mail'");
+  const auto later = nlohmann::ordered_json::parse(run({"status", db(), "--json"}).out);
+  EXPECT_EQ(later.at("subscriptions")[1].at("state"), "not running");
 }
 
 TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
@@ -1008,8 +1060,8 @@ TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
   EXPECT_EQ(lines(table.out),
             (std::vector<std::string>{
                 std::string("SQLite ") + sqlite3_libversion(), "head 0",
-                "SUBSCRIPTION  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  LEASE_OWNER  "
-                "LEASE_EXPIRES"}));
+                "SUBSCRIPTION  STATE  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  "
+                "LEASE_OWNER  LEASE_EXPIRES"}));
   EXPECT_EQ(run({"status", db(), "--json"}).out, "{\"head\":0,\"subscriptions\":[]}\n");
 }
 

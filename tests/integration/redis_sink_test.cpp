@@ -228,7 +228,8 @@ TEST(RedisSink, ServerDownMakesLagThenItCatchesUpAlone) {
   append_user_events(store, 50);
   const int port = free_port();
   redis::SinkOptions options;
-  options.url = "redis://127.0.0.1:" + std::to_string(port);
+  // A password in the URL: it must not reach the status either.
+  options.url = "redis://:hunter2@127.0.0.1:" + std::to_string(port);
   options.timeout = std::chrono::milliseconds(500);
   ProcessorOptions popts;
   popts.checkpoint_interval = std::chrono::milliseconds(10);
@@ -240,10 +241,23 @@ TEST(RedisSink, ServerDownMakesLagThenItCatchesUpAlone) {
   EXPECT_EQ(processor.metrics().at(0).dead, 0u);
   EXPECT_EQ(processor.metrics().at(0).lag, 50);
   EXPECT_TRUE(dead_letters(store).empty());
+  // Another process's `status` reads it from the file: retrying, since when, why.
+  const auto of_sink = [&] { return status(store).subscriptions.at(0); };
+  ASSERT_TRUE(wait_until([&] { return of_sink().activity == Activity::retrying; }, 10s));
+  const SubscriptionStatus failing = of_sink();
+  ASSERT_TRUE(failing.sink && failing.sink->failing_since);
+  EXPECT_NE(failing.sink->last_error.find("redis://:***@127.0.0.1"), std::string::npos)
+      << failing.sink->last_error;
+  EXPECT_EQ(failing.sink->last_error.find("hunter2"), std::string::npos);
+  EXPECT_GT(failing.lag_time.count(), 0);
 
-  // The server comes up on that port: the sink finds it on its next retry.
-  RedisServer server(RedisServer::Options{.password = {}, .port = port});
+  // The server comes up on that port (it asks for the password): the sink finds it
+  // on its next retry.
+  RedisServer server(RedisServer::Options{.password = "hunter2", .port = port});
   ASSERT_TRUE(wait_until([&] { return processor.metrics().at(0).lag == 0; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return of_sink().activity == Activity::caught_up; }, 10s));
+  EXPECT_EQ(of_sink().sink->forwarded, 50u);
+  EXPECT_GT(processor.metrics().at(0).round_trip_p50.count(), 0);
   processor.stop();
   RedisClient client = server.client();
   expect_stream_holds_the_file(client, store);

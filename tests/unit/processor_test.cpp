@@ -681,10 +681,19 @@ TEST(Processor, OnlyTheLeaseHolderDispatchesAndStopHandsItOver) {
   store.append("a", event("E"));
   EXPECT_EQ(b.run_until_idle(), 0u);  // A holds the lease
   EXPECT_FALSE(metrics_of(b, "relay").leased);
+  // Any process's `status` shows B standing by for the lease A holds.
+  const auto standbys = [&] {
+    for (const SubscriptionStatus& sub : status(store).subscriptions)
+      if (sub.name == "relay") return sub.standbys;
+    return std::vector<Standby>{};
+  };
+  ASSERT_EQ(standbys().size(), 1u);
+  EXPECT_EQ(standbys()[0].owner, "B");
   a.reset();  // releases its lease
   // B looks again when the lease it saw expires; a released lease has expired.
   EXPECT_TRUE(wait_until([&] { return b.run_until_idle() == 1; }, 20s));
   EXPECT_EQ(b_rec.snapshot(), (std::vector<Seq>{4}));
+  EXPECT_TRUE(standbys().empty());  // it holds the lease now
 }
 
 TEST(Processor, RewindWhileRunningDeliversAgainFromThere) {

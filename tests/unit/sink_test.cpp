@@ -178,8 +178,26 @@ TEST(Sink, ABrokerThatIsDownMakesLagNotDeadLettersAndResumesAlone) {
   EXPECT_TRUE(dead_letters(store, "out").empty());
   EXPECT_EQ(status_of(store, "out").lag, 20);
   EXPECT_TRUE(sink->copy().empty());
+  // Any process's `status` tells it is retrying, since when, and why.
+  ASSERT_TRUE(wait_until(
+      [&] { return status_of(store, "out").activity == Activity::retrying; }, 10s));
+  const SubscriptionStatus failing = status_of(store, "out");
+  ASSERT_TRUE(failing.sink);
+  EXPECT_TRUE(failing.sink->failing_since);
+  EXPECT_EQ(failing.sink->last_error, "memory: connection refused");
+  EXPECT_GE(failing.sink->failed, 1u);
+  EXPECT_EQ(failing.sink->owner, failing.lease->owner);
+  EXPECT_GT(failing.lag_time.count(), 0);  // the oldest unconfirmed event's age
   sink->set_down(false);
   ASSERT_TRUE(wait_until([&] { return sink->copy().size() == 20; }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] { return status_of(store, "out").activity == Activity::caught_up; }, 10s));
+  const SubscriptionStatus recovered = status_of(store, "out");
+  EXPECT_FALSE(recovered.sink->failing_since);
+  EXPECT_EQ(recovered.sink->last_error, "");
+  EXPECT_EQ(recovered.sink->forwarded, 20u);
+  EXPECT_GT(recovered.sink->round_trip_p99.count(), 0);
+  EXPECT_GT(p.metrics()[0].round_trip_p99.count(), 0);
   p.stop();
   EXPECT_EQ(sink->copy(), range(1, 20));
   EXPECT_TRUE(dead_letters(store, "out").empty());
