@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "broker_test_support.hpp"
@@ -224,6 +225,37 @@ TEST(NatsBridge, OneBridgePerNameAcrossStoresOfOneFile) {
   EXPECT_EQ(second.step(), 0u);  // stands by
   EXPECT_FALSE(second.active());
   EXPECT_TRUE(first.active());
+}
+
+// nats-server killed (SIGKILL) while the bridge runs, and started again on its data:
+// the bridge retries until it is back, starts the consumer again from its ack floor,
+// and B ends with each of A's events once, in A's order.
+TEST(NatsBridge, ServerKilledMidWayLosesAndDoublesNothing) {
+  NatsServer server;
+  TempDir dir;
+  constexpr std::size_t kEvents = 5000;
+  forward_from_a(dir / "a.db", server, kEvents);
+  Store b = Store::open(dir / "b.db", fast_options());
+  auto options = bridge_from(server);
+  options.batch = 50;
+  options.timeout = std::chrono::milliseconds(500);
+  nats::Bridge bridge(b, options);
+  std::thread running([&] { bridge.run(); });
+  ASSERT_TRUE(wait_until([&] { return b.head() > 1000; }, 20s));
+  server.stop(SIGKILL);
+  EXPECT_LT(b.head(), static_cast<Seq>(kEvents)) << "it finished before the kill";
+  server.start();
+  const bool done = wait_until([&] { return b.head() == static_cast<Seq>(kEvents); }, 30s);
+  NatsConn conn = server.connect();
+  const bool acked =
+      wait_until([&] { return consumer_state(conn.get()).ack_pending == 0; }, 10s);
+  bridge.stop();
+  running.join();
+  ASSERT_TRUE(done) << "head " << b.head();
+  EXPECT_TRUE(acked);
+  Store a = Store::open(dir / "a.db", fast_options());
+  expect_same_events(a, b);
+  EXPECT_EQ(ids_in_order(b), ids_in_order(a));
 }
 
 TEST(NatsBridge, DownServerIsARetryableBrokerErrorNamingIt) {

@@ -94,6 +94,40 @@ TEST(NatsSink, CheckpointBehindTheStreamResendsNothingAfterTheDedupWindow) {
   expect_stream_holds_the_file(server, behind);
 }
 
+// The file is the source of truth: a rewind into a stream that still holds the
+// events sends nothing again (the reconciliation moves past them, with a duplicate
+// window far too short to help), and into a stream that was deleted it refills
+// every event.
+TEST(NatsSink, RewindDuplicatesNothingAndRefillsADeletedStream) {
+  NatsServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  append_user_events(store, 40);
+  auto options = jetstream_to(server);
+  options.duplicate_window = std::chrono::milliseconds(100);
+  auto run = [&] {
+    Processor processor(store);
+    processor.sink("to-nats", nats::make_sink(options), sink_options());
+    processor.run_until_idle();
+  };
+  run();
+  rewind(store, "to-nats", 1);
+  run();
+  expect_stream_holds_the_file(server, store);
+
+  NatsConn conn = server.connect();
+  {
+    jsCtx* js = nullptr;
+    ASSERT_EQ(natsConnection_JetStream(&js, conn.get(), nullptr), NATS_OK);
+    ASSERT_EQ(js_DeleteStream(js, "EVENTS", nullptr, nullptr), NATS_OK);
+    jsCtx_Destroy(js);
+  }
+  ASSERT_EQ(stream_count(conn.get(), "EVENTS"), 0u);
+  rewind(store, "to-nats", 1);
+  run();
+  expect_stream_holds_the_file(server, store);
+}
+
 TEST(NatsSink, CoreNatsReachesALiveSubscriber) {
   NatsServer server;
   NatsConn conn = server.connect();

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "eventlite/envelope.hpp"
@@ -190,6 +191,35 @@ TEST(RedisBridge, BridgeThatLostItsLeaseAppendsNothing) {
   EXPECT_EQ(bridge.step(), 0u);  // stands by
   RedisClient client = server.client();
   EXPECT_EQ(pending(client), 5);  // left for the holder
+}
+
+// redis-server killed (SIGKILL) while the bridge runs, and started again on its data
+// (appendfsync always): the bridge retries until it is back, reads what it was given
+// and had not acknowledged, and B ends with each of A's events once.
+TEST(RedisBridge, ServerKilledMidWayLosesAndDoublesNothing) {
+  RedisServer server;
+  TempDir dir;
+  constexpr std::size_t kEvents = 5000;
+  forward_from_a(dir / "a.db", server, kEvents);
+  Store b = Store::open(dir / "b.db", fast_options());
+  auto options = bridge_from(server);
+  options.batch = 50;
+  options.timeout = std::chrono::milliseconds(500);
+  redis::Bridge bridge(b, options);
+  std::thread running([&] { bridge.run(); });
+  ASSERT_TRUE(wait_until([&] { return b.head() > 1000; }, 20s));
+  server.stop(SIGKILL);
+  EXPECT_LT(b.head(), static_cast<Seq>(kEvents)) << "it finished before the kill";
+  server.start();
+  const bool done = wait_until([&] { return b.head() == static_cast<Seq>(kEvents); }, 30s);
+  RedisClient client = server.client();
+  const bool acked = wait_until([&] { return pending(client) == 0; }, 10s);
+  bridge.stop();
+  running.join();
+  ASSERT_TRUE(done) << "head " << b.head();
+  EXPECT_TRUE(acked);
+  Store a = Store::open(dir / "a.db", fast_options());
+  expect_same_events(a, b);
 }
 
 TEST(RedisBridge, DownServerIsARetryableBrokerErrorAndLosesNothing) {
