@@ -55,7 +55,7 @@ struct Bridge::Impl {
                   .lease_time = options.lease_time,
                   .rejected_prefix = options.rejected_prefix,
                   .logger = options.logger}) {
-    if (options.url.empty()) throw InvalidArgument("nats bridge: the URL is empty");
+    detail::check_url(options.url, "nats bridge");
     if (options.stream.empty()) throw InvalidArgument("nats bridge: the stream is empty");
     if (options.durable.empty() ||
         options.durable.find_first_of(". *>") != std::string::npos)

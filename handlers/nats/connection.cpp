@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include "eventlite/errors.hpp"
+#include "eventlite/nats.hpp"
 
 namespace eventlite::nats::detail {
 
@@ -31,6 +34,44 @@ bool retryable_status(natsStatus s) {
 void fail(std::string_view where, std::string_view what, natsStatus s) {
   throw BrokerError("nats", retryable_status(s),
                     fmt::format("{} on {}: {}", what, where, status_text(s)));
+}
+
+void check_url(std::string_view url, std::string_view who) {
+  const auto refuse = [&](std::string_view why) {
+    throw InvalidArgument(fmt::format("{}: the URL {} is not one: {}", who,
+                                      redacted(url), why));
+  };
+  if (url.empty()) refuse("it is empty");
+  std::size_t at = 0;
+  while (at <= url.size()) {
+    const std::size_t comma = std::min(url.find(',', at), url.size());
+    std::string_view one = url.substr(at, comma - at);
+    at = comma + 1;
+    const std::size_t scheme = one.find("://");
+    if (scheme != std::string_view::npos) {
+      const std::string_view name = one.substr(0, scheme);
+      if (name != "nats" && name != "tls" && name != "ws" && name != "wss")
+        refuse(fmt::format("the scheme {} is not nats, tls, ws or wss", name));
+      one.remove_prefix(scheme + 3);
+    }
+    if (const std::size_t user = one.rfind('@'); user != std::string_view::npos)
+      one.remove_prefix(user + 1);
+    if (one.empty()) refuse("a server has no host");
+    const std::size_t colon = one.rfind(':');
+    const std::size_t bracket = one.rfind(']');  // [::1]:4222
+    if (colon == std::string_view::npos ||
+        (bracket != std::string_view::npos && colon < bracket)) {
+      if (one.find('/') != std::string_view::npos) refuse("a host holds a '/'");
+      continue;
+    }
+    const std::string_view port = one.substr(colon + 1);
+    int n = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n < 1 ||
+        n > 65535)
+      refuse(fmt::format("the port must be a number from 1 to 65535, not \"{}\"", port));
+    if (colon == 0) refuse("a server has no host");
+  }
 }
 
 ConnPtr connect(const Settings& settings, std::string_view where) {

@@ -61,6 +61,11 @@ inline void check(natsStatus s, std::string_view where, std::string_view what) {
   if (s != NATS_OK) fail(where, what, s);
 }
 
+// Throws InvalidArgument (naming the URL redacted) unless `url` is one or more
+// comma-separated [nats|tls|ws|wss://][user:password@|token@]host[:port], port 1 to
+// 65535: a URL libnats would refuse only when connecting.
+void check_url(std::string_view url, std::string_view who);
+
 // Connects without reconnecting on its own (a lost connection is the caller's error
 // to retry). Throws BrokerError.
 ConnPtr connect(const Settings& settings, std::string_view where);

@@ -107,7 +107,7 @@ class NatsSink final : public Sink {
  public:
   explicit NatsSink(SinkOptions options)
       : options_(std::move(options)), where_(redacted(options_.url)) {
-    if (options_.url.empty()) throw InvalidArgument("nats sink: the URL is empty");
+    detail::check_url(options_.url, "nats sink");
     if (!valid_token(options_.subject_prefix))
       throw InvalidArgument("nats sink: the subject prefix is not a valid subject");
     if (options_.jetstream && options_.stream.empty())

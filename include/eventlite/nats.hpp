@@ -71,7 +71,8 @@ struct SinkOptions {
   std::shared_ptr<spdlog::logger> logger = {};
 };
 
-// Throws InvalidArgument for an empty URL, prefix or stream; connects in open().
+// Throws InvalidArgument for a malformed URL (see Bridge), an empty prefix or stream;
+// connects in open().
 std::shared_ptr<Sink> make_sink(SinkOptions options);
 
 // `url` with passwords and tokens replaced by "***", for logs and errors.
@@ -117,7 +118,8 @@ struct BridgeOptions {
 // Thread safety: one thread at a time, but stop() from any.
 class Bridge {
  public:
-  // Throws InvalidArgument for an empty URL, stream or durable name, a durable name
+  // Throws InvalidArgument for a malformed URL (not [nats|tls|ws|wss://][user:pass@|
+  // token@]host[:port], comma-separated), an empty stream or durable name, a durable name
   // with a '.', or a batch of 0; connects on the first step.
   Bridge(Store& store, BridgeOptions options);
   ~Bridge();

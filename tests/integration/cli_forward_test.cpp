@@ -280,6 +280,24 @@ TEST(CliForward, ToJetStreamUntilIdle) {
   EXPECT_EQ(status(store).subscriptions.at(0).name, "forward-nats");
 }
 
+TEST(CliBridge, UnreachableNatsServerIsOneLineAfterRetryFor) {
+  TempDir dir;
+  {
+    Tool init({"init", (dir / "b.db").string()}, dir.path());
+    ASSERT_EQ(init.wait(), 0) << init.err();
+  }
+  const std::string url = "nats://app:hunter2@127.0.0.1:" + std::to_string(free_port());
+  Tool tool({"bridge", (dir / "b.db").string(), "--nats", url, "--until-idle",
+             "--retry-for", "1"},
+            dir.path());
+  EXPECT_EQ(tool.wait(), 1);
+  const std::string err = tool.err();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("cannot bridge from nats://app:***@127.0.0.1"), std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("hunter2"), std::string::npos) << err;
+}
+
 TEST(CliBridge, FromJetStreamKilledMidWayAndRestartedBringsEveryEventOnce) {
   NatsServer server;
   TempDir dir;

@@ -244,6 +244,27 @@ TEST(NatsSink, TypeThatIsNotASubjectTokenIsParked) {
   EXPECT_EQ(stream_messages(conn.get(), "EVENTS").size(), 1u);  // "Fine" went on
 }
 
+// A URL libnats would refuse only at connect time is refused at once, with its
+// password hidden: a typo in a config is not a backlog parked as dead letters.
+TEST(NatsUrl, MalformedOnesAreRefusedAtOnceWithoutTheirPassword) {
+  for (const char* url : {"nats://app:hunter2@127.0.0.1:notaport", "http://127.0.0.1:4222",
+                          "nats://app:hunter2@:4222", "nats://127.0.0.1:70000",
+                          "nats://127.0.0.1:4222,nats://127.0.0.1:"}) {
+    SCOPED_TRACE(url);
+    try {
+      nats::make_sink({.url = url});
+      FAIL() << "accepted";
+    } catch (const InvalidArgument& e) {
+      EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("nats sink: the URL"), std::string::npos)
+          << e.what();
+    }
+  }
+  for (const char* url : {"nats://127.0.0.1:4222", "127.0.0.1", "tls://u:p@host:1,host2",
+                          "nats://token@[::1]:4222"})
+    EXPECT_NO_THROW(nats::make_sink({.url = url})) << url;
+}
+
 TEST(NatsUrl, RedactsPasswordsAndTokens) {
   EXPECT_EQ(nats::redacted("nats://u:p@h:4222"), "nats://u:***@h:4222");
   EXPECT_EQ(nats::redacted("nats://tok@h"), "nats://***@h");
