@@ -1,6 +1,6 @@
 #pragma once
 
-// What the broker figures (13-15) share: a broker server started on 127.0.0.1 on a
+// What the broker figures (13-16) share: a broker server started on 127.0.0.1 on a
 // free port, its output discarded, killed when the benchmark ends; a timed drain.
 
 #include <sys/types.h>

@@ -16,7 +16,6 @@
 //   per batch (versions kept in memory, no id check), then XACK.
 
 #include <hiredis/hiredis.h>
-#include <simdjson.h>
 
 #include <map>
 #include <stdexcept>
@@ -26,7 +25,7 @@
 #include <vector>
 
 #include "bench/broker_server.hpp"
-#include "bench/raw_sqlite.hpp"
+#include "bench/raw_inbox.hpp"
 #include "bench/scenarios.hpp"
 #include "eventlite/envelope.hpp"
 #include "eventlite/processor.hpp"
@@ -192,28 +191,12 @@ double bridge_eventlite(Context& ctx, std::size_t n) {
   return static_cast<double>(n) / seconds;
 }
 
-// A value's JSON text, as the envelope gives it.
-std::string_view to_json(simdjson::simdjson_result<simdjson::ondemand::value> value) {
-  std::string_view s;
-  if (simdjson::to_json_string(value).get(s) != simdjson::SUCCESS)
-    throw std::runtime_error("the raw bridge got an envelope that is not JSON");
-  return s;
-}
-
 double bridge_raw(Context& ctx, std::size_t n) {
   Server& redis = server(ctx);
   Connection c = connect(redis.port());
   const std::string group = fill_for_bridge(ctx, c.get(), n);
   const ScratchFile file(ctx.new_path("bridge-baseline"));
-  create_schema(file.path());
-  RawDb db(file.path(), RawDb::Sync::full);
-  Statement begin(db.get(), "BEGIN IMMEDIATE");
-  Statement commit(db.get(), "COMMIT");
-  Statement insert(db.get(),
-                   "INSERT INTO eventlite_events (id, stream, version, type, data, "
-                   "metadata, time) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  std::unordered_map<std::string, std::int64_t> versions;
-  simdjson::ondemand::parser parser;
+  RawInbox inbox(file.path());
   std::size_t taken = 0;
   const Stopwatch watch;
   for (;;) {
@@ -227,42 +210,15 @@ double bridge_raw(Context& ctx, std::size_t n) {
     const redisReply* list = r->element[0]->element[1];
     std::vector<const char*> ack = {"XACK", "events", group.c_str()};
     std::vector<size_t> ack_lens = {4, 6, group.size()};
-    begin.run();
+    inbox.begin();
     for (std::size_t i = 0; i < list->elements; ++i) {
       const redisReply* entry = list->element[i];
       const redisReply* value = entry->element[1]->element[1];
-      simdjson::padded_string json(value->str, value->len);
-      auto doc = parser.iterate(json);
-      auto object = doc.get_object();
-      std::string_view id, stream, type, time, data, metadata;
-      for (auto field : object) {
-        const std::string_view key = field.unescaped_key();
-        if (key == "id")
-          id = field.value().get_string();
-        else if (key == "stream")
-          stream = field.value().get_string();
-        else if (key == "type")
-          type = field.value().get_string();
-        else if (key == "time")
-          time = field.value().get_string();
-        else if (key == "data")
-          data = to_json(field.value());
-        else if (key == "metadata")
-          metadata = to_json(field.value());
-      }
-      const std::string stream_text(stream);
-      insert.bind(1, id);
-      insert.bind(2, stream_text);
-      insert.bind(3, ++versions[stream_text]);
-      insert.bind(4, type);
-      insert.bind(5, data);
-      insert.bind(6, metadata);
-      insert.bind(7, time);
-      insert.run();
+      inbox.insert(std::string_view(value->str, value->len));
       ack.push_back(entry->element[0]->str);
       ack_lens.push_back(entry->element[0]->len);
     }
-    commit.run();
+    inbox.commit();
     taken += list->elements;
     auto* acked = static_cast<redisReply*>(redisCommandArgv(
         c.get(), static_cast<int>(ack.size()), ack.data(), ack_lens.data()));

@@ -24,6 +24,7 @@
 #include "processor/queries.hpp"
 #include "store/clock.hpp"
 #include "store/reader.hpp"
+#include "store/schema.hpp"
 #include "store/sqlite_util.hpp"
 #include "store/store_impl.hpp"
 
@@ -34,32 +35,114 @@ namespace {
 // NULL, which still carries the head. A held stream is one whose dead letter has a
 // waiting delivery behind it (eventlite_held_streams); the oldest undelivered event
 // is the first past the position or the oldest owed one (min() of two values is NULL
-// when either is, so coalesce picks the one there is). Standbys whose rows have not
-// expired by ?1 (now) come as a JSON array.
-constexpr const char* kStatusSql =
-    "SELECT h.head, s.name, s.position, "
-    "(SELECT count(*) FROM eventlite_deliveries AS d "
-    " WHERE d.subscription = s.name AND d.status != 'dead'), "
-    "(SELECT count(*) FROM eventlite_deliveries AS d "
-    " WHERE d.subscription = s.name AND d.status = 'dead'), "
-    "l.owner, l.expires, l.token, "
-    "(SELECT count(*) FROM eventlite_held_streams AS x WHERE x.subscription = s.name), "
-    "coalesce(min(o.n, o.o), o.n, o.o), "
-    "k.owner, k.failing_since, k.last_error, k.forwarded, k.failed, "
-    "k.round_trip_p50_us, k.round_trip_p99_us, k.updated, "
-    "(SELECT json_group_array(json_object('owner', w.owner, 'since', w.since)) "
-    " FROM eventlite_standbys AS w WHERE w.name = s.name AND w.expires > ?1) "
-    "FROM (SELECT coalesce(max(seq), 0) AS head FROM eventlite_events) AS h "
-    "LEFT JOIN eventlite_subscriptions AS s ON 1 "
-    "LEFT JOIN eventlite_leases AS l ON l.name = s.name "
-    "LEFT JOIN eventlite_sink_health AS k ON k.subscription = s.name "
-    "LEFT JOIN (SELECT s2.name AS name, "
-    "  (SELECT e.time FROM eventlite_events AS e WHERE e.seq = s2.position + 1) AS n, "
-    "  (SELECT min(e.time) FROM eventlite_deliveries AS d "
-    "   JOIN eventlite_events AS e ON e.seq = d.seq "
-    "   WHERE d.subscription = s2.name AND d.status != 'dead') AS o "
-    "  FROM eventlite_subscriptions AS s2) AS o ON o.name = s.name "
-    "ORDER BY s.name";
+// when either is, so coalesce picks the one there is). From schema version 4, each
+// sink's health row, and the standbys whose rows have not expired by ?1 (now) as a
+// JSON array; before it, NULLs and an empty array in their place.
+std::string status_sql(bool v4) {
+  const std::string sinks =
+      v4 ? "k.owner, k.failing_since, k.last_error, k.forwarded, k.failed, "
+           "k.round_trip_p50_us, k.round_trip_p99_us, k.updated, "
+           "(SELECT json_group_array(json_object('owner', w.owner, 'since', w.since)) "
+           " FROM eventlite_standbys AS w WHERE w.name = s.name AND w.expires > ?1) "
+         : "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '[]' ";
+  return "SELECT h.head, s.name, s.position, "
+         "(SELECT count(*) FROM eventlite_deliveries AS d "
+         " WHERE d.subscription = s.name AND d.status != 'dead'), "
+         "(SELECT count(*) FROM eventlite_deliveries AS d "
+         " WHERE d.subscription = s.name AND d.status = 'dead'), "
+         "l.owner, l.expires, l.token, "
+         "(SELECT count(*) FROM eventlite_held_streams AS x WHERE x.subscription = s.name), "
+         "coalesce(min(o.n, o.o), o.n, o.o), " +
+         sinks +
+         "FROM (SELECT coalesce(max(seq), 0) AS head FROM eventlite_events) AS h "
+         "LEFT JOIN eventlite_subscriptions AS s ON 1 "
+         "LEFT JOIN eventlite_leases AS l ON l.name = s.name " +
+         (v4 ? "LEFT JOIN eventlite_sink_health AS k ON k.subscription = s.name " : "") +
+         "LEFT JOIN (SELECT s2.name AS name, "
+         "  (SELECT e.time FROM eventlite_events AS e WHERE e.seq = s2.position + 1) AS n, "
+         "  (SELECT min(e.time) FROM eventlite_deliveries AS d "
+         "   JOIN eventlite_events AS e ON e.seq = d.seq "
+         "   WHERE d.subscription = s2.name AND d.status != 'dead') AS o "
+         "  FROM eventlite_subscriptions AS s2) AS o ON o.name = s.name "
+         "ORDER BY s.name";
+}
+
+// Bridges by name, with their leases ("bridge:<name>").
+constexpr const char* kBridgesSql =
+    "SELECT b.name, b.broker, b.source, b.last_entry, b.stored, b.rejected, b.updated, "
+    "l.owner, l.expires, l.token "
+    "FROM eventlite_bridges AS b LEFT JOIN eventlite_leases AS l "
+    "ON l.name = 'bridge:' || b.name ORDER BY b.name";
+
+// The status report's first read, a row at a time: the subscriptions.
+void read_subscriptions(detail::Stmt& s, StatusReport& report, const std::string& now_text,
+                        std::chrono::system_clock::time_point now) {
+  while (s.step("read status")) {
+    report.head = s.column_int(0);
+    if (s.column_null(1)) continue;  // no subscription: the head alone
+    SubscriptionStatus sub;
+    s.column_text(1, sub.name);
+    sub.position = s.column_int(2);
+    // A rewind past the head leaves the position above it: nothing is owed.
+    sub.lag = std::max<Seq>(0, report.head - sub.position);
+    sub.retrying = static_cast<std::uint64_t>(s.column_int(3));
+    sub.dead = static_cast<std::uint64_t>(s.column_int(4));
+    if (!s.column_null(5)) {
+      LeaseInfo lease;
+      s.column_text(5, lease.owner);
+      s.column_text(6, lease.expires);
+      lease.token = s.column_int(7);
+      sub.lease = std::move(lease);
+    }
+    sub.held = static_cast<std::uint64_t>(s.column_int(8));
+    if (!s.column_null(9)) sub.lag_time = detail::age_of(s.column_text(9), now);
+    if (!s.column_null(10)) {
+      SinkStatus k;
+      s.column_text(10, k.owner);
+      if (!s.column_null(11)) k.failing_since = std::string(s.column_text(11));
+      s.column_text(12, k.last_error);
+      k.forwarded = static_cast<std::uint64_t>(s.column_int(13));
+      k.failed = static_cast<std::uint64_t>(s.column_int(14));
+      k.round_trip_p50 = std::chrono::microseconds(s.column_int(15));
+      k.round_trip_p99 = std::chrono::microseconds(s.column_int(16));
+      s.column_text(17, k.updated);
+      sub.sink = std::move(k);
+    }
+    for (const auto& w : nlohmann::json::parse(s.column_text(18)))
+      sub.standbys.push_back(
+          {w.at("owner").get<std::string>(), w.at("since").get<std::string>()});
+    const bool running = sub.lease && sub.lease->expires > now_text;
+    if (running && sub.sink && sub.sink->failing_since &&
+        sub.sink->owner == sub.lease->owner)
+      sub.activity = Activity::retrying;
+    else if (sub.lag == 0 && sub.retrying == 0)
+      sub.activity = Activity::caught_up;
+    else
+      sub.activity = running ? Activity::working : Activity::not_running;
+    report.subscriptions.push_back(std::move(sub));
+  }
+}
+
+void read_bridges(detail::Stmt& s, StatusReport& report) {
+  while (s.step("read bridges")) {
+    BridgeStatus b;
+    s.column_text(0, b.name);
+    s.column_text(1, b.broker);
+    s.column_text(2, b.source);
+    s.column_text(3, b.last_entry);
+    b.stored = static_cast<std::uint64_t>(s.column_int(4));
+    b.rejected = static_cast<std::uint64_t>(s.column_int(5));
+    s.column_text(6, b.updated);
+    if (!s.column_null(7)) {
+      LeaseInfo lease;
+      s.column_text(7, lease.owner);
+      s.column_text(8, lease.expires);
+      lease.token = s.column_int(9);
+      b.lease = std::move(lease);
+    }
+    report.bridges.push_back(std::move(b));
+  }
+}
 
 // A LEFT JOIN, so a dead letter is listed (with the stream its row names) even if its
 // event is missing: status() counts it, so the list must show it.
@@ -113,56 +196,30 @@ std::string_view activity_name(Activity a, bool sink) noexcept {
 
 StatusReport status(const Store& store) {
   auto conn = detail::StoreAccess::impl(store)->readers->acquire();
-  detail::Stmt& s = conn->statement(kStatusSql);
-  detail::StmtScope scope(s);
+  sqlite3* db = conn->db->getHandle();
   StatusReport report;
   const auto now = std::chrono::system_clock::now();
   const std::string now_text = detail::format_time(now);
-  s.bind(1, now_text);
-  while (s.step("read status")) {
-    report.head = s.column_int(0);
-    if (s.column_null(1)) continue;  // no subscription: the head alone
-    SubscriptionStatus sub;
-    s.column_text(1, sub.name);
-    sub.position = s.column_int(2);
-    // A rewind past the head leaves the position above it: nothing is owed.
-    sub.lag = std::max<Seq>(0, report.head - sub.position);
-    sub.retrying = static_cast<std::uint64_t>(s.column_int(3));
-    sub.dead = static_cast<std::uint64_t>(s.column_int(4));
-    if (!s.column_null(5)) {
-      LeaseInfo lease;
-      s.column_text(5, lease.owner);
-      s.column_text(6, lease.expires);
-      lease.token = s.column_int(7);
-      sub.lease = std::move(lease);
+  // One read transaction, so that the subscriptions and the bridges are one snapshot.
+  detail::exec(db, "BEGIN", "read status");
+  try {
+    const bool v4 = detail::read_schema_version(db) >= 4;
+    {
+      detail::Stmt& s = conn->statement(status_sql(v4));
+      detail::StmtScope scope(s);
+      s.bind(1, now_text);
+      read_subscriptions(s, report, now_text, now);
     }
-    sub.held = static_cast<std::uint64_t>(s.column_int(8));
-    if (!s.column_null(9)) sub.lag_time = detail::age_of(s.column_text(9), now);
-    if (!s.column_null(10)) {
-      SinkStatus k;
-      s.column_text(10, k.owner);
-      if (!s.column_null(11)) k.failing_since = std::string(s.column_text(11));
-      s.column_text(12, k.last_error);
-      k.forwarded = static_cast<std::uint64_t>(s.column_int(13));
-      k.failed = static_cast<std::uint64_t>(s.column_int(14));
-      k.round_trip_p50 = std::chrono::microseconds(s.column_int(15));
-      k.round_trip_p99 = std::chrono::microseconds(s.column_int(16));
-      s.column_text(17, k.updated);
-      sub.sink = std::move(k);
+    if (v4) {
+      detail::Stmt& s = conn->statement(kBridgesSql);
+      detail::StmtScope scope(s);
+      read_bridges(s, report);
     }
-    for (const auto& w : nlohmann::json::parse(s.column_text(18)))
-      sub.standbys.push_back({w.at("owner").get<std::string>(),
-                              w.at("since").get<std::string>()});
-    const bool running = sub.lease && sub.lease->expires > now_text;
-    if (running && sub.sink && sub.sink->failing_since &&
-        sub.sink->owner == sub.lease->owner)
-      sub.activity = Activity::retrying;
-    else if (sub.lag == 0 && sub.retrying == 0)
-      sub.activity = Activity::caught_up;
-    else
-      sub.activity = running ? Activity::working : Activity::not_running;
-    report.subscriptions.push_back(std::move(sub));
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
   }
+  detail::exec(db, "COMMIT", "read status");
   return report;
 }
 

@@ -144,8 +144,8 @@ struct SubscriptionState {
   void sink_failed(SysTime now, const std::string& error) {
     std::lock_guard lock(health_mu_);
     if (!health_.failing_since) health_.failing_since = now;
-    if (health_.last_error != error) health_dirty = true;
     health_.last_error = error;
+    health_dirty = true;  // the failure count moved: the row shows it
   }
   void sink_recovered() {
     std::lock_guard lock(health_mu_);

@@ -32,7 +32,7 @@ constexpr int kWalResetFixed = 3051003;
 // The schema version that added deliveries and leases: what dead reads; and the one
 // that added the views status reads (held streams, lag in time).
 constexpr int kProcessorSchema = 2;
-constexpr int kStatusSchema = 4;
+constexpr int kStatusSchema = 3;
 
 // Only `init` creates a store: every other command needs the file to exist.
 void check_path(const std::string& db, bool must_exist) {
@@ -130,8 +130,8 @@ nlohmann::ordered_json status_json(const SubscriptionStatus& sub) {
           {"standbys", std::move(standbys)}};
 }
 
-// The tables after the subscriptions': each sink's broker, then the processors
-// standing by; each only when it has rows.
+// The tables after the subscriptions': each sink's broker, the processors standing
+// by, the bridges; each only when it has rows.
 void print_sinks_and_standbys(const StatusReport& report) {
   std::vector<std::vector<std::string>> sinks, standbys;
   for (const SubscriptionStatus& sub : report.subscriptions) {
@@ -167,6 +167,32 @@ void print_sinks_and_standbys(const StatusReport& report) {
                  {"SINCE", Align::left}},
                 standbys);
   }
+  std::vector<std::vector<std::string>> bridges;
+  for (const BridgeStatus& b : report.bridges)
+    bridges.push_back({b.name, b.broker + " " + b.source, b.last_entry,
+                       std::to_string(b.stored), std::to_string(b.rejected), b.updated,
+                       b.lease ? b.lease->owner : "-", b.lease ? b.lease->expires : "-"});
+  if (!bridges.empty()) {
+    std::cout << '\n';
+    print_table(std::cout,
+                {{"BRIDGE", Align::left},
+                 {"FROM", Align::left},
+                 {"LAST_ENTRY", Align::left},
+                 {"STORED", Align::right},
+                 {"REJECTED", Align::right},
+                 {"UPDATED", Align::left},
+                 {"LEASE_OWNER", Align::left},
+                 {"LEASE_EXPIRES", Align::left}},
+                bridges);
+  }
+}
+
+nlohmann::ordered_json bridge_json(const BridgeStatus& b) {
+  nlohmann::ordered_json lease = nullptr;
+  if (b.lease) lease = {{"owner", b.lease->owner}, {"expires", b.lease->expires}};
+  return {{"name", b.name},         {"broker", b.broker},     {"source", b.source},
+          {"last_entry", b.last_entry}, {"stored", b.stored}, {"rejected", b.rejected},
+          {"updated", b.updated},   {"lease", std::move(lease)}};
 }
 
 // Creates `db` if it does not exist, as the store would (owner-only); returns whether
@@ -343,8 +369,11 @@ int run_status(const StatusArgs& args) {
     nlohmann::ordered_json subscriptions = nlohmann::ordered_json::array();
     for (const SubscriptionStatus& sub : report.subscriptions)
       subscriptions.push_back(status_json(sub));
-    print_json_line(std::cout,
-                    {{"head", report.head}, {"subscriptions", std::move(subscriptions)}});
+    nlohmann::ordered_json bridges = nlohmann::ordered_json::array();
+    for (const BridgeStatus& b : report.bridges) bridges.push_back(bridge_json(b));
+    print_json_line(std::cout, {{"head", report.head},
+                                {"subscriptions", std::move(subscriptions)},
+                                {"bridges", std::move(bridges)}});
   } else {
     std::cout << "SQLite " << sqlite3_libversion() << '\n'
               << "head " << report.head << '\n';

@@ -3,14 +3,18 @@
 //
 // A step, while this process holds the bridge's lease: fetch up to `batch` messages
 // (waiting up to `block`), store them through the Inbox (one fenced transaction,
-// idempotent by event id, rejections kept), then ack each and flush the acks. On
-// each new connection, messages handed out and never acknowledged make the consumer
-// start again from its ack floor (ensure_consumer), so they are not redelivered after
-// newer ones: the local file keeps the stream's order.
+// idempotent by event id, rejections kept, its position recorded), then ack each and
+// flush the acks. Whatever goes wrong between fetch and ack (an error, a lost lease,
+// a redelivery) drops the connection, and the next connection finds the messages
+// never acknowledged and starts the consumer again from its ack floor
+// (ensure_consumer): they are not redelivered after newer ones, and the local file
+// keeps the stream's order.
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <charconv>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,10 +54,11 @@ struct Bridge::Impl {
       : options(std::move(o)),
         where(redacted(options.url)),
         inbox(s, {.name = options.name,
-                  .origin = "jetstream stream " + options.stream,
-                  .kind = "nats bridge",
+                  .broker = "nats",
+                  .source = options.stream,
                   .lease_time = options.lease_time,
                   .rejected_prefix = options.rejected_prefix,
+                  .idle_wait = std::chrono::milliseconds(0),  // a fetch waits `block`
                   .logger = options.logger}) {
     detail::check_url(options.url, "nats bridge");
     if (options.stream.empty()) throw InvalidArgument("nats bridge: the stream is empty");
@@ -110,10 +115,44 @@ struct Bridge::Impl {
                                   where));
   }
 
-  // Makes the durable consumer ready: created when it is missing; created again from
-  // its ack floor when messages were handed out and never acknowledged (by a bridge
-  // that died, or by this one before its connection broke), so that they come again
-  // before anything newer and the file keeps the stream's order.
+  // The stream seq of the last message a bridge of this name stored (0: none).
+  std::uint64_t last_stored() {
+    const std::optional<std::string> last = inbox.last_entry();
+    std::uint64_t seq = 0;
+    if (last) std::from_chars(last->data(), last->data() + last->size(), seq);
+    return seq;
+  }
+
+  std::uint64_t stream_last_seq() {
+    jsStreamInfo* raw = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus s =
+        js_GetStreamInfo(&raw, js.get(), options.stream.c_str(), nullptr, &code);
+    std::unique_ptr<jsStreamInfo, detail::InfoFree> info(raw);
+    if (code == JSStreamNotFoundErr) stream_missing();
+    check(s, where, "read the stream's state");
+    return info->State.LastSeq;
+  }
+
+  // A consumer of this durable name that the bridge cannot use as its own: refused
+  // before anything is changed on the server.
+  void check_consumer(const jsConsumerConfig& c) const {
+    const std::string_view filter = c.FilterSubject ? c.FilterSubject : "";
+    if (c.AckPolicy != js_AckExplicit || filter != options.filter_subject)
+      throw BrokerError(
+          "nats", false,
+          fmt::format("consumer {} of stream {} on {} is not this bridge's (it wants "
+                      "explicit acks and filter subject \"{}\"): give the bridge a "
+                      "durable of its own",
+                      options.durable, options.stream, where, options.filter_subject));
+  }
+
+  // Makes the durable consumer ready. A missing one is created from where the file
+  // says this bridge stands (eventlite_bridges), or the stream's start. One with
+  // messages handed out and never acknowledged (by a bridge that died, or by this one
+  // before its connection broke or its lease moved) is created again from past both
+  // its ack floor and the file's position, so that they come again before anything
+  // newer and the file keeps the stream's order.
   void ensure_consumer() {
     jsConsumerInfo* raw = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
@@ -121,32 +160,36 @@ struct Bridge::Impl {
                                       options.durable.c_str(), nullptr, &code);
     std::unique_ptr<jsConsumerInfo, ConsumerInfoFree> info(raw);
     if (code == JSStreamNotFoundErr) stream_missing();
-    if (s == NATS_OK && info->NumAckPending == 0) {
-      if (info->Config->AckPolicy != js_AckExplicit)
-        throw BrokerError(
-            "nats", false,
-            fmt::format("consumer {} of stream {} on {} does not ask for explicit acks",
-                        options.durable, options.stream, where));
-      return;
-    }
-    if (s != NATS_OK && s != NATS_NOT_FOUND && code != JSConsumerNotFoundErr)
+    const bool exists = s == NATS_OK;
+    if (!exists && s != NATS_NOT_FOUND && code != JSConsumerNotFoundErr)
       detail::fail(where, "read the consumer", s);
+    if (exists) {
+      check_consumer(*info->Config);
+      if (info->NumAckPending == 0) return;
+    }
+    std::uint64_t from = last_stored();
+    if (from > stream_last_seq()) {
+      inbox.logger().warn(
+          "nats bridge {}: stream {} ends before seq {}, where this bridge stood: it "
+          "was created again; reading it from its start",
+          options.name, options.stream, from);
+      from = 0;
+    }
+    if (exists) from = std::max<std::uint64_t>(from, info->AckFloor.Stream);
     jsConsumerConfig cfg;
     jsConsumerConfig_Init(&cfg);
     cfg.Durable = options.durable.c_str();
     cfg.AckPolicy = js_AckExplicit;
-    cfg.DeliverPolicy = js_DeliverAll;
+    cfg.DeliverPolicy = from == 0 ? js_DeliverAll : js_DeliverByStartSequence;
+    cfg.OptStartSeq = from == 0 ? 0 : from + 1;
     cfg.AckWait = nanos(options.ack_wait);
     cfg.MaxAckPending = static_cast<std::int64_t>(options.batch);
     if (!options.filter_subject.empty()) cfg.FilterSubject = options.filter_subject.c_str();
-    if (s == NATS_OK) {
-      const std::uint64_t from = info->AckFloor.Stream + 1;
+    if (exists) {
       inbox.logger().info(
           "nats bridge {}: {} messages of consumer {} were never acknowledged; it "
           "starts again from stream seq {}",
-          options.name, info->NumAckPending, options.durable, from);
-      cfg.DeliverPolicy = js_DeliverByStartSequence;
-      cfg.OptStartSeq = from;
+          options.name, info->NumAckPending, options.durable, from + 1);
       code = static_cast<jsErrCode>(0);
       s = js_DeleteConsumer(js.get(), options.stream.c_str(), options.durable.c_str(),
                             nullptr, &code);
@@ -162,7 +205,9 @@ struct Bridge::Impl {
   }
 
   std::size_t step() {
-    if (inbox.hold() == Inbox::Hold::standing_by) return 0;
+    const Inbox::Hold hold = inbox.hold();
+    if (hold != Inbox::Hold::holding) disconnect();  // a tenure starts anew
+    if (hold == Inbox::Hold::standing_by) return 0;
     try {
       connect();
       Fetched fetched;
@@ -175,12 +220,14 @@ struct Bridge::Impl {
       const int n = fetched.list.Count;
       if (n == 0) return 0;
       entries.clear();
+      bool redelivered = false;
       for (int i = 0; i < n; ++i) {
         natsMsg* m = fetched.list.Msgs[i];
         InboxEntry e;
         jsMsgMetaData* meta = nullptr;
         if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta) {
           e.id = std::to_string(meta->Sequence.Stream);
+          redelivered = redelivered || meta->NumDelivered > 1;
           jsMsgMetaData_Destroy(meta);
         } else {
           e.id = natsMsg_GetSubject(m);
@@ -189,14 +236,27 @@ struct Bridge::Impl {
                                 static_cast<std::size_t>(natsMsg_GetDataLength(m)));
         entries.push_back(std::move(e));
       }
-      if (!inbox.append(entries)) return 0;  // the lease moved: theirs now
+      if (redelivered) {
+        // Sent again after ack_wait (a step that stalled): newer messages may have
+        // been handed out before them. Start the consumer again from its ack floor.
+        inbox.logger().info(
+            "nats bridge {}: messages came again after ack_wait; starting the consumer "
+            "again from its ack floor to keep the stream's order",
+            options.name);
+        disconnect();
+        return 0;
+      }
+      if (!inbox.append(entries)) {  // the lease moved: theirs now
+        disconnect();
+        return 0;
+      }
       for (int i = 0; i < n; ++i)
         check(natsMsg_Ack(fetched.list.Msgs[i], nullptr), where, "acknowledge");
       check(natsConnection_FlushTimeout(conn.get(), options.timeout.count()), where,
             "flush the acks");
       return static_cast<std::size_t>(n);
-    } catch (const BrokerError&) {
-      disconnect();  // the next step connects again
+    } catch (...) {
+      disconnect();  // the next step connects again, from the ack floor
       throw;
     }
   }

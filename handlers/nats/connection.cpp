@@ -69,7 +69,7 @@ void check_url(std::string_view url, std::string_view who) {
     const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
     if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n < 1 ||
         n > 65535)
-      refuse(fmt::format("the port must be a number from 1 to 65535, not \"{}\"", port));
+      refuse("a port must be a number from 1 to 65535");
     if (colon == 0) refuse("a server has no host");
   }
 }

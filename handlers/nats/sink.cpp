@@ -24,28 +24,38 @@
 
 namespace eventlite::nats {
 
+// Each server's user information is what lies between its "://" and the last '@'
+// before the next server's "://": a password holding ',' or '@' is still hidden
+// whole. A server without a scheme keeps anything before an '@' hidden too.
 std::string redacted(std::string_view url) {
-  std::string out;
-  std::size_t at = 0;
-  while (at <= url.size()) {
-    const std::size_t comma = std::min(url.find(',', at), url.size());
-    std::string_view one = url.substr(at, comma - at);
-    const std::size_t scheme = one.find("://");
-    const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-    const std::size_t userinfo_end = one.rfind('@');
-    if (userinfo_end != std::string_view::npos && userinfo_end >= start) {
-      const std::string_view userinfo = one.substr(start, userinfo_end - start);
-      const std::size_t colon = userinfo.find(':');
-      std::string shown = colon == std::string_view::npos
-                              ? "***"  // a token
-                              : std::string(userinfo.substr(0, colon)) + ":***";
-      out += std::string(one.substr(0, start)) + shown +
-             std::string(one.substr(userinfo_end));
-    } else {
-      out += one;
+  std::vector<std::size_t> starts;  // where each server's user information may start
+  for (std::size_t at = url.find("://"); at != std::string_view::npos;
+       at = url.find("://", at + 3))
+    starts.push_back(at + 3);
+  if (starts.empty() || url.substr(0, starts.front() - 3).find(',') != std::string_view::npos)
+    starts.insert(starts.begin(), 0);  // "host1,nats://..." or no scheme at all
+  std::string out(url.substr(0, starts.front()));
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const std::size_t from = starts[i];
+    // Up to the next server's scheme (minus the scheme's own name and its comma).
+    std::size_t to = url.size();
+    if (i + 1 < starts.size()) {
+      to = starts[i + 1] - 3;
+      const std::size_t comma = url.rfind(',', to);
+      if (comma != std::string_view::npos && comma >= from) to = comma;
     }
-    if (comma < url.size()) out += ',';
-    at = comma + 1;
+    const std::string_view part = url.substr(from, to - from);
+    const std::size_t userinfo_end = part.rfind('@');
+    if (userinfo_end == std::string_view::npos) {
+      out += part;
+    } else {
+      const std::string_view userinfo = part.substr(0, userinfo_end);
+      const std::size_t colon = userinfo.find(':');
+      out += colon == std::string_view::npos ? "***"  // a token
+                                             : std::string(userinfo.substr(0, colon)) + ":***";
+      out += part.substr(userinfo_end);
+    }
+    if (i + 1 < starts.size()) out += url.substr(to, starts[i + 1] - to);
   }
   return out;
 }

@@ -64,6 +64,7 @@ void collect(const redisReply& entries, Batch& out) {
     for (std::size_t f = 0; f + 1 < fields->elements; f += 2)
       if (text_of(*fields->element[f]) == kField)
         entry.payload = std::string(text_of(*fields->element[f + 1]));
+    if (!entry.payload) entry.why_none = "the entry has no \"event\" field";
     out.entries.push_back(std::move(entry));
   }
 }
@@ -83,11 +84,11 @@ struct Bridge::Impl {
       : options(std::move(o)),
         url(Url::parse(options.url)),
         inbox(s, {.name = options.name,
-                  .origin = "redis stream " + options.key,
-                  .kind = "redis bridge",
-                  .no_payload = "the entry has no \"event\" field",
+                  .broker = "redis",
+                  .source = options.key,
                   .lease_time = options.lease_time,
                   .rejected_prefix = options.rejected_prefix,
+                  .idle_wait = std::chrono::milliseconds(0),  // XREADGROUP blocks
                   .logger = options.logger}) {
     if (options.key.empty()) throw InvalidArgument("redis bridge: the key is empty");
     if (options.group.empty()) throw InvalidArgument("redis bridge: the group is empty");

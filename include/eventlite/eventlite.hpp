@@ -7,6 +7,8 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/event.hpp"
 #include "eventlite/handlers.hpp"
+#include "eventlite/inbox.hpp"
+#include "eventlite/lease.hpp"
 #include "eventlite/processor.hpp"
 #include "eventlite/read.hpp"
 #include "eventlite/store.hpp"

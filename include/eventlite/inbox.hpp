@@ -4,24 +4,31 @@
 // reading its broker (redis::Bridge and nats::Bridge are built on it; so can be one
 // for a broker eventlite does not know).
 //
-//   eventlite::Inbox inbox(store, {.name = "orders-in", .origin = "topic orders"});
+//   eventlite::Inbox inbox(store, {.name = "orders-in", .broker = "kafka",
+//                                  .source = "orders"});
 //   inbox.run([&] {
 //     if (inbox.hold() == eventlite::Inbox::Hold::standing_by) return std::size_t{0};
 //     std::vector<eventlite::InboxEntry> batch = read_some();  // not acknowledged yet
-//     if (batch.empty() || !inbox.append(batch)) return std::size_t{0};
+//     if (batch.empty()) return std::size_t{0};                // run() waits idle_wait
+//     if (!inbox.append(batch)) return std::size_t{0};  // lease lost: not ours to ack
 //     acknowledge(batch);  // only after the commit: killed before it, they come again
 //     return batch.size();
 //   });
 //
-// append() stores a batch in one transaction, each envelope idempotently by its event
-// id (one that is stored already with the same content is a no-op), keeping the id,
-// stream, type, time, data and metadata. An entry that is not an envelope, or whose
-// id is stored with other content, becomes a BridgeEntryRejected event in the stream
-// `<rejected_prefix><name>` (data: origin, entry, reason, and the entry's text), in
-// the same transaction: kept and visible, never retried for ever. One inbox per name
-// works at a time across processes: a Lease "bridge:<name>" in the file, checked again
-// inside each batch's transaction, so a holder that stalled past its lease cannot
-// append after the process that took over.
+// append() stores a batch in one transaction:
+// - each envelope (or CloudEvent, told apart by its "specversion") idempotently by
+//   its event id: one that is stored already with the same content is a no-op; the
+//   id, stream, type, time, data and metadata are kept;
+// - an entry that is neither, or whose id is stored with other content, becomes a
+//   BridgeEntryRejected event in the stream `<rejected_prefix><name>`, its data
+//   {"broker", "source", "entry", "reason", "bytes", "event"} ("event": the entry's
+//   text, its first 4 KiB), with an id derived from the bridge, the entry and its
+//   text, so that the same entry rejected again is stored once;
+// - where the bridge stands: the last entry's id, in eventlite_bridges
+//   (last_entry(), `eventlite status`).
+// One inbox per name works at a time across processes: a Lease "bridge:<name>" in
+// the file, checked again inside each batch's transaction, so a holder that stalled
+// past its lease cannot append after the process that took over.
 
 #include <chrono>
 #include <cstddef>
@@ -41,29 +48,29 @@ namespace eventlite {
 
 // One entry as the broker gave it.
 struct InboxEntry {
-  std::string id;                      // the broker's name for it, for rejections
-  std::optional<std::string> payload;  // the envelope; nullopt: the entry has none
+  std::string id;                      // the broker's name for it: "1700000000000-0"
+  std::optional<std::string> payload;  // its event; nullopt: the entry has none
+  std::string why_none = {};           // the reason a rejection gives for no payload
 };
 
 struct InboxOptions {
   // The lease is "bridge:<name>"; rejections go to <rejected_prefix><name>.
   std::string name;
-  // Where the entries come from, as rejections and log lines name it:
-  // "redis stream events", "jetstream stream EVENTS".
-  std::string origin;
-  // Log lines start with it: "redis bridge orders-in: ...".
-  std::string kind = "bridge";
-  // The reason a rejection gives for an entry without a payload.
-  std::string no_payload = "the entry has no event in it";
+  std::string broker;  // "redis", "nats", ...: in rejections, logs, status
+  std::string source;  // the stream read: a Redis key, a JetStream stream name
   std::chrono::milliseconds lease_time{15000};
   std::string rejected_prefix = "eventlite-rejected-";
+  // run(): the pause after a step that took nothing in while holding the lease (0
+  // for a step that blocks on its broker by itself).
+  std::chrono::milliseconds idle_wait{100};
   std::shared_ptr<spdlog::logger> logger = {};  // null: spdlog's default logger
 };
 
 // Thread safety: one thread at a time, but stop() from any.
 class Inbox {
  public:
-  // Throws InvalidArgument for an empty name or a lease time that is not positive.
+  // Throws InvalidArgument for an empty name, broker or source, a lease time that is
+  // not positive, or a rejected stream name the store would refuse.
   Inbox(Store& store, InboxOptions options);
   ~Inbox();
   Inbox(const Inbox&) = delete;
@@ -84,15 +91,19 @@ class Inbox {
   // entries must not be acknowledged: they are the new holder's). Throws StorageError
   // when the file cannot be written (nothing stored).
   bool append(std::span<const InboxEntry> entries);
+  // The id of the last entry stored by a bridge of this name, if any. Throws
+  // StorageError.
+  std::optional<std::string> last_entry();
 
-  // Calls `step` (which returns how many entries it took in) until stop(). When
-  // this process stands by it waits lease_time / 3 between steps; an exception is
-  // logged and the step retried after a pause growing from 100 ms to 5 s (a broker
-  // that restarts is picked up again). Releases the lease when stopped.
+  // Calls `step` (which returns how many entries it took in) until stop(): after a
+  // step that took none, it waits idle_wait, or lease_time / 3 while another process
+  // holds the lease. A retryable error (a broker that is down, a file that is busy)
+  // is logged and the step retried after a pause growing from 100 ms to 5 s; one no
+  // retry can mend (BrokerError not retryable(), InvalidArgument) is logged and
+  // thrown. Releases the lease when it returns. After stop() it returns at once,
+  // whenever it is called.
   void run(const std::function<std::size_t()>& step);
   void stop() noexcept;
-  // Waits `d`, or less if stop() is called; returns whether it was.
-  bool pause(std::chrono::milliseconds d);
   // Ends the lease now, so another process can take it at once. Never throws.
   void release() noexcept;
 

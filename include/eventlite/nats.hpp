@@ -84,13 +84,16 @@ std::string redacted(std::string_view url);
 // event's id, stream, type, time, data and metadata; what is not an envelope kept as
 // a BridgeEntryRejected event; one bridge per name across processes).
 //
-// Each step fetches a batch, appends it in one transaction, and only after that
-// commit acknowledges each message. The consumer (explicit acks, at most `batch`
-// awaiting them) is the bridge's own: when a bridge connects and finds messages that
-// were handed out and never acknowledged (its predecessor was killed between fetch
-// and ack), it creates the consumer again from its ack floor, so those come again
-// first, in the stream's order, and the ones already stored are found so. Give each
-// bridge name its own durable.
+// Each step fetches a batch, appends it in one transaction (with the last message's
+// stream seq, where the bridge stands: eventlite_bridges), and only after that commit
+// acknowledges each message. The consumer (explicit acks, at most `batch` awaiting
+// them) is the bridge's own: whatever goes wrong between fetch and ack (a kill, an
+// error, a lost lease, a redelivery) leaves messages handed out and never
+// acknowledged, and the next connection creates the consumer again from past its
+// ack floor and the file's position, so those come again first, in the stream's
+// order, and the ones already stored are found so. A consumer that is missing is
+// created from the file's position. Give each bridge its own durable: one with other
+// settings (not explicit acks, another filter) is refused, not changed.
 struct BridgeOptions {
   std::string url = "nats://127.0.0.1:4222";
   std::string stream = "EVENTS";   // the JetStream stream read

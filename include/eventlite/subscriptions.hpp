@@ -82,10 +82,24 @@ struct SubscriptionStatus {
   std::vector<Standby> standbys = {};   // processors waiting to take it over
 };
 
+// A bridge (inbox.hpp: redis::Bridge, nats::Bridge) as the file has it.
+// Thread safety: a value.
+struct BridgeStatus {
+  std::string name = {};
+  std::string broker = {};      // "redis", "nats"
+  std::string source = {};      // the stream it reads
+  std::string last_entry = {};  // the broker's id of the last entry it stored
+  std::uint64_t stored = 0;     // entries taken in, rejections included
+  std::uint64_t rejected = 0;   // of which kept as BridgeEntryRejected
+  std::string updated = {};     // when it last stored a batch, UTC ISO-8601
+  std::optional<LeaseInfo> lease = {};  // "bridge:<name>"
+};
+
 // Thread safety: a value.
 struct StatusReport {
   Seq head = 0;
   std::vector<SubscriptionStatus> subscriptions = {};  // by name
+  std::vector<BridgeStatus> bridges = {};              // by name
 };
 
 // A delivery whose attempts ran out.
@@ -100,8 +114,10 @@ struct DeadLetter {
   std::string updated = {};  // when it was parked, UTC ISO-8601
 };
 
-// The head and every subscription's position, lag, owed and dead deliveries, lease.
-// Throws StorageError if SQLite fails.
+// The head; every subscription's position, lag, owed and dead deliveries, lease,
+// activity, sink health and standbys; every bridge. On a file of schema version 3
+// (older than the sinks' health), those come empty. Throws StorageError if SQLite
+// fails.
 StatusReport status(const Store& store);
 
 // Dead letters by subscription and seq; `subscription` empty: all subscriptions.

@@ -992,7 +992,7 @@ TEST_F(Status, JsonIsOneObjectWithKeysInOrder) {
   // Keys in the documented order, nothing else.
   std::vector<std::string> keys;
   for (const auto& item : status.items()) keys.push_back(item.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"head", "subscriptions"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"head", "subscriptions", "bridges"}));
   keys.clear();
   for (const auto& item : subscriptions[1].items()) keys.push_back(item.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "lag_ms",
@@ -1062,7 +1062,8 @@ TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
                 std::string("SQLite ") + sqlite3_libversion(), "head 0",
                 "SUBSCRIPTION  STATE  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  "
                 "LEASE_OWNER  LEASE_EXPIRES"}));
-  EXPECT_EQ(run({"status", db(), "--json"}).out, "{\"head\":0,\"subscriptions\":[]}\n");
+  EXPECT_EQ(run({"status", db(), "--json"}).out,
+            "{\"head\":0,\"subscriptions\":[],\"bridges\":[]}\n");
 }
 
 TEST_F(Status, WarnsWhenSeveralProcessesHoldLeasesOnSqliteWithWalResetBug) {

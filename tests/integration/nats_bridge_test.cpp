@@ -16,6 +16,7 @@
 #include "eventlite/nats.hpp"
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
+#include "eventlite/subscriptions.hpp"
 #include "nats_server.hpp"
 
 namespace eventlite {
@@ -205,8 +206,9 @@ TEST(NatsBridge, MessagesThatAreNotEnvelopesAreKeptAsRejectedAndAcknowledged) {
   EXPECT_EQ(events[2].stream, "eventlite-rejected-nats-bridge");
   EXPECT_EQ(events[2].type, "BridgeEntryRejected");
   EXPECT_NE(events[2].data.find("\"entry\":\"3\""), std::string::npos) << events[2].data;
-  EXPECT_NE(events[2].data.find("\"origin\":\"jetstream stream EVENTS\""),
-            std::string::npos)
+  EXPECT_NE(events[2].data.find("\"broker\":\"nats\""), std::string::npos)
+      << events[2].data;
+  EXPECT_NE(events[2].data.find("\"source\":\"EVENTS\""), std::string::npos)
       << events[2].data;
   EXPECT_NE(events[2].data.find("not an envelope"), std::string::npos) << events[2].data;
   EXPECT_NE(events[2].data.find("\"event\":\"not json\""), std::string::npos)
@@ -219,10 +221,13 @@ TEST(NatsBridge, OneBridgePerNameAcrossStoresOfOneFile) {
   forward_from_a(dir / "a.db", server, 10);
   Store b1 = Store::open(dir / "b.db", fast_options());
   Store b2 = Store::open(dir / "b.db", fast_options());
-  nats::Bridge first(b1, bridge_from(server));
-  nats::Bridge second(b2, bridge_from(server));
-  EXPECT_EQ(first.step(), 10u);
+  auto options = bridge_from(server);
+  options.batch = 5;  // messages are left for the second one, which must not take them
+  nats::Bridge first(b1, options);
+  nats::Bridge second(b2, options);
+  EXPECT_EQ(first.step(), 5u);
   EXPECT_EQ(second.step(), 0u);  // stands by
+  EXPECT_EQ(b1.head(), 5);
   EXPECT_FALSE(second.active());
   EXPECT_TRUE(first.active());
 }
@@ -256,6 +261,76 @@ TEST(NatsBridge, ServerKilledMidWayLosesAndDoublesNothing) {
   Store a = Store::open(dir / "a.db", fast_options());
   expect_same_events(a, b);
   EXPECT_EQ(ids_in_order(b), ids_in_order(a));
+}
+
+// Fencing, then a takeover: a bridge whose lease another process took (while it
+// stalled) stores nothing of the batch it fetched; the next holder gets that batch
+// at once (not after ack_wait), in the stream's order.
+TEST(NatsBridge, BatchOfABridgeThatLostItsLeaseGoesToTheNextHolderInOrder) {
+  NatsServer server;
+  TempDir dir;
+  forward_from_a(dir / "a.db", server, 20);
+  Store b1 = Store::open(dir / "b.db", fast_options());
+  auto options = bridge_from(server);
+  options.batch = 10;
+  nats::Bridge stalled(b1, options);
+  EXPECT_EQ(stalled.step(), 10u);
+  RawDb(dir / "b.db")
+      .exec(
+          "UPDATE eventlite_leases SET owner = 'elsewhere', token = token + 1, "
+          "expires = '2999-01-01T00:00:00.000Z' WHERE name = 'bridge:nats-bridge'");
+  EXPECT_EQ(stalled.step(), 0u);  // fetched ten, found the lease gone, stored none
+  EXPECT_EQ(b1.head(), 10);
+  EXPECT_FALSE(stalled.active());
+  NatsConn conn = server.connect();
+  EXPECT_EQ(consumer_state(conn.get()).ack_pending, 10);
+
+  // The process that took it over dies; this one takes the lease.
+  RawDb(dir / "b.db")
+      .exec(
+          "UPDATE eventlite_leases SET expires = '2000-01-01T00:00:00.000Z' "
+          "WHERE name = 'bridge:nats-bridge'");
+  Store b2 = Store::open(dir / "b.db", fast_options());
+  nats::Bridge next(b2, options);
+  EXPECT_EQ(next.run_until_idle(), 10u);
+  Store a = Store::open(dir / "a.db", fast_options());
+  expect_same_events(a, b2);
+  EXPECT_EQ(ids_in_order(b2), ids_in_order(a));
+  EXPECT_EQ(consumer_state(conn.get()).ack_pending, 0);
+}
+
+// The consumer deleted on the server (by an operator, or a crash between reset and
+// create): the bridge creates it again from where the file says it stands, not
+// from the stream's start.
+TEST(NatsBridge, DeletedConsumerResumesFromTheFilesPosition) {
+  NatsServer server;
+  TempDir dir;
+  forward_from_a(dir / "a.db", server, 30);
+  Store b = Store::open(dir / "b.db", fast_options());
+  auto options = bridge_from(server);
+  options.batch = 10;
+  {
+    nats::Bridge bridge(b, options);
+    EXPECT_EQ(bridge.step(), 10u);
+  }
+  NatsConn conn = server.connect();
+  {
+    jsCtx* raw = nullptr;
+    natsConnection_JetStream(&raw, conn.get(), nullptr);
+    std::unique_ptr<jsCtx, JsCtxFree> js(raw);
+    ASSERT_EQ(js_DeleteConsumer(js.get(), "EVENTS", "eventlite", nullptr, nullptr),
+              NATS_OK);
+  }
+  nats::Bridge bridge(b, options);
+  EXPECT_EQ(bridge.run_until_idle(), 20u);  // 11..30, nothing taken in twice
+  Store a = Store::open(dir / "a.db", fast_options());
+  expect_same_events(a, b);
+  const StatusReport report = status(b);
+  ASSERT_EQ(report.bridges.size(), 1u);
+  EXPECT_EQ(report.bridges[0].last_entry, "30");
+  EXPECT_EQ(report.bridges[0].stored, 30u);
+  EXPECT_EQ(report.bridges[0].broker, "nats");
+  EXPECT_EQ(report.bridges[0].source, "EVENTS");
 }
 
 TEST(NatsBridge, DownServerIsARetryableBrokerErrorNamingIt) {

@@ -1,5 +1,5 @@
--- eventlite schema version 4: what `status` shows of sinks and of processes standing
--- by, from any process. Released files are never edited: add NNN_name.sql.
+-- eventlite schema version 4: what `status` shows of sinks, of processes standing by
+-- and of bridges, from any process. Released files are never edited: add NNN_name.sql.
 
 -- A sink subscription's broker as the process holding its lease last saw it, written
 -- with its checkpoints and whenever it starts or stops failing, behind the same fence.
@@ -24,4 +24,17 @@ CREATE TABLE eventlite_standbys (
   since   TEXT NOT NULL,
   expires TEXT NOT NULL,
   PRIMARY KEY (name, owner)
+) WITHOUT ROWID;
+
+-- Where each bridge stands in the stream it reads (a Redis Stream, a JetStream
+-- stream): the broker's id of the last entry it stored, written in the transaction
+-- that stored it, so a bridge whose broker-side position was lost resumes from here.
+CREATE TABLE eventlite_bridges (
+  name       TEXT    PRIMARY KEY,  -- the bridge (its lease is "bridge:<name>")
+  broker     TEXT    NOT NULL,     -- "redis", "nats"
+  source     TEXT    NOT NULL,     -- the stream's key or name
+  last_entry TEXT    NOT NULL,     -- a Redis entry id, a JetStream stream seq
+  stored     INTEGER NOT NULL DEFAULT 0,  -- entries taken in (events and rejections)
+  rejected   INTEGER NOT NULL DEFAULT 0,  -- of which BridgeEntryRejected
+  updated    TEXT    NOT NULL
 ) WITHOUT ROWID;
