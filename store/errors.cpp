@@ -50,6 +50,21 @@ StorageError::StorageError(int sqlite_code, int extended_code, const std::string
       sqlite_code_(sqlite_code),
       extended_code_(extended_code) {}
 
+namespace {
+
+// An import's cause, without the index its batch of one gives.
+std::string cause_text(const Error& cause) {
+  if (const auto* invalid = dynamic_cast<const InvalidEvent*>(&cause))
+    return invalid->field() + ": " + invalid->reason();
+  return cause.what();
+}
+
+}  // namespace
+
+ImportError::ImportError(std::uint64_t line, const Error& cause)
+    : Error(cause.code(), fmt::format("line {}: {}", line, cause_text(cause))),
+      line_(line) {}
+
 SchemaTooNew::SchemaTooNew(int found, int supported)
     : Error(ErrorCode::schema_too_new,
             fmt::format("eventlite schema version {} is newer than this library supports "

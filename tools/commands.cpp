@@ -57,11 +57,6 @@ Store open_store(const std::string& db, bool read_only, bool create_if_missing) 
                      {.read_only = read_only, .create_if_missing = create_if_missing});
 }
 
-// Inspecting never writes: not the file, not its schema.
-Store open_for_reading(const std::string& db) {
-  check_path(db, /*must_exist=*/true);
-  return open_store(db, /*read_only=*/true, /*create_if_missing=*/false);
-}
 
 // A read-only command cannot migrate: an older file lacks the tables it reads.
 void require_processor_schema(const Store& store, const std::string& db,
@@ -266,6 +261,12 @@ std::vector<Seq> append_batch(Store& store, const std::vector<BatchEvent>& batch
 
 }  // namespace
 
+// Inspecting never writes: not the file, not its schema.
+Store open_for_reading(const std::string& db) {
+  check_path(db, /*must_exist=*/true);
+  return open_store(db, /*read_only=*/true, /*create_if_missing=*/false);
+}
+
 Store open_for_writing(const std::string& db) {
   check_path(db, /*must_exist=*/true);
   return open_store(db, /*read_only=*/false, /*create_if_missing=*/false);
@@ -326,11 +327,7 @@ int run_append(const AppendArgs& args) {
 
 int run_read(const ReadArgs& args) {
   Store store = open_for_reading(args.db);
-  ReadOptions options;
-  options.stream = args.stream;
-  options.types = args.types;
-  options.from = args.from;
-  options.to = args.to;
+  ReadOptions options = read_options(args.filters);
   options.limit = args.limit;
   for (const Event& event : store.read_all(std::move(options))) {
     std::cout << to_envelope(event) << '\n';

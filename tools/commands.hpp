@@ -14,6 +14,8 @@
 #include "eventlite/event.hpp"
 #include "eventlite/store.hpp"
 
+#include "tools/options.hpp"
+
 namespace eventlite::cli {
 
 struct InitArgs {
@@ -34,10 +36,7 @@ struct AppendArgs {
 
 struct ReadArgs {
   std::string db;
-  std::string stream;  // empty: every stream
-  std::vector<std::string> types;
-  Seq from = 1;
-  Seq to = std::numeric_limits<Seq>::max();
+  ReadFilters filters;
   std::uint64_t limit = 0;  // 0: no limit
 };
 
@@ -80,6 +79,8 @@ struct RewindArgs {
 // The store in DB for a command that writes; a missing DB is a CommandError that
 // says how to create it.
 Store open_for_writing(const std::string& db);
+// The store in DB for a command that only reads: opened read-only, never migrated.
+Store open_for_reading(const std::string& db);
 
 int run_init(const InitArgs& args);
 // Appends one event, or the --jsonl batch in one transaction; prints the seqs.

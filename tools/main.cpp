@@ -19,6 +19,8 @@
 #include "tools/forward.hpp"
 #include "tools/options.hpp"
 #include "tools/output.hpp"
+#include "tools/replay.hpp"
+#include "tools/transfer.hpp"
 
 namespace eventlite::cli {
 namespace {
@@ -28,15 +30,10 @@ struct Command {
   std::function<int()> run;
 };
 
-constexpr const char* kDbHelp = "the SQLite file, set up by `eventlite init`";
 constexpr const char* kReadOnly = " Opens DB read-only: never writes to it.";
 
 // The largest seq or version, for ranges of numeric options.
 constexpr auto kMaxSeq = static_cast<std::uint64_t>(std::numeric_limits<Seq>::max());
-
-void add_db(CLI::App* command, std::string& db, const char* help = kDbHelp) {
-  command->add_option("DB", db, help)->required()->type_name("")->check(db_name());
-}
 
 CLI::App* add_init(CLI::App& app, InitArgs& args) {
   CLI::App* command = app.add_subcommand(
@@ -126,24 +123,7 @@ CLI::App* add_read(CLI::App& app, ReadArgs& args) {
                   "\"metadata\"}.") +
           kReadOnly);
   add_db(command, args.db);
-  command
-      ->add_option("--stream", args.stream,
-                   "only the events of stream S (that exact name)")
-      ->type_name("S")
-      ->check(non_empty());
-  command
-      ->add_option("--type", args.types,
-                   "only events of type T; repeat for several types")
-      ->type_name("T")
-      ->expected(1)
-      ->take_all()
-      ->check(non_empty());
-  command->add_option("--from", args.from, "start at seq SEQ, inclusive [default: 1]")
-      ->type_name("SEQ")
-      ->transform(decimal(1, kMaxSeq));
-  command->add_option("--to", args.to, "end at seq SEQ, inclusive [default: the last]")
-      ->type_name("SEQ")
-      ->transform(decimal(1, kMaxSeq));
+  add_read_filters(command, args.filters);
   command->add_option("--limit", args.limit, "print at most N events")
       ->type_name("N")
       ->transform(decimal(1, std::numeric_limits<std::uint64_t>::max()));
@@ -318,6 +298,9 @@ int run(int argc, char** argv) {
   DeadChangeArgs dead_retry;
   DeadChangeArgs dead_discard;
   RewindArgs rewind;
+  ExportArgs export_args;
+  ImportArgs import_args;
+  ReplayArgs replay_args;
   ForwardArgs forward;
   BridgeArgs bridge;
   CLI::App* dead = nullptr;  // made in its place in the list, for --help's order
@@ -339,6 +322,9 @@ int run(int argc, char** argv) {
                        "the log) and print how many were deleted."),
        [&] { return run_dead_discard(dead_discard); }},
       {add_rewind(app, rewind), [&] { return run_rewind(rewind); }},
+      {add_export(app, export_args), [&] { return run_export(export_args); }},
+      {add_import(app, import_args), [&] { return run_import(import_args); }},
+      {add_replay(app, replay_args), [&] { return run_replay(replay_args); }},
       {add_forward(app, forward), [&] { return run_forward(forward); }},
       {add_bridge(app, bridge), [&] { return run_bridge(bridge); }},
   };

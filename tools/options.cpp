@@ -96,4 +96,39 @@ sigset_t block_stop_signals() {
   return set;
 }
 
+void add_db(CLI::App* command, std::string& db, const char* help) {
+  command->add_option("DB", db, help)->required()->type_name("")->check(db_name());
+}
+
+ReadOptions read_options(const ReadFilters& filters) {
+  ReadOptions options;
+  options.stream = filters.stream;
+  options.types = filters.types;
+  options.from = filters.from;
+  options.to = filters.to;
+  return options;
+}
+
+void add_read_filters(CLI::App* command, ReadFilters& filters) {
+  const auto max_seq = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  command
+      ->add_option("--stream", filters.stream,
+                   "only the events of stream S (that exact name)")
+      ->type_name("S")
+      ->check(non_empty());
+  command
+      ->add_option("--type", filters.types,
+                   "only events of type T; repeat for several types")
+      ->type_name("T")
+      ->expected(1)
+      ->take_all()
+      ->check(non_empty());
+  command->add_option("--from", filters.from, "start at seq SEQ, inclusive [default: 1]")
+      ->type_name("SEQ")
+      ->transform(decimal(1, max_seq));
+  command->add_option("--to", filters.to, "end at seq SEQ, inclusive [default: the last]")
+      ->type_name("SEQ")
+      ->transform(decimal(1, max_seq));
+}
+
 }  // namespace eventlite::cli

@@ -13,6 +13,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+#include <limits>
+
+#include "eventlite/read.hpp"
 
 namespace spdlog {
 class logger;
@@ -38,6 +42,21 @@ CLI::Validator non_empty();
 // honoured), ":memory:" a database gone when the command ends; "./file:x" and
 // "./:memory:" name files.
 CLI::Validator db_name();
+
+// Adds the positional DB every command takes.
+inline constexpr const char* kDbHelp = "the SQLite file, set up by `eventlite init`";
+void add_db(CLI::App* command, std::string& db, const char* help = kDbHelp);
+
+// Which events a command reads (read, export, replay): --stream, --type..., --from,
+// --to, as ReadOptions has them.
+struct ReadFilters {
+  std::string stream;  // empty: every stream
+  std::vector<std::string> types;
+  std::int64_t from = 1;
+  std::int64_t to = std::numeric_limits<std::int64_t>::max();
+};
+void add_read_filters(CLI::App* command, ReadFilters& filters);
+ReadOptions read_options(const ReadFilters& filters);
 
 // How a long-running command (forward, bridge) ends, as its options set it.
 struct RunOptions {

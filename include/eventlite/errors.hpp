@@ -129,6 +129,19 @@ class BrokerError : public Error {
   bool retryable_;
 };
 
+// A line of an import (transfer.hpp) was refused: not an envelope, a version its
+// stream is not at, an id stored with other content. Nothing of the import was
+// stored. code() is the cause's (invalid_event, version_conflict, id_conflict);
+// what() is "line N: " and the cause.
+class ImportError : public Error {
+ public:
+  ImportError(std::uint64_t line, const Error& cause);
+  std::uint64_t line() const noexcept { return line_; }
+
+ private:
+  std::uint64_t line_;
+};
+
 // Thrown by a handler or a sink for a failure that no retry can mend (data the
 // handler can never accept): the processor parks the delivery as a dead letter at
 // once, with what() as its error, instead of retrying it.

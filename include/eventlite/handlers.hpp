@@ -35,19 +35,23 @@ class Context {
   // For the processor, and for testing a handler on its own: with no transaction
   // and no `env` (nullptr), transaction() throws and progress() goes nowhere.
   Context(const Event& event, std::string_view subscription, int attempt = 1,
-          Transaction* transaction = nullptr,
-          const detail::DeliveryEnv* env = nullptr) noexcept
+          Transaction* transaction = nullptr, const detail::DeliveryEnv* env = nullptr,
+          bool replay = false) noexcept
       : event_(&event),
         subscription_(subscription),
         attempt_(attempt),
         transaction_(transaction),
-        env_(env) {}
+        env_(env),
+        replay_(replay) {}
 
   const Event& event() const noexcept { return *event_; }
   std::string_view subscription() const noexcept { return subscription_; }
   // 1 on the first delivery, then 2, 3... on retries.
   int attempt() const noexcept { return attempt_; }
   bool transactional() const noexcept { return transaction_ != nullptr; }
+  // Whether this is a replay of the log (replay.hpp), not a live delivery: a handler
+  // with side effects (a mail, a payment) skips them when it is.
+  bool replay() const noexcept { return replay_; }
   // The transaction in which this delivery's checkpoint advances, for the handler's
   // own writes (transaction().database()) and appends (transaction().append()): they
   // commit with the checkpoint, or not at all. Do not commit() or rollback() it: the
@@ -67,6 +71,7 @@ class Context {
   int attempt_;
   Transaction* transaction_;
   const detail::DeliveryEnv* env_;
+  bool replay_;
 };
 
 // One call of a batch handler (or a sink): events of one lane, in seq order (every
@@ -77,11 +82,13 @@ class BatchContext {
   // For the processor, and for testing a batch handler on its own. `attempts` has
   // one entry per event.
   BatchContext(std::span<const Event* const> events, std::span<const int> attempts,
-               std::string_view subscription, Transaction* transaction = nullptr) noexcept
+               std::string_view subscription, Transaction* transaction = nullptr,
+               bool replay = false) noexcept
       : events_(events),
         attempts_(attempts),
         subscription_(subscription),
-        transaction_(transaction) {}
+        transaction_(transaction),
+        replay_(replay) {}
 
   std::span<const Event* const> events() const noexcept { return events_; }
   std::size_t size() const noexcept { return events_.size(); }
@@ -90,6 +97,8 @@ class BatchContext {
   int attempt(std::size_t i) const noexcept { return attempts_[i]; }
   std::string_view subscription() const noexcept { return subscription_; }
   bool transactional() const noexcept { return transaction_ != nullptr; }
+  // As Context::replay().
+  bool replay() const noexcept { return replay_; }
   // As Context::transaction(): the batch's writes commit with its checkpoint.
   Transaction& transaction() const;
 
@@ -98,6 +107,7 @@ class BatchContext {
   std::span<const int> attempts_;
   std::string_view subscription_;
   Transaction* transaction_;
+  bool replay_;
 };
 
 // What a batch handler did with its batch: everything (ok()), or every event before

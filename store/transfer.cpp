@@ -1,0 +1,85 @@
+// Export and import of envelope lines (include/eventlite/transfer.hpp).
+
+#include "eventlite/transfer.hpp"
+
+#include <SQLiteCpp/Database.h>
+
+#include <istream>
+#include <ostream>
+#include <string>
+
+#include "eventlite/envelope.hpp"
+#include "eventlite/errors.hpp"
+#include "eventlite/transaction.hpp"
+
+namespace eventlite {
+
+namespace {
+
+constexpr std::uint64_t kProgressEvery = 1024;
+
+bool blank(std::string_view line) {
+  return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::uint64_t export_envelopes(const Store& store, std::ostream& out, ReadOptions options,
+                               const ProgressFn& progress) {
+  TransferProgress p;
+  std::string line;
+  for (const Event& e : store.read_all(std::move(options))) {
+    line = to_envelope(e);
+    line += '\n';
+    if (!out.write(line.data(), static_cast<std::streamsize>(line.size()))) break;
+    ++p.events;
+    p.bytes += line.size();
+    p.seq = e.seq;
+    if (progress && p.events % kProgressEvery == 0) progress(p);
+  }
+  out.flush();
+  if (progress) progress(p);
+  return p.events;
+}
+
+ImportResult import_envelopes(Store& store, std::istream& in, const ProgressFn& progress) {
+  ImportResult result;
+  TransferProgress p;
+  Transaction txn = store.transaction();
+  // Seqs above it are this import's; a line found stored returns one at or below.
+  Seq high = txn.database()
+                 .execAndGet("SELECT coalesce(max(seq), 0) FROM eventlite_events")
+                 .getInt64();
+  std::string line;
+  std::uint64_t number = 0;  // the line's number in the input, blank ones included
+  while (std::getline(in, line)) {
+    ++number;
+    p.bytes += line.size() + 1;
+    if (blank(line)) continue;
+    ++result.lines;
+    try {
+      const DecodedEvent d = decode_envelope(line);
+      const Seq seq = txn.append(d.stream, d.event, d.expected());
+      if (seq > high) {
+        high = seq;
+        ++result.appended;
+      } else {
+        ++result.already_stored;  // the id was there with this content
+      }
+    } catch (const InvalidEvent& e) {
+      throw ImportError(number, e);
+    } catch (const VersionConflict& e) {
+      throw ImportError(number, e);
+    } catch (const IdConflict& e) {
+      throw ImportError(number, e);
+    }
+    p.events = result.lines;
+    if (progress && p.events % kProgressEvery == 0) progress(p);
+  }
+  if (in.bad()) throw InvalidArgument("import: the input could not be read");
+  txn.commit();
+  if (progress) progress(p);
+  return result;
+}
+
+}  // namespace eventlite

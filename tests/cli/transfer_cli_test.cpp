@@ -1,0 +1,152 @@
+// `eventlite export`, `import` and `replay`: envelopes out of a file, into another,
+// and into a command's stdin; what each says on stdout and stderr, and its status.
+
+#include <pty.h>
+
+#include "cli_fixture.hpp"
+
+namespace {
+
+class TransferTest : public CliTest {
+ protected:
+  // `n` events over five streams, appended in one batch through the tool.
+  void seed(std::size_t n) const {
+    std::string jsonl;
+    for (std::size_t i = 0; i < n; ++i)
+      jsonl += "{\"stream\":\"s-" + std::to_string(i % 5) +
+               "\",\"type\":\"T\",\"data\":{\"i\":" + std::to_string(i) +
+               ",\"text\":\"caf\\u00e9 \\\"quoted\\\"\"},\"metadata\":{\"k\":1}}\n";
+    init();
+    append_jsonl(jsonl);
+  }
+};
+
+using Export = TransferTest;
+using Import = TransferTest;
+using Replay = TransferTest;
+
+TEST_F(Export, WritesWhatReadWritesAndNoProgressWhenStderrIsNotATerminal) {
+  seed(3000);
+  const Result exported = run({"export", db()});
+  ASSERT_EQ(exported.status, 0) << exported.err;
+  EXPECT_EQ(exported.out, run({"read", db()}).out);
+  EXPECT_EQ(std::count(exported.out.begin(), exported.out.end(), '\n'), 3000);
+  EXPECT_EQ(exported.err, "");  // a log file never gets a progress line
+  const Result filtered = run({"export", db(), "--stream", "s-2", "--from", "10"});
+  EXPECT_EQ(filtered.out,
+            run({"read", db(), "--stream", "s-2", "--from", "10"}).out);
+}
+
+// With stderr on a terminal (a pseudo-terminal here), a long export shows its
+// progress there, and stdout still gets only the envelopes.
+TEST_F(Export, ShowsProgressOnATerminal) {
+  seed(3000);
+  int master = -1, slave = -1;
+  ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+  const fs::path out = file("out.jsonl");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_adddup2(&actions, slave, 2);
+  posix_spawn_file_actions_addclose(&actions, master);
+  std::string cli = kCli, command = "export", path = db();
+  char* argv[] = {cli.data(), command.data(), path.data(), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(::posix_spawn(&pid, kCli, &actions, nullptr, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(slave);
+  std::string terminal;
+  char buffer[4096];
+  for (;;) {  // until the tool exits and the terminal reports EIO
+    const ssize_t n = ::read(master, buffer, sizeof buffer);
+    if (n <= 0) break;
+    terminal.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(master);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(terminal.find("eventlite: exported"), std::string::npos) << terminal;
+  EXPECT_NE(terminal.find("events"), std::string::npos) << terminal;
+  EXPECT_EQ(read_bytes(out), run({"read", db()}).out);
+}
+
+TEST_F(Import, RoundTripsAnExportAndTwiceAddsNothing) {
+  seed(500);
+  write_bytes(file("events.jsonl"), run({"export", db()}).out);
+  const std::string copy = file("copy.db").string();
+  ASSERT_EQ(run({"init", copy}).status, 0);
+  const Result first = run({"import", copy, file("events.jsonl").string()});
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_EQ(first.out, "imported 500 events, 0 already stored\n");
+  EXPECT_EQ(first.err, "");
+  const Result again =
+      run_with_stdin({"import", copy}, file("events.jsonl"));  // FILE defaults to -
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out, "imported 0 events, 500 already stored\n");
+  // Byte for byte: seqs, ids, streams, versions, types, times, data, metadata.
+  EXPECT_EQ(run({"export", copy}).out, read_bytes(file("events.jsonl")));
+}
+
+TEST_F(Import, ABadLineIsOneErrorNamingItAndNothingIsImported) {
+  seed(20);
+  const std::string good = run({"export", db()}).out;
+  const std::string copy = file("copy.db").string();
+  ASSERT_EQ(run({"init", copy}).status, 0);
+  struct Case {
+    std::string tail;
+    int status;
+    std::string says;
+  };
+  for (const Case& c :
+       {Case{"not json\n", 1, "events.jsonl: line 21: envelope:"},
+        Case{"{\"stream\":\"s-1\",\"version\":2,\"type\":\"T\",\"data\":{}}\n", 3,
+             "events.jsonl: line 21: version conflict on stream \"s-1\""}}) {
+    SCOPED_TRACE(c.tail);
+    write_bytes(file("events.jsonl"), good + c.tail);
+    const Result r = run({"import", copy, file("events.jsonl").string()});
+    EXPECT_EQ(r.status, c.status);
+    EXPECT_EQ(r.out, "");
+    expect_one_error_line(r);
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << r.err;
+    EXPECT_EQ(run({"export", copy}).out, "");
+  }
+}
+
+TEST_F(Import, AMissingFileIsOneError) {
+  init();
+  const Result r = run({"import", db(), file("missing.jsonl").string()});
+  EXPECT_EQ(r.status, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("missing.jsonl: cannot open it"), std::string::npos) << r.err;
+}
+
+TEST_F(Replay, FeedsTheCommandsStdinAndExitsWithItsStatus) {
+  seed(300);
+  const std::string out = file("replayed.jsonl").string();
+  const Result r = run({"replay", db(), "--exec", "cat > '" + out + "'; exit 7"});
+  EXPECT_EQ(r.status, 7);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(read_bytes(out), run({"read", db()}).out);
+  const Result filtered = run({"replay", db(), "--type", "T", "--to", "5", "--exec",
+                               "wc -l | tr -d ' '"});
+  EXPECT_EQ(filtered.status, 0);
+  EXPECT_EQ(filtered.out, "5\n");
+}
+
+// A command that stops reading early ends the replay cleanly: no SIGPIPE death,
+// the command's status, and a line saying how far it got.
+TEST_F(Replay, ACommandThatStopsReadingEndsItCleanly) {
+  seed(20000);
+  const Result r = run({"replay", db(), "--exec", "head -c 100 > /dev/null"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("eventlite: replay: the command stopped reading after"),
+            std::string::npos)
+      << r.err;
+  const Result failed = run({"replay", db(), "--exec", "exit 4"});
+  EXPECT_EQ(failed.status, 4);
+}
+
+}  // namespace

@@ -1,0 +1,33 @@
+#pragma once
+
+// A progress line for long exports, imports and replays: events so far, the rate,
+// and the time left when the whole is known. Drawn on stderr only when stderr is a
+// terminal, redrawn at most every 200 ms, and wiped when done, so that a pipeline or
+// a log file never gets it.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace eventlite::cli {
+
+// Thread safety: one thread at a time.
+class Progress {
+ public:
+  // `verb` starts the line: "exported", "imported", "replayed".
+  explicit Progress(std::string verb);
+  ~Progress();  // wipes the line
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // `done` of `total` units (seqs, bytes) are behind; total 0: not known.
+  void update(std::uint64_t events, std::uint64_t done, std::uint64_t total);
+
+ private:
+  std::string verb_;
+  bool shown_;  // stderr is a terminal
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point started_, drawn_at_{};
+};
+
+}  // namespace eventlite::cli
