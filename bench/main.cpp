@@ -65,6 +65,9 @@ int main(int argc, char** argv) {
     add_dispatch_rss_figure(bench, ctx);
     add_idle_cpu_figure(bench, ctx);
     add_wake_latency_figures(bench, ctx);
+#ifdef EVENTLITE_HAVE_TOOL
+    add_transfer_figures(bench, ctx);
+#endif
 #ifdef EVENTLITE_HAVE_REDIS
     add_redis_figures(bench, ctx);
 #endif

@@ -14,6 +14,9 @@
 //  11. CPU of an idle started processor
 //  12. how soon the change watch wakes a loop on another process's commit (a prototype
 //      of the processor's wake-up, before it is integrated)
+//  13-16. forwarding to and bridging from Redis and JetStream (scenarios_redis.cpp,
+//      scenarios_nats.cpp)
+//  17-20. `eventlite replay` and `eventlite import` on 1M events, speed and peak RSS
 
 #include <chrono>
 #include <cstddef>
@@ -75,6 +78,8 @@ void add_latency_figures(Bench& bench, Context& ctx);
 void add_dispatch_rss_figure(Bench& bench, Context& ctx);
 void add_idle_cpu_figure(Bench& bench, Context& ctx);
 void add_wake_latency_figures(Bench& bench, Context& ctx);
+// Built with the eventlite tool (scenarios_transfer.cpp).
+void add_transfer_figures(Bench& bench, Context& ctx);
 // Built with EVENTLITE_WITH_REDIS (scenarios_redis.cpp).
 void add_redis_figures(Bench& bench, Context& ctx);
 // Built with EVENTLITE_WITH_NATS (scenarios_nats.cpp).

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -29,11 +30,11 @@ namespace od = simdjson::ondemand;
 // ---- encoding -------------------------------------------------------------------
 
 void append_quoted(std::string& out, std::string_view s) {
-  // Ids, streams, types and times are plain text in practice; escape only if needed.
-  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
-  });
+  // Ids, streams, types and times are plain text in practice; escape only if needed
+  // (UTF-8 needs no escaping: only quotes, backslashes and control characters do).
+  bool plain = true;
+  for (char c : s)
+    plain &= static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
   if (plain) {
     out += '"';
     out += s;
@@ -48,8 +49,12 @@ void append_quoted(std::string& out, std::string_view s) {
 // line breaks can only be white space, and inside strings they cannot appear raw, so
 // replacing them keeps the text valid and equal while fitting it on one line.
 void append_json_one_line(std::string& out, std::string_view json) {
-  std::size_t start = out.size();
+  const std::size_t start = out.size();
   out += json;
+  // Most JSON text is on one line already: two memchr scans say so quickly.
+  if (std::memchr(json.data(), '\n', json.size()) == nullptr &&
+      std::memchr(json.data(), '\r', json.size()) == nullptr)
+    return;
   std::replace_if(
       out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
       [](char c) { return c == '\n' || c == '\r'; }, ' ');
@@ -194,17 +199,21 @@ Expected DecodedEvent::expected() const noexcept {
   return version ? Expected::exactly(*version - 1) : Expected::any();
 }
 
-std::string to_envelope(const Event& e) {
-  std::string out;
-  out.reserve(160 + e.data.size() + e.metadata.size());
+void append_envelope(const Event& e, std::string& out) {
+  out.reserve(out.size() + 160 + e.data.size() + e.metadata.size());
+  const auto append_number = [&](std::int64_t n) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, r.ptr);
+  };
   out += "{\"seq\":";
-  out += std::to_string(e.seq);
+  append_number(e.seq);
   out += ",\"id\":";
   append_quoted(out, e.id);
   out += ",\"stream\":";
   append_quoted(out, e.stream);
   out += ",\"version\":";
-  out += std::to_string(e.version);
+  append_number(e.version);
   out += ",\"type\":";
   append_quoted(out, e.type);
   out += ",\"time\":";
@@ -214,6 +223,11 @@ std::string to_envelope(const Event& e) {
   out += ",\"metadata\":";
   append_json_one_line(out, e.metadata);
   out += '}';
+}
+
+std::string to_envelope(const Event& e) {
+  std::string out;
+  append_envelope(e, out);
   return out;
 }
 

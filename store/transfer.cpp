@@ -29,7 +29,8 @@ std::uint64_t export_envelopes(const Store& store, std::ostream& out, ReadOption
   TransferProgress p;
   std::string line;
   for (const Event& e : store.read_all(std::move(options))) {
-    line = to_envelope(e);
+    line.clear();
+    append_envelope(e, line);
     line += '\n';
     if (!out.write(line.data(), static_cast<std::streamsize>(line.size()))) break;
     ++p.events;

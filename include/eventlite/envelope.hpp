@@ -51,6 +51,9 @@ struct DecodedEvent {
 // The envelope of `event`: keys in the order seq, id, stream, version, type, time,
 // data, metadata. No trailing newline.
 std::string to_envelope(const Event& event);
+// The same, appended to `out` (its capacity reused: no allocation per event once it
+// has grown).
+void append_envelope(const Event& event, std::string& out);
 
 // `event` as CloudEvents 1.0 structured JSON (above), from `source`, a URI-reference
 // naming the store, e.g. "eventlite://billing". No trailing newline. Throws
