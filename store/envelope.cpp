@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "eventlite/errors.hpp"
+#include "store/envelope_encode.hpp"
 #include "store/time_text.hpp"
 
 namespace eventlite {
@@ -199,7 +200,9 @@ Expected DecodedEvent::expected() const noexcept {
   return version ? Expected::exactly(*version - 1) : Expected::any();
 }
 
-void append_envelope(const Event& e, std::string& out) {
+namespace detail {
+
+void append_envelope(std::string& out, const EnvelopeFields& e) {
   out.reserve(out.size() + 160 + e.data.size() + e.metadata.size());
   const auto append_number = [&](std::int64_t n) {
     char digits[24];
@@ -223,6 +226,13 @@ void append_envelope(const Event& e, std::string& out) {
   out += ",\"metadata\":";
   append_json_one_line(out, e.metadata);
   out += '}';
+}
+
+}  // namespace detail
+
+void append_envelope(const Event& e, std::string& out) {
+  detail::append_envelope(out, {e.seq, e.id, e.stream, e.version, e.type, e.time, e.data,
+                                e.metadata});
 }
 
 std::string to_envelope(const Event& e) {

@@ -70,32 +70,50 @@ void ReaderPool::release(std::unique_ptr<ReaderConnection> c) noexcept {
   cv_.notify_one();
 }
 
-bool RangeState::fetch() {
-  page_len = 0;
-  index = 0;
+template <class OnRow>
+std::size_t RangeState::step_page(OnRow&& on_row) {
   if (exhausted || remaining == 0) {
     exhausted = true;
-    return false;
+    return 0;
   }
   const std::size_t want =
       static_cast<std::size_t>(std::min<std::uint64_t>(page_size, remaining));
-  if (page.size() < want) page.resize(want);
-
   auto conn = pool->acquire();
   Stmt& s = conn->statement(sql);
-  StmtScope scope(s);  // ends the read transaction as soon as the page is copied
+  StmtScope scope(s);  // ends the read transaction as soon as the page is stepped
   int i = 1;
   s.bind(i++, next_key);
   for (const Param& p : params) std::visit([&](const auto& v) { s.bind(i++, v); }, p);
   s.bind(i++, static_cast<std::int64_t>(want));
-  while (s.step("read events")) copy_event(s, page[page_len++]);
-  if (page_len < want) exhausted = true;
-  if (page_len > 0) {
-    const Event& last = page[page_len - 1];
-    next_key = (by_version ? last.version : last.seq) + 1;
-    remaining -= page_len;
+  std::size_t n = 0;
+  std::int64_t last_key = 0;
+  while (s.step("read events")) {
+    on_row(s, n);
+    last_key = by_version ? s.column_int(3) : s.column_int(0);
+    ++n;
   }
+  if (n < want) exhausted = true;
+  if (n > 0) {
+    next_key = last_key + 1;
+    remaining -= n;
+  }
+  return n;
+}
+
+bool RangeState::fetch() {
+  page_len = 0;
+  index = 0;
+  if (!exhausted && remaining != 0) {
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(page_size, remaining));
+    if (page.size() < want) page.resize(want);
+  }
+  page_len = step_page([&](const Stmt& s, std::size_t n) { copy_event(s, page[n]); });
   return page_len > 0;
+}
+
+std::size_t RangeState::visit_page(const std::function<void(const Stmt&)>& row) {
+  return step_page([&](const Stmt& s, std::size_t) { row(s); });
 }
 
 void RangeState::advance() {

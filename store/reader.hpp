@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -81,6 +82,8 @@ struct RangeState {
   std::size_t page_size = 512;
 
   std::vector<Event> page;
+  template <class OnRow>
+  std::size_t step_page(OnRow&& on_row);
   std::size_t page_len = 0;
   std::size_t index = 0;
   bool exhausted = false;
@@ -88,6 +91,10 @@ struct RangeState {
 
   // Fetches the next page into `page`; false when there is none.
   bool fetch();
+  // Steps through the next page's rows without copying them, calling `row` with the
+  // statement on each (its columns as kEventColumns); returns how many. The page's
+  // read transaction lasts as long as the calls: keep them short (no I/O).
+  std::size_t visit_page(const std::function<void(const Stmt&)>& row);
   bool at_end() const noexcept { return index >= page_len; }
   void advance();
 };

@@ -29,7 +29,7 @@ struct TransferProgress {
   std::uint64_t bytes = 0;   // of envelope text written or read, newlines included
   Seq seq = 0;               // export: the seq of the last event written
 };
-// Called every 1,024 events and once at the end; it must not throw.
+// Called about every 1,024 events and once at the end; it must not throw.
 using ProgressFn = std::function<void(const TransferProgress&)>;
 
 // Writes the envelopes of the events `options` selects to `out`, a line each, in seq
