@@ -19,6 +19,7 @@
 #include "eventlite/transaction.hpp"
 #include "store/time_text.hpp"
 #include "tools/error.hpp"
+#include "tools/follow.hpp"
 #include "tools/input.hpp"
 #include "tools/options.hpp"
 #include "tools/output.hpp"
@@ -329,6 +330,7 @@ int run_read(const ReadArgs& args) {
   Store store = open_for_reading(args.db);
   ReadOptions options = read_options(args.filters);
   options.limit = args.limit;
+  if (args.follow) return follow(store, std::move(options));
   for (const Event& event : store.read_all(std::move(options))) {
     std::cout << to_envelope(event) << '\n';
   }

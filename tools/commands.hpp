@@ -38,6 +38,7 @@ struct ReadArgs {
   std::string db;
   ReadFilters filters;
   std::uint64_t limit = 0;  // 0: no limit
+  bool follow = false;
 };
 
 struct StreamsArgs {

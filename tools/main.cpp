@@ -124,6 +124,10 @@ CLI::App* add_read(CLI::App& app, ReadArgs& args) {
           kReadOnly);
   add_db(command, args.db);
   add_read_filters(command, args.filters);
+  command->add_flag("--follow", args.follow,
+                    "then print each new event as it is appended, by this or any other "
+                    "process, until SIGINT or SIGTERM, or until stdout's reader goes "
+                    "away");
   command->add_option("--limit", args.limit, "print at most N events")
       ->type_name("N")
       ->transform(decimal(1, std::numeric_limits<std::uint64_t>::max()));

@@ -101,7 +101,6 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLineAndChangeNothing) {
       {"append", db(), "--jsonl", jsonl, "--expect", "1"},
       {"read", db(), "--limit", "0"},
       {"read", db(), "--from", "abc"},
-      {"read", db(), "--follow"},
       {"streams"},
       {"streams", db(), "--bogus"},
       {"init", db(), "extra"},

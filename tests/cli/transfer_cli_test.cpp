@@ -2,6 +2,9 @@
 // and into a command's stdin; what each says on stdout and stderr, and its status.
 
 #include <pty.h>
+#include <signal.h>
+
+#include <chrono>
 
 #include "cli_fixture.hpp"
 
@@ -21,9 +24,51 @@ class TransferTest : public CliTest {
   }
 };
 
+// A child process of the test: `argv` with stdout to `out`, stderr to /dev/null.
+pid_t spawn(std::vector<std::string> argv, const fs::path& out) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "spawn");
+  return pid;
+}
+
+// Waits up to `timeout` for `done()`, looking every 10 ms.
+template <class F>
+bool wait_for(F done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    ::usleep(10000);
+  }
+  return true;
+}
+
+// The exit status of `pid` once it has exited within `timeout`; -1 if it was killed
+// by a signal, -2 if it had not exited (it is then killed).
+int exit_within(pid_t pid, std::chrono::milliseconds timeout) {
+  int status = 0;
+  if (!wait_for([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout)) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -2;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 using Export = TransferTest;
 using Import = TransferTest;
 using Replay = TransferTest;
+using Follow = TransferTest;
 
 TEST_F(Export, WritesWhatReadWritesAndNoProgressWhenStderrIsNotATerminal) {
   seed(3000);
@@ -147,6 +192,46 @@ TEST_F(Replay, ACommandThatStopsReadingEndsItCleanly) {
       << r.err;
   const Result failed = run({"replay", db(), "--exec", "exit 4"});
   EXPECT_EQ(failed.status, 4);
+}
+
+// read --follow: what is there, then what another process appends, in order; it
+// ends cleanly at SIGTERM.
+TEST_F(Follow, PrintsNewEventsOfAnotherProcessUntilSigterm) {
+  seed(2);
+  const fs::path out = file("followed.jsonl");
+  const pid_t pid = spawn({kCli, "read", db(), "--follow", "--stream", "s-1"}, out);
+  const auto lines_out = [&] { return lines(read_bytes(out)).size(); };
+  ASSERT_TRUE(wait_for([&] { return lines_out() == 1; }, std::chrono::seconds(10)));
+  for (int i = 0; i < 3; ++i) {  // each by another process: the tool
+    append_jsonl("{\"stream\":\"s-1\",\"type\":\"Later\",\"data\":{}}\n"
+                 "{\"stream\":\"other\",\"type\":\"Later\",\"data\":{}}\n");
+    ASSERT_TRUE(wait_for([&] { return lines_out() == static_cast<std::size_t>(2 + i); },
+                         std::chrono::seconds(10)))
+        << read_bytes(out);
+  }
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(exit_within(pid, std::chrono::seconds(10)), 0);
+  EXPECT_EQ(read_bytes(out), run({"read", db(), "--stream", "s-1"}).out);
+}
+
+// Its reader going away ends it too, even while nothing is appended.
+TEST_F(Follow, EndsWhenItsReaderGoesAway) {
+  seed(1);
+  const std::string pipeline =
+      std::string("'") + kCli + "' read '" + db() + "' --follow | head -n 2";
+  const pid_t pid = spawn({"/bin/sh", "-c", pipeline}, file("head.out"));
+  // head takes the first event and this one, then exits; eventlite, waiting for
+  // more, must notice that nobody reads its output any more.
+  append_jsonl("{\"stream\":\"s-9\",\"type\":\"Later\",\"data\":{}}\n");
+  EXPECT_EQ(exit_within(pid, std::chrono::seconds(10)), 0);  // head, then eventlite
+  EXPECT_EQ(lines(read_bytes(file("head.out"))).size(), 2u);
+}
+
+TEST_F(Follow, StopsAtTheLimit) {
+  seed(3);
+  const Result r = run({"read", db(), "--follow", "--limit", "2"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, run({"read", db(), "--limit", "2"}).out);
 }
 
 }  // namespace
