@@ -3,6 +3,7 @@
 #include "eventlite/transfer.hpp"
 
 #include <SQLiteCpp/Database.h>
+#include <fmt/format.h>
 
 #include <istream>
 #include <ostream>
@@ -13,6 +14,7 @@
 #include "eventlite/transaction.hpp"
 #include "store/envelope_encode.hpp"
 #include "store/reader.hpp"
+#include "store/sqlite_util.hpp"
 #include "store/store_impl.hpp"
 
 namespace eventlite {
@@ -20,6 +22,12 @@ namespace eventlite {
 namespace {
 
 constexpr std::uint64_t kProgressEvery = 1024;
+
+// The version of the event at `seq`, committed before this import began.
+Version stored_version(const Store& store, Seq seq) {
+  for (const Event& e : store.read_all({.from = seq, .to = seq})) return e.version;
+  return 0;
+}
 
 bool blank(std::string_view line) {
   return line.find_first_not_of(" \t\r") == std::string_view::npos;
@@ -67,9 +75,13 @@ ImportResult import_envelopes(Store& store, std::istream& in, const ProgressFn& 
   TransferProgress p;
   Transaction txn = store.transaction();
   // Seqs above it are this import's; a line found stored returns one at or below.
-  Seq high = txn.database()
-                 .execAndGet("SELECT coalesce(max(seq), 0) FROM eventlite_events")
-                 .getInt64();
+  Seq high = 0;
+  {
+    detail::Stmt head(txn.database().getHandle(),
+                      "SELECT coalesce(max(seq), 0) FROM eventlite_events", false);
+    detail::StmtScope scope(head);
+    if (head.step("read the head")) high = head.column_int(0);
+  }
   std::string line;
   std::uint64_t number = 0;  // the line's number in the input, blank ones included
   while (std::getline(in, line)) {
@@ -79,12 +91,24 @@ ImportResult import_envelopes(Store& store, std::istream& in, const ProgressFn& 
     ++result.lines;
     try {
       const DecodedEvent d = decode_envelope(line);
+      // Without an id, a line would be a new event each time it is imported.
+      if (d.event.id.empty())
+        throw InvalidEvent(0, "id", "missing (an import is idempotent by event id)");
       const Seq seq = txn.append(d.stream, d.event, d.expected());
       if (seq > high) {
         high = seq;
         ++result.appended;
       } else {
-        ++result.already_stored;  // the id was there with this content
+        // Stored before, with this content: its version must be the line's too.
+        if (d.version) {
+          const Version stored = stored_version(store, seq);
+          if (stored != *d.version)
+            throw InvalidEvent(0, "version",
+                               fmt::format("{}, but the event with this id is stored at "
+                                           "version {} of its stream",
+                                           *d.version, stored));
+        }
+        ++result.already_stored;
       }
     } catch (const InvalidEvent& e) {
       throw ImportError(number, e);
@@ -96,7 +120,10 @@ ImportResult import_envelopes(Store& store, std::istream& in, const ProgressFn& 
     p.events = result.lines;
     if (progress && p.events % kProgressEvery == 0) progress(p);
   }
-  if (in.bad()) throw InvalidArgument("import: the input could not be read");
+  // Not the end of the input (a read error): nothing is committed.
+  if (!in.eof())
+    throw InvalidArgument(fmt::format("import: the input could not be read after line {}",
+                                      number));
   txn.commit();
   if (progress) progress(p);
   return result;

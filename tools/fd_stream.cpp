@@ -6,6 +6,10 @@
 
 namespace eventlite::cli {
 
+UniqueFd::~UniqueFd() {
+  if (fd_ > STDERR_FILENO) ::close(fd_);
+}
+
 FdOutBuf::FdOutBuf(int fd) : fd_(fd) {
   setp(buffer_.data(), buffer_.data() + buffer_.size());
 }
@@ -22,6 +26,7 @@ bool FdOutBuf::flush_buffer() {
     if (n < 0) {
       if (errno == EINTR) continue;
       broken_ = true;
+      error_ = errno;
       break;
     }
     p += n;

@@ -12,6 +12,20 @@
 
 namespace eventlite::cli {
 
+// A file descriptor, closed with its scope (stdin, stdout and stderr never are).
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  UniqueFd& operator=(UniqueFd&&) = delete;
+  ~UniqueFd();
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
 // Thread safety: one thread at a time.
 class FdOutBuf : public std::streambuf {
  public:
@@ -20,6 +34,12 @@ class FdOutBuf : public std::streambuf {
   FdOutBuf(const FdOutBuf&) = delete;
   FdOutBuf& operator=(const FdOutBuf&) = delete;
   bool broken() const noexcept { return broken_; }
+  int error() const noexcept { return error_; }  // errno of the failed write
+  // Drops what is buffered: nothing more is written, not even at destruction.
+  void abandon() noexcept {
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+    broken_ = true;
+  }
 
  protected:
   int_type overflow(int_type c) override;
@@ -29,6 +49,7 @@ class FdOutBuf : public std::streambuf {
   bool flush_buffer();
   int fd_;
   bool broken_ = false;
+  int error_ = 0;
   std::array<char, 1 << 16> buffer_;
 };
 

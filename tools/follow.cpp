@@ -13,25 +13,21 @@
 
 #include "eventlite/envelope.hpp"
 #include "tools/fd_stream.hpp"
+#include "tools/options.hpp"
 
 namespace eventlite::cli {
 
 namespace {
-
-// A file descriptor, closed with its scope.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // Watches the directory holding `path`: the -wal file's writes, its creation, the
 // main file's writes. -1 when it cannot (then the once-a-second look is all).
 int watch_directory(const std::filesystem::path& path) {
   const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return -1;
-  std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
+  // Where the file really is: the -wal of a symlinked DB lives beside its target.
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::weakly_canonical(path, ec).parent_path();
+  if (ec) dir = std::filesystem::absolute(path).parent_path();
   if (::inotify_add_watch(fd, dir.c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
     ::close(fd);
     return -1;
@@ -50,13 +46,12 @@ void drain(int fd) {
 int follow(const Store& store, ReadOptions options) {
   // SIGINT and SIGTERM arrive as reads on a signalfd, in the same poll() as the
   // watch: the loop ends between two events, never inside a write.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  Fd signals{::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK)};
-  Fd watch{watch_directory(store.path())};
+  const sigset_t stop = block_stop_signals();
+  const UniqueFd signals(::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (signals.get() < 0) {  // then SIGINT and SIGTERM must work as usual
+    pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
+  }
+  const UniqueFd watch(watch_directory(store.path()));
   IgnoreSigpipe quiet;  // a reader that went away: EPIPE ends the loop
   FdOutBuf buffer(STDOUT_FILENO);
   std::ostream out(&buffer);
@@ -87,7 +82,7 @@ int follow(const Store& store, ReadOptions options) {
         line.clear();
         append_envelope(e, line);
         line += '\n';
-        out.write(line.data(), static_cast<std::streamsize>(line.size()));
+        if (!out.write(line.data(), static_cast<std::streamsize>(line.size()))) break;
         ++printed;
       }
       next = head + 1;
@@ -96,17 +91,17 @@ int follow(const Store& store, ReadOptions options) {
     if (buffer.broken()) return 0;              // the reader went away
     if (limit != 0 && printed >= limit) return 0;
     if (next > to) return 0;
-    if (moved) chase_ms = 0;
+    if (moved) chase_ms = 1;  // more of a burst may still be on its way
     const int timeout = chase_ms > 0 ? chase_ms : 1000;
-    std::array<pollfd, 3> fds = {pollfd{signals.fd, POLLIN, 0},
-                                 pollfd{watch.fd, POLLIN, 0},
+    std::array<pollfd, 3> fds = {pollfd{signals.get(), POLLIN, 0},
+                                 pollfd{watch.get(), POLLIN, 0},
                                  pollfd{STDOUT_FILENO, 0, 0}};  // POLLERR: no reader
     const int ready = ::poll(fds.data(), fds.size(), timeout);
     if (ready < 0 && errno != EINTR) return 1;
     if (fds[0].revents & POLLIN) return 0;  // SIGINT or SIGTERM
     if (fds[2].revents & (POLLERR | POLLHUP)) return 0;
     if (fds[1].revents & POLLIN) {
-      drain(watch.fd);
+      drain(watch.get());
       chase_ms = 1;  // a write: look now, and again soon if it is not visible yet
     } else if (chase_ms > 0) {
       chase_ms = chase_ms >= 64 ? 0 : chase_ms * 2;  // the chase ends after ~127 ms

@@ -29,7 +29,8 @@ std::string duration(double seconds) {
 
 Progress::Progress(std::string verb)
     : verb_(std::move(verb)),
-      shown_(::isatty(STDERR_FILENO) == 1),
+      // Not on a terminal that also shows stdout: the redraws would garble its lines.
+      shown_(::isatty(STDERR_FILENO) == 1 && ::isatty(STDOUT_FILENO) != 1),
       started_(std::chrono::steady_clock::now()) {}
 
 Progress::~Progress() {
@@ -53,6 +54,13 @@ void Progress::update(std::uint64_t events, std::uint64_t done, std::uint64_t to
   }
   std::fprintf(stderr, "\r\033[K%s", line.c_str());
   std::fflush(stderr);
+}
+
+std::function<void(const TransferProgress&)> Progress::by_seq(Seq from, std::uint64_t span) {
+  return [this, from, span](const TransferProgress& p) {
+    update(p.events, p.seq >= from ? static_cast<std::uint64_t>(p.seq - from + 1) : 0,
+           span);
+  };
 }
 
 }  // namespace eventlite::cli

@@ -2,12 +2,15 @@
 
 // A progress line for long exports, imports and replays: events so far, the rate,
 // and the time left when the whole is known. Drawn on stderr only when stderr is a
-// terminal, redrawn at most every 200 ms, and wiped when done, so that a pipeline or
-// a log file never gets it.
+// terminal and stdout is not (the redraws would garble its lines), redrawn at most
+// every 200 ms, and wiped when done, so that a pipeline or a log file never gets it.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "eventlite/transfer.hpp"
 
 namespace eventlite::cli {
 
@@ -22,6 +25,9 @@ class Progress {
 
   // `done` of `total` units (seqs, bytes) are behind; total 0: not known.
   void update(std::uint64_t events, std::uint64_t done, std::uint64_t total);
+  // For export_envelopes(): the time left from the seqs behind, of the `span` seqs
+  // from `from` on.
+  std::function<void(const TransferProgress&)> by_seq(Seq from, std::uint64_t span);
 
  private:
   std::string verb_;

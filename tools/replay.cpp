@@ -1,6 +1,7 @@
 #include "tools/replay.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/core.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -41,10 +42,22 @@ Child start(const std::string& cmd) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[0], STDIN_FILENO);  // clears CLOEXEC
+  // CMD starts as from a shell: default dispositions (this process ignores SIGPIPE,
+  // and an ignored signal stays ignored across exec) and no signal blocked.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults, none;
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGINT, SIGQUIT, SIGTERM}) sigaddset(&defaults, sig);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   const char* argv[] = {"sh", "-c", cmd.c_str(), nullptr};
   pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr,
+  const int rc = ::posix_spawn(&pid, "/bin/sh", &actions, &attr,
                                const_cast<char* const*>(argv), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[0]);
   if (rc != 0) {
@@ -88,6 +101,16 @@ int run_replay(const ReplayArgs& args) {
   const Store store = open_for_reading(args.db);
   const std::uint64_t span = seq_span(store, args.filters);
   IgnoreSigpipe quiet;  // CMD that stops reading: EPIPE, not a crash
+  // As system(3): Ctrl-C and Ctrl-\\ go to CMD (the same process group); this process
+  // waits for it and exits with its status.
+  struct IgnoreWhile {
+    void (*int_)(int) = ::signal(SIGINT, SIG_IGN);
+    void (*quit_)(int) = ::signal(SIGQUIT, SIG_IGN);
+    ~IgnoreWhile() {
+      ::signal(SIGINT, int_);
+      ::signal(SIGQUIT, quit_);
+    }
+  } interactive;
   const Child child = start(args.exec);
   std::uint64_t sent = 0;
   bool broken = false;
@@ -96,13 +119,7 @@ int run_replay(const ReplayArgs& args) {
     std::ostream out(&buffer);
     Progress progress("replayed");
     sent = export_envelopes(store, out, read_options(args.filters),
-                            [&](const TransferProgress& p) {
-                              progress.update(p.events,
-                                              p.seq > 0 ? static_cast<std::uint64_t>(
-                                                              p.seq - args.filters.from + 1)
-                                                        : 0,
-                                              span);
-                            });
+                            progress.by_seq(args.filters.from, span));
     broken = buffer.broken();
   } catch (...) {
     ::close(child.input);
@@ -113,8 +130,8 @@ int run_replay(const ReplayArgs& args) {
   const int status = wait_for(child.pid);
   if (broken)
     std::cerr << fmt::format(
-        "eventlite: replay: the command stopped reading after {} events (it exited "
-        "with status {})\n",
+        "eventlite: replay: the command stopped reading after {} events were sent (it "
+        "exited with status {})\n",
         sent, status);
   return status;
 }

@@ -1,6 +1,7 @@
 #include "tools/transfer.hpp"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <fmt/core.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "eventlite/errors.hpp"
@@ -42,16 +44,23 @@ int run_export(const ExportArgs& args) {
   FdOutBuf buffer(STDOUT_FILENO);
   std::ostream out(&buffer);
   Progress progress("exported");
-  export_envelopes(store, out, read_options(args.filters),
-                   [&](const TransferProgress& p) {
-                     progress.update(p.events,
-                                     p.seq > 0 ? static_cast<std::uint64_t>(
-                                                     p.seq - args.filters.from + 1)
-                                               : 0,
-                                     span);
-                   });
+  try {
+    export_envelopes(store, out, read_options(args.filters),
+                     progress.by_seq(args.filters.from, span));
+  } catch (...) {
+    // Whatever reads stdout must not take a cut-off export for a whole one: the
+    // buffered text is dropped and a line no import accepts ends the output.
+    buffer.abandon();
+    constexpr std::string_view kFailed = "\n{\"eventlite_export_failed\":true}\n";
+    [[maybe_unused]] const ssize_t n = ::write(STDOUT_FILENO, kFailed.data(), kFailed.size());
+    throw;
+  }
   if (buffer.broken())
-    throw CommandError(kExitError, "export: stdout was closed before the end");
+    throw CommandError(kExitError,
+                       buffer.error() == EPIPE
+                           ? std::string("export: stdout was closed before the end")
+                           : fmt::format("export: cannot write to stdout: {}",
+                                         std::strerror(buffer.error())));
   return kExitOk;
 }
 
@@ -71,40 +80,77 @@ CLI::App* add_import(CLI::App& app, ImportArgs& args) {
   return command;
 }
 
-int run_import(const ImportArgs& args) {
-  Store store = open_for_writing(args.db);
-  int fd = STDIN_FILENO;
-  if (args.file != "-") {
-    fd = ::open(args.file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      throw CommandError(kExitError, fmt::format("{}: cannot open it: {}", args.file,
-                                                 std::strerror(errno)));
-  }
+namespace {
+
+// The input of an import, opened: FILE, or stdin; a pipe or a terminal is first
+// copied to an unlinked temp file, so that the store's write lock is never held
+// while a slow writer feeds the pipe.
+UniqueFd open_input(const std::string& file, std::uint64_t& size) {
+  UniqueFd in(file == "-" ? STDIN_FILENO : ::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0)
+    throw CommandError(kExitError,
+                       fmt::format("{}: cannot open it: {}", file, std::strerror(errno)));
   struct stat st {};
-  const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    throw CommandError(kExitError, fmt::format("{}: is a directory", args.file));
+  if (::fstat(in.get(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw CommandError(kExitError, fmt::format("{}: is a directory", file));
+  if (S_ISREG(st.st_mode)) {
+    size = static_cast<std::uint64_t>(st.st_size);
+    return in;
   }
-  FdInBuf buffer(fd);
+  std::string path = (std::filesystem::temp_directory_path() / "eventlite-import-XXXXXX").string();
+  UniqueFd spool(::mkstemp(path.data()));
+  if (spool.get() < 0)
+    throw CommandError(kExitError, fmt::format("import: cannot make a temp file: {}",
+                                               std::strerror(errno)));
+  ::unlink(path.c_str());
+  char buffer[1 << 16];
+  size = 0;
+  for (;;) {
+    const ssize_t n = ::read(in.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      throw CommandError(kExitError,
+                         fmt::format("{}: cannot read it: {} (nothing was imported)",
+                                     file == "-" ? "stdin" : file, std::strerror(errno)));
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(spool.get(), buffer + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0)
+        throw CommandError(kExitError,
+                           fmt::format("import: cannot write its temp file: {} (nothing "
+                                       "was imported)",
+                                       std::strerror(errno)));
+      done += w;
+    }
+    size += static_cast<std::uint64_t>(n);
+  }
+  ::lseek(spool.get(), 0, SEEK_SET);
+  return spool;
+}
+
+}  // namespace
+
+int run_import(const ImportArgs& args) {
+  const std::string name = args.file == "-" ? "stdin" : args.file;
+  std::uint64_t size = 0;
+  const UniqueFd input = open_input(args.file, size);
+  Store store = open_for_writing(args.db);
+  FdInBuf buffer(input.get());
   std::istream in(&buffer);
   ImportResult result;
   try {
     Progress progress("imported");
     result = import_envelopes(store, in, [&](const TransferProgress& p) {
-      progress.update(p.events, p.bytes,
-                      sized ? static_cast<std::uint64_t>(st.st_size) : 0);
+      progress.update(p.events, p.bytes, size);
     });
   } catch (const ImportError& e) {
-    if (fd != STDIN_FILENO) ::close(fd);
     throw CommandError(exit_status(e),
-                       fmt::format("{}: {} (nothing was imported)",
-                                   args.file == "-" ? "stdin" : args.file, e.what()));
-  } catch (...) {
-    if (fd != STDIN_FILENO) ::close(fd);
-    throw;
+                       fmt::format("{}: {} (nothing was imported)", name, e.what()));
+  } catch (const InvalidArgument& e) {
+    throw CommandError(kExitError, fmt::format("{}: {} (nothing was imported)", name,
+                                               e.what()));
   }
-  if (fd != STDIN_FILENO) ::close(fd);
   std::cout << fmt::format("imported {} events, {} already stored\n", result.appended,
                            result.already_stored);
   return kExitOk;

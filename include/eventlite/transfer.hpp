@@ -48,15 +48,19 @@ struct ImportResult {
 };
 
 // Reads envelope lines from `in` as it goes (never the whole input at once) and
-// appends them in one transaction: all of them, or nothing. Each line keeps its id,
-// stream, type, time, data and metadata; a line with a "version" must find its
-// stream at version - 1 (so versions are kept, and an import out of order fails);
-// "seq" is ignored (the store gives the next ones: the same seqs when the file
-// starts empty and the lines are a whole export). A line whose id is stored with the
-// same content is skipped, so importing a file twice adds nothing. Throws ImportError
-// naming the line of the first refused one (not an envelope, a wrong version, an id
-// stored with other content), StorageError if the file cannot be written; either
-// way nothing is stored.
+// appends them in one transaction: all of them, or nothing. Every line needs an
+// "id" (an import is idempotent by it) and keeps it, with its stream, type, time,
+// data and metadata; a line with a "version" must find its stream at version - 1
+// (so versions are kept, and an import out of order fails); "seq" is ignored (the
+// store gives the next ones: the same seqs when the file starts empty and the lines
+// are a whole export). A line whose id is stored with the same content (and
+// version) is skipped, so importing a file twice adds nothing. Throws ImportError
+// naming the line of the first refused one (not an envelope, no id, a wrong
+// version, an id stored with other content), InvalidArgument when `in` fails before
+// its end, StorageError if the file cannot be written; in each case nothing is
+// stored. The store's write lock is held from the first line to the commit: feed it
+// from a file (or spool a slow pipe first, as `eventlite import` does), not from a
+// source that may stall, or other writers wait past their busy timeout.
 ImportResult import_envelopes(Store& store, std::istream& in,
                               const ProgressFn& progress = {});
 

@@ -146,7 +146,9 @@ TEST_F(Import, ABadLineIsOneErrorNamingItAndNothingIsImported) {
   };
   for (const Case& c :
        {Case{"not json\n", 1, "events.jsonl: line 21: envelope:"},
-        Case{"{\"stream\":\"s-1\",\"version\":2,\"type\":\"T\",\"data\":{}}\n", 3,
+        Case{"{\"id\":\"01930000-0000-7000-8000-0000000000f1\",\"stream\":\"s-1\","
+             "\"version\":2,\"type\":\"T\",\"data\":{}}\n",
+             3,
              "events.jsonl: line 21: version conflict on stream \"s-1\""}}) {
     SCOPED_TRACE(c.tail);
     write_bytes(file("events.jsonl"), good + c.tail);
@@ -158,6 +160,21 @@ TEST_F(Import, ABadLineIsOneErrorNamingItAndNothingIsImported) {
     EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << r.err;
     EXPECT_EQ(run({"export", copy}).out, "");
   }
+}
+
+// From a pipe: the input is spooled first, then imported whole.
+TEST_F(Import, FromAPipe) {
+  seed(300);
+  write_bytes(file("events.jsonl"), run({"export", db()}).out);
+  const std::string copy = file("copy.db").string();
+  ASSERT_EQ(run({"init", copy}).status, 0);
+  const Result r = run_program("/bin/sh",
+                               {"-c", "cat '" + file("events.jsonl").string() + "' | '" +
+                                          kCli + "' import '" + copy + "'"},
+                               "");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "imported 300 events, 0 already stored\n");
+  EXPECT_EQ(run({"export", copy}).out, read_bytes(file("events.jsonl")));
 }
 
 TEST_F(Import, AMissingFileIsOneError) {
@@ -192,6 +209,11 @@ TEST_F(Replay, ACommandThatStopsReadingEndsItCleanly) {
       << r.err;
   const Result failed = run({"replay", db(), "--exec", "exit 4"});
   EXPECT_EQ(failed.status, 4);
+  // CMD's own pipelines die quietly of SIGPIPE, as from a shell (an ignored SIGPIPE
+  // would make cat say "write error").
+  const Result inner = run({"replay", db(), "--exec", "cat | head -c 100 > /dev/null"});
+  EXPECT_EQ(inner.status, 0);
+  EXPECT_EQ(inner.err.find("cat:"), std::string::npos) << inner.err;
 }
 
 // read --follow: what is there, then what another process appends, in order; it

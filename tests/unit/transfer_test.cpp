@@ -79,6 +79,38 @@ TEST(Transfer, ImportingTheSameLinesTwiceAddsNothing) {
   EXPECT_EQ(b.head(), 2002);
 }
 
+// A line whose id is stored with the same content but another version is refused,
+// and an input that fails before its end (a read error) stores nothing.
+TEST(Transfer, AStoredIdAtAnotherVersionOrABrokenInputStoresNothing) {
+  TempDir dir;
+  Store a = Store::open(dir / "a.db", fast_options());
+  fill(a);
+  std::stringstream text;
+  export_envelopes(a, text, {.to = 3});
+  Store b = Store::open(dir / "b.db", fast_options());
+  import_envelopes(b, text);
+  std::string line = to_envelope(events_of(a)[2]);
+  const std::size_t at = line.find("\"version\":");
+  line.replace(at, line.find(',', at) - at, "\"version\":7");
+  std::stringstream moved(line + "\n");
+  EXPECT_THROW(import_envelopes(b, moved), ImportError);
+  EXPECT_EQ(b.head(), 3);
+
+  struct Failing : std::streambuf {
+    explicit Failing(std::string s) : data(std::move(s)) {
+      setg(data.data(), data.data(), data.data() + data.size());
+    }
+    int_type underflow() override { throw std::ios_base::failure("disk gone"); }
+    std::string data;
+  };
+  std::stringstream more;
+  export_envelopes(a, more, {.from = 4, .to = 10});
+  Failing failing(more.str());
+  std::istream broken(&failing);
+  EXPECT_THROW(import_envelopes(b, broken), InvalidArgument);
+  EXPECT_EQ(b.head(), 3);  // none of the lines read before the failure
+}
+
 TEST(Transfer, ExportFollowsTheFiltersAndReportsProgress) {
   TempDir dir;
   Store a = Store::open(dir / "a.db", fast_options());
@@ -117,10 +149,14 @@ TEST(Transfer, ABadLineNamesItsNumberAndNothingIsImported) {
     std::string says;
   };
   const std::vector<Case> cases = {
-      {"\n{\"stream\":\"x\",\"type\":\"T\",\"data\":{oops}}\n", ErrorCode::invalid_event,
-       "line 7: data:"},
-      {"\n{\"stream\":\"s-1\",\"version\":9,\"type\":\"T\",\"data\":{}}\n",
+      {"\n{\"id\":\"01930000-0000-7000-8000-0000000000f0\",\"stream\":\"x\",\"type\":"
+       "\"T\",\"data\":{oops}}\n",
+       ErrorCode::invalid_event, "line 7: data:"},
+      {"\n{\"id\":\"01930000-0000-7000-8000-0000000000f1\",\"stream\":\"s-1\","
+       "\"version\":9,\"type\":\"T\",\"data\":{}}\n",
        ErrorCode::version_conflict, "line 7: version conflict on stream \"s-1\""},
+      {"\n{\"stream\":\"s-1\",\"type\":\"T\",\"data\":{}}\n", ErrorCode::invalid_event,
+       "line 7: id: missing"},
       {"\n{\"id\":\"01930000-0000-7000-8000-00000000abcd\",\"stream\":\"odd-1\","
        "\"type\":\"Other\",\"data\":{}}\n",
        ErrorCode::id_conflict, "line 7: event id"}};
