@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <ostream>
 #include <string>
@@ -61,6 +62,12 @@ int follow(const Store& store, ReadOptions options) {
   std::uint64_t printed = 0;
   Seq next = std::max<Seq>(1, options.from);
   Seq seen_head = -1;
+  Version next_version = 1;  // with --stream: where the next round starts in it
+  const auto wanted = [&](const std::string& type) {
+    return options.types.empty() ||
+           std::find(options.types.begin(), options.types.end(), type) !=
+               options.types.end();
+  };
   std::string line;
   // A write seen by the watch can come before its commit is visible (SQLite
   // publishes it in the -shm, which inotify does not see): after a wake-up that
@@ -74,16 +81,30 @@ int follow(const Store& store, ReadOptions options) {
     seen_head = current;
     const Seq head = std::min(current, to);
     if (head >= next) {
-      ReadOptions round = options;
-      round.from = next;
-      round.to = head;
-      round.limit = limit == 0 ? 0 : limit - printed;
-      for (const Event& e : store.read_all(round)) {
+      const auto print = [&](const Event& e) {
         line.clear();
         append_envelope(e, line);
         line += '\n';
-        if (!out.write(line.data(), static_cast<std::streamsize>(line.size()))) break;
+        if (!out.write(line.data(), static_cast<std::streamsize>(line.size()))) return false;
         ++printed;
+        return limit == 0 || printed < limit;
+      };
+      if (!options.stream.empty()) {
+        // One stream: go on from the version after the last one seen, so that each
+        // round costs the new events, not the whole stream again.
+        for (const Event& e : store.read_stream(options.stream, next_version)) {
+          if (e.seq > head) break;
+          next_version = e.version + 1;
+          if (e.seq < next || !wanted(e.type)) continue;
+          if (!print(e)) break;
+        }
+      } else {
+        ReadOptions round = options;
+        round.from = next;
+        round.to = head;
+        round.limit = limit == 0 ? 0 : limit - printed;
+        for (const Event& e : store.read_all(round))
+          if (!print(e)) break;
       }
       next = head + 1;
       out.flush();

@@ -249,6 +249,25 @@ TEST_F(Follow, EndsWhenItsReaderGoesAway) {
   EXPECT_EQ(lines(read_bytes(file("head.out"))).size(), 2u);
 }
 
+// One stream and a type, over several rounds: only those, each once, then the limit.
+TEST_F(Follow, OneStreamAndTypeAcrossRoundsThenTheLimit) {
+  seed(10);
+  const fs::path out = file("followed.jsonl");
+  const pid_t pid = spawn(
+      {kCli, "read", db(), "--follow", "--stream", "s-1", "--type", "Later", "--limit", "2"},
+      out);
+  for (int i = 0; i < 2; ++i) {
+    append_jsonl("{\"stream\":\"s-1\",\"type\":\"Other\",\"data\":{}}\n"
+                 "{\"stream\":\"s-1\",\"type\":\"Later\",\"data\":{\"i\":" +
+                 std::to_string(i) + "}}\n");
+    ASSERT_TRUE(wait_for(
+        [&] { return lines(read_bytes(out)).size() == static_cast<std::size_t>(i + 1); },
+        std::chrono::seconds(10)));
+  }
+  EXPECT_EQ(exit_within(pid, std::chrono::seconds(10)), 0);  // at the limit
+  EXPECT_EQ(read_bytes(out), run({"read", db(), "--stream", "s-1", "--type", "Later"}).out);
+}
+
 TEST_F(Follow, StopsAtTheLimit) {
   seed(3);
   const Result r = run({"read", db(), "--follow", "--limit", "2"});
