@@ -46,10 +46,6 @@ void forward_from_a(const std::filesystem::path& db, const NatsServer& server,
   processor.run_until_idle();
 }
 
-struct JsCtxFree {
-  void operator()(jsCtx* j) const noexcept { jsCtx_Destroy(j); }
-};
-
 // The durable consumer's count of messages handed out and not acknowledged, and of
 // those not handed out yet.
 struct ConsumerState {
@@ -57,9 +53,7 @@ struct ConsumerState {
   std::uint64_t pending = 0;
 };
 ConsumerState consumer_state(natsConnection* conn, const char* durable = "eventlite") {
-  jsCtx* raw = nullptr;
-  natsConnection_JetStream(&raw, conn, nullptr);
-  std::unique_ptr<jsCtx, JsCtxFree> js(raw);
+  const NatsJs js = jetstream(conn);
   jsConsumerInfo* info = nullptr;
   ConsumerState out;
   if (js_GetConsumerInfo(&info, js.get(), "EVENTS", durable, nullptr, nullptr) ==
@@ -73,9 +67,7 @@ ConsumerState consumer_state(natsConnection* conn, const char* durable = "eventl
 // What a bridge killed before its ack leaves: `n` messages fetched through the
 // durable consumer `durable` and never acknowledged. Returns their payloads.
 std::vector<std::string> fetch_without_ack(natsConnection* conn, int n) {
-  jsCtx* raw = nullptr;
-  natsConnection_JetStream(&raw, conn, nullptr);
-  std::unique_ptr<jsCtx, JsCtxFree> js(raw);
+  const NatsJs js = jetstream(conn);
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
   cfg.Durable = "eventlite";
@@ -188,9 +180,7 @@ TEST(NatsBridge, MessagesThatAreNotEnvelopesAreKeptAsRejectedAndAcknowledged) {
   forward_from_a(dir / "a.db", server, 2);
   NatsConn conn = server.connect();
   {
-    jsCtx* raw = nullptr;
-    natsConnection_JetStream(&raw, conn.get(), nullptr);
-    std::unique_ptr<jsCtx, JsCtxFree> js(raw);
+    const NatsJs js = jetstream(conn.get());
     const std::string bad = "not json";
     ASSERT_EQ(js_Publish(nullptr, js.get(), "events.Junk", bad.data(),
                          static_cast<int>(bad.size()), nullptr, nullptr),
@@ -315,9 +305,7 @@ TEST(NatsBridge, DeletedConsumerResumesFromTheFilesPosition) {
   }
   NatsConn conn = server.connect();
   {
-    jsCtx* raw = nullptr;
-    natsConnection_JetStream(&raw, conn.get(), nullptr);
-    std::unique_ptr<jsCtx, JsCtxFree> js(raw);
+    const NatsJs js = jetstream(conn.get());
     ASSERT_EQ(js_DeleteConsumer(js.get(), "EVENTS", "eventlite", nullptr, nullptr),
               NATS_OK);
   }

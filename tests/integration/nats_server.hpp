@@ -29,6 +29,18 @@ struct NatsMsgFree {
   void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
 };
 using NatsMsg = std::unique_ptr<natsMsg, NatsMsgFree>;
+struct NatsJsFree {
+  void operator()(jsCtx* j) const noexcept { jsCtx_Destroy(j); }
+};
+using NatsJs = std::unique_ptr<jsCtx, NatsJsFree>;
+
+// A JetStream context on `conn`; throws if there is none.
+inline NatsJs jetstream(natsConnection* conn) {
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
+    throw std::runtime_error("no JetStream context");
+  return NatsJs(js);
+}
 
 // Thread safety: one thread at a time.
 class NatsServer {
@@ -95,9 +107,8 @@ class NatsServer {
 // Every message of JetStream stream `stream`, in stream order.
 inline std::vector<NatsMsg> stream_messages(natsConnection* conn,
                                             const std::string& stream) {
-  jsCtx* js = nullptr;
-  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
-    throw std::runtime_error("no JetStream context");
+  const NatsJs ctx = jetstream(conn);
+  jsCtx* js = ctx.get();
   std::vector<NatsMsg> out;
   jsStreamInfo* info = nullptr;
   if (js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK) {
@@ -109,21 +120,17 @@ inline std::vector<NatsMsg> stream_messages(natsConnection* conn,
     }
     jsStreamInfo_Destroy(info);
   }
-  jsCtx_Destroy(js);
   return out;
 }
 
 // How many messages JetStream stream `stream` holds (0 when it is missing).
 inline std::uint64_t stream_count(natsConnection* conn, const std::string& stream) {
-  jsCtx* js = nullptr;
-  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
-    throw std::runtime_error("no JetStream context");
+  const NatsJs js = jetstream(conn);
   jsStreamInfo* info = nullptr;
   std::uint64_t n = 0;
-  if (js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr) == NATS_OK)
+  if (js_GetStreamInfo(&info, js.get(), stream.c_str(), nullptr, nullptr) == NATS_OK)
     n = info->State.Msgs;
   jsStreamInfo_Destroy(info);
-  jsCtx_Destroy(js);
   return n;
 }
 
@@ -131,9 +138,7 @@ inline std::uint64_t stream_count(natsConnection* conn, const std::string& strea
 // duplicate window, as an operator would before a forwarder runs.
 inline void create_stream(natsConnection* conn, const std::string& stream,
                           std::chrono::milliseconds duplicate_window) {
-  jsCtx* js = nullptr;
-  if (natsConnection_JetStream(&js, conn, nullptr) != NATS_OK)
-    throw std::runtime_error("no JetStream context");
+  const NatsJs js = jetstream(conn);
   const char* subjects[] = {"events.>"};
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
@@ -143,9 +148,8 @@ inline void create_stream(natsConnection* conn, const std::string& stream,
   cfg.Storage = js_FileStorage;
   cfg.Duplicates = static_cast<int64_t>(duplicate_window.count()) * 1000000;
   jsStreamInfo* info = nullptr;
-  const natsStatus s = js_AddStream(&info, js, &cfg, nullptr, nullptr);
+  const natsStatus s = js_AddStream(&info, js.get(), &cfg, nullptr, nullptr);
   jsStreamInfo_Destroy(info);
-  jsCtx_Destroy(js);
   if (s != NATS_OK) throw std::runtime_error("cannot create the stream");
 }
 

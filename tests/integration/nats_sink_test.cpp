@@ -126,12 +126,8 @@ TEST(NatsSink, RewindDuplicatesNothingAndRefillsADeletedStream) {
   expect_stream_holds_the_file(server, store);
 
   NatsConn conn = server.connect();
-  {
-    jsCtx* js = nullptr;
-    ASSERT_EQ(natsConnection_JetStream(&js, conn.get(), nullptr), NATS_OK);
-    ASSERT_EQ(js_DeleteStream(js, "EVENTS", nullptr, nullptr), NATS_OK);
-    jsCtx_Destroy(js);
-  }
+  ASSERT_EQ(js_DeleteStream(jetstream(conn.get()).get(), "EVENTS", nullptr, nullptr),
+            NATS_OK);
   ASSERT_EQ(stream_count(conn.get(), "EVENTS"), 0u);
   rewind(store, "to-nats", 1);
   run();
