@@ -260,16 +260,34 @@ std::size_t discard_dead_letters(Store& store, std::string_view subscription,
                              });
 }
 
-void rewind(Store& store, std::string_view subscription, Seq from) {
+RewindReport rewind(Store& store, std::string_view subscription, Seq from) {
   if (from < 1)
     throw InvalidArgument(
         fmt::format("rewind: from must be a seq of 1 or more, not {}", from));
-  write_for(store, subscription, "rewind", [&](detail::Queries& q) {
+  return write_for(store, subscription, "rewind", [&](detail::Queries& q) {
+    RewindReport report;
+    report.position_before = q.subscription(subscription).position.value_or(0);
+    report.position_after = from - 1;
+    {
+      detail::Stmt& s = q.statement(
+          "SELECT count(*) FILTER (WHERE status != 'dead'), "
+          "count(*) FILTER (WHERE status = 'dead') FROM eventlite_deliveries "
+          "WHERE subscription = ?1 AND seq >= ?2");
+      detail::StmtScope scope(s);
+      s.bind(1, subscription);
+      s.bind(2, from);
+      s.step("count deliveries");
+      report.owed_dropped = static_cast<std::uint64_t>(s.column_int(0));
+      report.dead_dropped = static_cast<std::uint64_t>(s.column_int(1));
+    }
+    const std::string now = detail::now_text();
+    if (const auto lease = q.read_lease(subscription); lease && lease->expires > now)
+      report.ended_lease_of = lease->owner;
     // The lease ends long past on any clock (a processor on a test's ManualClock
     // included).
-    q.rewind(subscription, from, detail::now_text(),
+    q.rewind(subscription, from, now,
              detail::format_time(std::chrono::system_clock::time_point{}));
-    return 0;
+    return report;
   });
 }
 

@@ -3,27 +3,12 @@
 
 #include "eventlite/lease.hpp"
 
-#include <fmt/format.h>
-#include <unistd.h>
-
-#include <random>
-
 #include "eventlite/errors.hpp"
+#include "processor/leases.hpp"
 #include "processor/writer.hpp"
 #include "store/time_text.hpp"
 
 namespace eventlite {
-
-namespace {
-
-std::string generated_owner() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  std::random_device rd;
-  return fmt::format("{}:{}:{:06x}", host, getpid(), rd() & 0xffffff);
-}
-
-}  // namespace
 
 Lease::Lease(Store& store, std::string name, std::chrono::milliseconds duration,
              std::string owner)
@@ -31,7 +16,7 @@ Lease::Lease(Store& store, std::string name, std::chrono::milliseconds duration,
           detail::StoreAccess::make(detail::StoreAccess::impl(store)))),
       name_(std::move(name)),
       duration_(duration),
-      owner_(owner.empty() ? generated_owner() : std::move(owner)) {
+      owner_(owner.empty() ? detail::generated_owner() : std::move(owner)) {
   if (name_.empty()) throw InvalidArgument("lease: the name is empty");
   if (duration_.count() <= 0)
     throw InvalidArgument("lease: the duration must be positive");

@@ -1,8 +1,20 @@
 #include "processor/leases.hpp"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <random>
+
 #include "store/clock.hpp"
 
 namespace eventlite::detail {
+
+std::string generated_owner() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::random_device rd;
+  return fmt::format("{}:{}:{:06x}", host, getpid(), rd() & 0xffffff);
+}
 
 void LeaseKeeper::peek(Queries& reads, std::span<SubscriptionState* const> subs,
                        SysTime now, std::uint64_t generation) const {

@@ -24,6 +24,9 @@
 
 namespace eventlite::detail {
 
+// "host:pid:random": names a lease holder of this process in the file.
+std::string generated_owner();
+
 struct LeaseChange {
   enum class Kind { acquired, renewed, held_elsewhere };
   SubscriptionState* sub = nullptr;

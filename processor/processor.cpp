@@ -3,11 +3,7 @@
 
 #include "eventlite/processor.hpp"
 
-#include <fmt/format.h>
 #include <spdlog/logger.h>
-#include <unistd.h>
-
-#include <random>
 
 #include "eventlite/errors.hpp"
 #include "processor/processor_impl.hpp"
@@ -18,13 +14,6 @@ namespace eventlite {
 using detail::SubscriptionState;
 
 namespace {
-
-std::string default_owner() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  std::random_device rd;
-  return fmt::format("{}:{}:{:06x}", host, getpid(), rd() & 0xffffff);
-}
 
 void validate(const RetryPolicy& r, const std::string& what) {
   if (r.max_attempts < 1)
@@ -62,7 +51,7 @@ Processor::Impl::Impl(Store& s, ProcessorOptions o)
       logger(options.logger ? options.logger : store_impl->logger),
       env{&options.observer, logger.get(), clock.get()},
       writer(detail::StoreAccess::make(store_impl)),
-      leases(options.owner.empty() ? default_owner() : options.owner,
+      leases(options.owner.empty() ? detail::generated_owner() : options.owner,
              options.lease_time),
       dispatcher(
           env, writer, leases.owner(), options.batch_size,

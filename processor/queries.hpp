@@ -149,6 +149,10 @@ class Queries {
   void rewind(std::string_view subscription, Seq from, std::string_view now,
               std::string_view long_ago);
 
+ // One more statement on this connection, prepared once: `sql` must be a literal
+  // (statements are kept by its address).
+  Stmt& statement(const char* sql) { return get(sql); }
+
  private:
   Stmt& get(const char* sql);
 

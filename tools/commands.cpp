@@ -461,9 +461,27 @@ int run_dead_discard(const DeadChangeArgs& args) {
 
 int run_rewind(const RewindArgs& args) {
   Store store = open_for_writing(args.db);
-  rewind(store, args.subscription, args.from);
-  std::cout << fmt::format("{}: next delivery from seq {}\n", args.subscription,
-                           args.from);
+  const RewindReport r = rewind(store, args.subscription, args.from);
+  std::cout << fmt::format("{}: next delivery from seq {}\n", args.subscription, args.from);
+  if (r.position_before > r.position_after)
+    std::cout << fmt::format("  position {} -> {}: {} delivered again\n", r.position_before,
+                             r.position_after,
+                             plural(static_cast<std::uint64_t>(r.position_before -
+                                                               r.position_after),
+                                    "event", "events"));
+  else if (r.position_before < r.position_after)
+    std::cout << fmt::format("  position {} -> {}: {} skipped\n", r.position_before,
+                             r.position_after,
+                             plural(static_cast<std::uint64_t>(r.position_after -
+                                                               r.position_before),
+                                    "event", "events"));
+  if (r.owed_dropped + r.dead_dropped > 0)
+    std::cout << fmt::format("  dropped {} and {}, delivered again from the log\n",
+                             plural(r.dead_dropped, "dead letter", "dead letters"),
+                             plural(r.owed_dropped, "owed delivery", "owed deliveries"));
+  if (r.ended_lease_of)
+    std::cout << fmt::format("  ended the lease of {} (its uncommitted work cannot land)\n",
+                             *r.ended_lease_of);
   return kExitOk;
 }
 

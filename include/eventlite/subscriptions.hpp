@@ -138,6 +138,16 @@ std::size_t retry_dead_letters(Store& store, std::string_view subscription,
 std::size_t discard_dead_letters(Store& store, std::string_view subscription,
                                  std::span<const Seq> seqs = {});
 
+// What a rewind did, as `eventlite rewind` prints it.
+// Thread safety: a value.
+struct RewindReport {
+  Seq position_before = 0;
+  Seq position_after = 0;              // from - 1
+  std::uint64_t owed_dropped = 0;      // retrying or waiting deliveries at or after from
+  std::uint64_t dead_dropped = 0;      // dead letters at or after from
+  std::optional<std::string> ended_lease_of = {};  // the processor whose lease it ended
+};
+
 // Moves `subscription` so that its next delivery is the first event at or after
 // `from` (from = 1: everything again). Deliveries owed or dead at or after `from`
 // are dropped: they are delivered again from the log. For a processor dispatching
@@ -145,6 +155,6 @@ std::size_t discard_dead_letters(Store& store, std::string_view subscription,
 // committed cannot land, and it (or another process) picks the subscription up again
 // from `from`. Throws InvalidArgument for an unknown subscription, a `from` below 1
 // or a read-only store, StorageError if SQLite fails (then nothing changed).
-void rewind(Store& store, std::string_view subscription, Seq from);
+RewindReport rewind(Store& store, std::string_view subscription, Seq from);
 
 }  // namespace eventlite

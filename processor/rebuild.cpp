@@ -1,0 +1,342 @@
+// Projection rebuilds (include/eventlite/rebuild.hpp): in place under the
+// subscription's own lease, or into shadow tables under "rebuild:<name>" and swapped
+// in one transaction.
+//
+// Events are read outside the step's write transaction (they never change once
+// stored), so a step holds the writer only for the handler's writes and the
+// checkpoint. The last step of a shadow build reads inside its transaction's write
+// lock instead: no append can land between its read and the swap.
+
+#include "eventlite/rebuild.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "eventlite/errors.hpp"
+#include "eventlite/lease.hpp"
+#include "eventlite/store.hpp"
+#include "eventlite/transaction.hpp"
+#include "processor/leases.hpp"
+#include "processor/writer.hpp"
+#include "store/clock.hpp"
+#include "store/sqlite_util.hpp"
+#include "store/store_impl.hpp"
+
+namespace eventlite {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::chrono::milliseconds since(steady::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t);
+}
+
+std::string long_ago() {
+  return detail::format_time(std::chrono::system_clock::time_point{});
+}
+
+std::string until(std::chrono::milliseconds lease_time) {
+  return detail::format_time(std::chrono::system_clock::now() + lease_time);
+}
+
+void check_options(Store& store, const RebuildOptions& o, const char* what) {
+  detail::StoreAccess::impl(store)->require_writer(what);
+  if (o.from < 1)
+    throw InvalidArgument(fmt::format("{}: from must be a seq of 1 or more, not {}", what,
+                                      o.from));
+  if (o.batch_size == 0) throw InvalidArgument(fmt::format("{}: batch_size is 0", what));
+  if (o.lease_time.count() <= 0)
+    throw InvalidArgument(fmt::format("{}: lease_time must be positive", what));
+}
+
+std::optional<Seq> position_of(sqlite3* db, std::string_view subscription) {
+  detail::Stmt s(db, "SELECT position FROM eventlite_subscriptions WHERE name = ?1",
+                 false);
+  detail::StmtScope scope(s);
+  s.bind(1, subscription);
+  if (!s.step("read subscription")) return std::nullopt;
+  return s.column_int(0);
+}
+
+Seq require_position(sqlite3* db, std::string_view subscription, const char* what) {
+  const auto position = position_of(db, subscription);
+  if (!position)
+    throw InvalidArgument(
+        fmt::format("{}: unknown subscription \"{}\"", what, subscription));
+  return *position;
+}
+
+// Deletes the subscription's deliveries at or after `from`; returns how many.
+std::uint64_t drop_deliveries(sqlite3* db, std::string_view subscription, Seq from) {
+  detail::Stmt s(db, "DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2",
+                 false);
+  detail::StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, from);
+  s.step("drop deliveries");
+  return static_cast<std::uint64_t>(sqlite3_changes(db));
+}
+
+// Reads and delivers the events past a position, one step at a time.
+class Steps {
+ public:
+  Steps(std::string_view subscription, const Handler& handler,
+        const RebuildOptions& options, RebuildReport& report)
+      : subscription_(subscription), handler_(handler), options_(options),
+        report_(report) {}
+
+  // The next step's events after `after` (at most batch_size; up to `to`).
+  std::vector<Event> read(const Store& store, Seq after,
+                          Seq to = std::numeric_limits<Seq>::max()) const {
+    ReadOptions r;
+    r.from = after + 1;
+    r.to = to;
+    r.types = options_.types;
+    r.stream_prefix = options_.stream_prefix;
+    if (to == std::numeric_limits<Seq>::max()) r.limit = options_.batch_size;
+    r.page_size = std::clamp<std::size_t>(options_.batch_size, 1, 65536);
+    return store.read_all(std::move(r)).to_vector();
+  }
+
+  void deliver(Transaction& txn, const std::vector<Event>& events) {
+    for (const Event& e : events)
+      handler_(Context(e, subscription_, 1, &txn, nullptr, /*replay=*/true));
+    report_.events += events.size();
+  }
+
+  // A step's transaction ended (committed): counts it and reports progress.
+  void stepped(steady::time_point began, Seq position, Seq head) {
+    ++report_.steps;
+    report_.longest_step = std::max(report_.longest_step, since(began));
+    if (options_.on_progress) options_.on_progress(position, head);
+  }
+
+ private:
+  std::string_view subscription_;
+  const Handler& handler_;
+  const RebuildOptions& options_;
+  RebuildReport& report_;
+};
+
+// The lease row of `name`, as it stands in `db`'s transaction.
+struct LeaseHolder {
+  std::string owner;
+  std::string expires;
+  std::int64_t token = 0;
+};
+
+std::optional<LeaseHolder> lease_of(sqlite3* db, std::string_view name) {
+  detail::Stmt s(db, "SELECT owner, expires, token FROM eventlite_leases WHERE name = ?1",
+                 false);
+  detail::StmtScope scope(s);
+  s.bind(1, name);
+  if (!s.step("read lease")) return std::nullopt;
+  return LeaseHolder{std::string(s.column_text(0)), std::string(s.column_text(1)),
+                     s.column_int(2)};
+}
+
+// Where a shadow build stands: its row in eventlite_rebuilds.
+struct ShadowRow {
+  Seq from = 1;
+  Seq position = 0;
+};
+
+std::optional<ShadowRow> shadow_row(sqlite3* db, std::string_view subscription) {
+  detail::Stmt s(db,
+                 "SELECT from_seq, position FROM eventlite_rebuilds WHERE subscription = ?1",
+                 false);
+  detail::StmtScope scope(s);
+  s.bind(1, subscription);
+  if (!s.step("read rebuild")) return std::nullopt;
+  return ShadowRow{s.column_int(0), s.column_int(1)};
+}
+
+void write_shadow_row(sqlite3* db, std::string_view subscription, const ShadowRow& row) {
+  const std::string now = detail::now_text();
+  detail::Stmt s(db,
+                 "INSERT INTO eventlite_rebuilds(subscription, from_seq, position, started, "
+                 "updated) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(subscription) DO UPDATE "
+                 "SET position = excluded.position, updated = excluded.updated",
+                 false);
+  detail::StmtScope scope(s);
+  s.bind(1, subscription);
+  s.bind(2, row.from);
+  s.bind(3, row.position);
+  s.bind(4, now);
+  s.step("write rebuild");
+}
+
+}  // namespace
+
+RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
+                               const Handler& handler,
+                               const std::function<void(Transaction&)>& reset,
+                               RebuildOptions options) {
+  constexpr const char* kWhat = "rebuild";
+  check_options(store, options, kWhat);
+  if (!handler) throw InvalidArgument("rebuild: the handler is empty");
+  if (!reset) throw InvalidArgument("rebuild: reset is empty");
+  const auto began = steady::now();
+  RebuildReport report;
+  report.subscription = std::string(subscription);
+  report.from = options.from;
+  detail::Writer writer(detail::StoreAccess::make(detail::StoreAccess::impl(store)));
+  Steps steps(subscription, handler, options, report);
+  const std::string owner = detail::generated_owner();
+  std::int64_t token = 0;
+  Seq position = options.from - 1;
+  bool first = true;
+  const auto release = [&]() noexcept {
+    if (token == 0) return;
+    try {
+      writer.run([&](detail::Queries& q) {
+        q.release_lease(subscription, owner, token, long_ago());
+      });
+    } catch (...) {
+      // It expires on its own.
+    }
+  };
+  try {
+    for (;;) {
+      const auto step_began = steady::now();
+      // Every event up to `head` is committed, so a short read saw all of them.
+      const Seq head = store.head();
+      const std::vector<Event> events = steps.read(store, position);
+      Transaction txn = store.transaction();
+      sqlite3* db = txn.database().getHandle();
+      if (first) {
+        // Take the subscription's lease with a new token, so that a batch its
+        // processor has in flight cannot land, move the checkpoint and reset.
+        report.position_before = require_position(db, subscription, kWhat);
+        const auto lease = lease_of(db, subscription);
+        if (lease && lease->expires > detail::now_text())
+          report.previous_owner = lease->owner;
+        token = lease ? lease->token + 1 : 1;
+        report.dropped = drop_deliveries(db, subscription, options.from);
+        detail::Queries& q = writer.queries(txn);
+        q.write_lease(subscription, owner, until(options.lease_time), token);
+        q.write_position(subscription, position, detail::now_text());
+        reset(txn);
+      } else if (!writer.queries(txn).fence_holds(subscription, position, owner, token)) {
+        throw InvalidArgument(fmt::format(
+            "rebuild: \"{}\" was rewound or taken over by another process meanwhile",
+            subscription));
+      }
+      steps.deliver(txn, events);
+      // The handler may have run statements on the connection: ask for the
+      // writer's statements again.
+      detail::Queries& q = writer.queries(txn);
+      if (!events.empty()) position = events.back().seq;
+      // A short read found everything of the subscription's filters up to `head`.
+      if (events.size() < options.batch_size) position = std::max(position, head);
+      q.write_position(subscription, position, detail::now_text());
+      q.write_lease(subscription, owner, until(options.lease_time), token);
+      txn.commit();
+      const bool done = events.size() < options.batch_size;
+      first = false;
+      steps.stepped(step_began, position, head);
+      if (done) break;
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
+  release();
+  report.position_after = position;
+  report.took = since(began);
+  return report;
+}
+
+RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
+                                  const ShadowBuild& build, RebuildOptions options) {
+  constexpr const char* kWhat = "rebuild with shadow";
+  check_options(store, options, kWhat);
+  if (!build.create || !build.handler || !build.swap)
+    throw InvalidArgument("rebuild with shadow: create, handler and swap are all needed");
+  const auto began = steady::now();
+  RebuildReport report;
+  report.subscription = std::string(subscription);
+  Lease lease(store, fmt::format("rebuild:{}", subscription), options.lease_time);
+  if (!lease.acquire_or_renew())
+    throw InvalidArgument(fmt::format(
+        "rebuild with shadow: another process is rebuilding \"{}\"", subscription));
+  detail::Writer writer(detail::StoreAccess::make(detail::StoreAccess::impl(store)));
+  Steps steps(subscription, build.handler, options, report);
+
+  // Start (create the shadow tables) or resume.
+  ShadowRow row;
+  {
+    Transaction txn = store.transaction();
+    sqlite3* db = txn.database().getHandle();
+    report.position_before = require_position(db, subscription, kWhat);
+    if (auto found = shadow_row(db, subscription)) {
+      row = *found;
+      report.resumed = true;
+    } else {
+      row = {options.from, options.from - 1};
+      build.create(txn);
+      write_shadow_row(txn.database().getHandle(), subscription, row);
+    }
+    txn.commit();
+  }
+  report.from = row.from;
+  auto renewed = steady::now();
+
+  // Catch up while more than a step is left, the live read model serving.
+  for (;;) {
+    if (since(renewed) > options.lease_time / 3) {
+      if (!lease.acquire_or_renew())
+        throw InvalidArgument(fmt::format(
+            "rebuild with shadow: lost the lease of \"{}\"", subscription));
+      renewed = steady::now();
+    }
+    const auto step_began = steady::now();
+    const std::vector<Event> events = steps.read(store, row.position);
+    const Seq head = store.head();
+    if (events.size() < options.batch_size || events.back().seq >= head) break;
+    Transaction txn = store.transaction();
+    if (!lease.holds_in(txn))
+      throw InvalidArgument(fmt::format(
+          "rebuild with shadow: lost the lease of \"{}\"", subscription));
+    steps.deliver(txn, events);
+    row.position = events.back().seq;
+    write_shadow_row(txn.database().getHandle(), subscription, row);
+    txn.commit();
+    steps.stepped(step_began, row.position, head);
+  }
+
+  // The swap: the rest, read under the write lock, then the tables and the
+  // checkpoint, in one transaction.
+  const auto step_began = steady::now();
+  Transaction txn = store.transaction();
+  if (!lease.holds_in(txn))
+    throw InvalidArgument(
+        fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
+  const Seq head = writer.queries(txn).head();
+  steps.deliver(txn, steps.read(store, row.position, head));
+  build.swap(txn);
+  sqlite3* db = txn.database().getHandle();
+  require_position(db, subscription, kWhat);  // not dropped by the swap
+  report.dropped = drop_deliveries(db, subscription, 1);
+  // The live subscription goes on from the head, with a new token: a batch its
+  // processor has in flight was delivered to the old tables and must not land.
+  detail::Queries& q = writer.queries(txn);
+  q.write_position(subscription, head, detail::now_text());
+  if (const auto live = lease_of(db, subscription)) {
+    if (live->expires > detail::now_text()) report.previous_owner = live->owner;
+    q.write_lease(subscription, live->owner, long_ago(), live->token + 1);
+  }
+  detail::Stmt done(db, "DELETE FROM eventlite_rebuilds WHERE subscription = ?1", false);
+  detail::StmtScope scope(done);
+  done.bind(1, subscription);
+  done.step("end rebuild");
+  txn.commit();
+  steps.stepped(step_began, head, head);
+  report.position_after = head;
+  report.took = since(began);
+  return report;
+}
+
+}  // namespace eventlite
