@@ -30,6 +30,7 @@
 #include <boost/asio/post.hpp>
 
 #include "eventlite/errors.hpp"
+#include "eventlite/upcast.hpp"
 #include "processor/processor_impl.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"
@@ -46,6 +47,8 @@ void Processor::Impl::open_loop_connection() {
   if (conn) return;
   conn = detail::open_connection(store_impl->config, detail::Role::reader);
   reads = std::make_unique<detail::Queries>(conn->getHandle());
+  if (const auto& up = store_impl->options.upcasters; up && !up->empty())
+    reads->set_upcasters(up.get());
   dispatcher.set_reads(reads.get());
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "eventlite/errors.hpp"
+#include "eventlite/upcast.hpp"
 
 namespace eventlite::detail {
 namespace {
@@ -109,6 +110,9 @@ bool RangeState::fetch() {
     if (page.size() < want) page.resize(want);
   }
   page_len = step_page([&](const Stmt& s, std::size_t n) { copy_event(s, page[n]); });
+  // After the page's read transaction: a step may take its time.
+  if (upcasters)
+    for (std::size_t i = 0; i < page_len; ++i) upcasters->apply(page[i]);
   return page_len > 0;
 }
 

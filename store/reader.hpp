@@ -15,6 +15,10 @@
 #include "eventlite/read.hpp"
 #include "store/sqlite_util.hpp"
 
+namespace eventlite {
+class Upcasters;
+}
+
 namespace eventlite::detail {
 
 // The columns of eventlite_events in copy_event()'s order, for SELECT lists.
@@ -74,6 +78,7 @@ struct RangeState {
   using Param = std::variant<std::int64_t, std::string>;
 
   std::shared_ptr<ReaderPool> pool;
+  std::shared_ptr<const Upcasters> upcasters;  // applied to each fetched event
   std::string sql;            // binds: ?1 the key, then `params`, then the page limit
   std::vector<Param> params;  // stream, seq bounds, prefix bounds, types, in order
   bool by_version = false;    // key is the stream version, not the seq

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "eventlite/errors.hpp"
+#include "eventlite/upcast.hpp"
 #include "eventlite/transaction.hpp"
 #include "store/clock.hpp"
 #include "store/schema.hpp"
@@ -269,6 +270,8 @@ std::vector<Seq> Store::append_in(SQLite::Database& db, std::string_view stream,
 EventRange Store::read_all(ReadOptions options) const {
   auto state = detail::plan_read_all(std::move(options));
   state->pool = impl_->readers;
+  if (impl_->options.upcasters && !impl_->options.upcasters->empty())
+    state->upcasters = impl_->options.upcasters;
   return EventRange(std::move(state));
 }
 
@@ -276,6 +279,8 @@ EventRange Store::read_stream(std::string_view stream, Version from,
                               std::uint64_t limit) const {
   auto state = detail::plan_read_stream(stream, from, limit);
   state->pool = impl_->readers;
+  if (impl_->options.upcasters && !impl_->options.upcasters->empty())
+    state->upcasters = impl_->options.upcasters;
   return EventRange(std::move(state));
 }
 

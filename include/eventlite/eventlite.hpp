@@ -2,6 +2,7 @@
 
 // eventlite: an embedded event store in one SQLite file, with a background processor.
 
+#include "eventlite/aggregate.hpp"
 #include "eventlite/clock.hpp"
 #include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
@@ -17,3 +18,4 @@
 #include "eventlite/subscriptions.hpp"
 #include "eventlite/transaction.hpp"
 #include "eventlite/transfer.hpp"
+#include "eventlite/upcast.hpp"

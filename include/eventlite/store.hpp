@@ -28,6 +28,7 @@ class logger;
 namespace eventlite {
 
 class Transaction;
+class Upcasters;
 namespace detail {
 struct StoreAccess;
 }
@@ -63,6 +64,9 @@ struct StoreOptions {
   std::size_t max_readers = 4;
   // Where the store logs; null: a stderr logger at warn and up.
   std::shared_ptr<spdlog::logger> logger = {};
+  // Applied to every event read as an Event and delivered by a processor
+  // (upcast.hpp); null: events as stored.
+  std::shared_ptr<const Upcasters> upcasters = {};
 };
 
 // A stream's summary, as `eventlite streams` prints it.
