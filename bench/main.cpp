@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     add_dispatch_rss_figure(bench, ctx);
     add_idle_cpu_figure(bench, ctx);
     add_wake_latency_figures(bench, ctx);
+    add_rebuild_figures(bench, ctx);
 #ifdef EVENTLITE_HAVE_TOOL
     add_transfer_figures(bench, ctx);
 #endif

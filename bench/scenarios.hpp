@@ -17,6 +17,8 @@
 //  13-16. forwarding to and bridging from Redis and JetStream (scenarios_redis.cpp,
 //      scenarios_nats.cpp)
 //  17-20. `eventlite replay` and `eventlite import` on 1M events, speed and peak RSS
+//  21-23. a rebuild without downtime of a 1M-event projection: its rate, and the
+//      longest an appender and a reader waited meanwhile (scenarios_rebuild.cpp)
 
 #include <chrono>
 #include <cstddef>
@@ -78,6 +80,7 @@ void add_latency_figures(Bench& bench, Context& ctx);
 void add_dispatch_rss_figure(Bench& bench, Context& ctx);
 void add_idle_cpu_figure(Bench& bench, Context& ctx);
 void add_wake_latency_figures(Bench& bench, Context& ctx);
+void add_rebuild_figures(Bench& bench, Context& ctx);
 // Built with the eventlite tool (scenarios_transfer.cpp).
 void add_transfer_figures(Bench& bench, Context& ctx);
 // Built with EVENTLITE_WITH_REDIS (scenarios_redis.cpp).

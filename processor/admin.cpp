@@ -51,7 +51,8 @@ std::string status_sql(bool v4) {
          "(SELECT count(*) FROM eventlite_deliveries AS d "
          " WHERE d.subscription = s.name AND d.status = 'dead'), "
          "l.owner, l.expires, l.token, "
-         "(SELECT count(*) FROM eventlite_held_streams AS x WHERE x.subscription = s.name), "
+         "(SELECT count(*) FROM eventlite_held_streams AS x WHERE x.subscription = "
+         "s.name), "
          "coalesce(min(o.n, o.o), o.n, o.o), " +
          sinks +
          "FROM (SELECT coalesce(max(seq), 0) AS head FROM eventlite_events) AS h "
@@ -59,7 +60,8 @@ std::string status_sql(bool v4) {
          "LEFT JOIN eventlite_leases AS l ON l.name = s.name " +
          (v4 ? "LEFT JOIN eventlite_sink_health AS k ON k.subscription = s.name " : "") +
          "LEFT JOIN (SELECT s2.name AS name, "
-         "  (SELECT e.time FROM eventlite_events AS e WHERE e.seq = s2.position + 1) AS n, "
+         "  (SELECT e.time FROM eventlite_events AS e WHERE e.seq = s2.position + 1) AS "
+         "n, "
          "  (SELECT min(e.time) FROM eventlite_deliveries AS d "
          "   JOIN eventlite_events AS e ON e.seq = d.seq "
          "   WHERE d.subscription = s2.name AND d.status != 'dead') AS o "
@@ -75,7 +77,8 @@ constexpr const char* kBridgesSql =
     "ON l.name = 'bridge:' || b.name ORDER BY b.name";
 
 // The status report's first read, a row at a time: the subscriptions.
-void read_subscriptions(detail::Stmt& s, StatusReport& report, const std::string& now_text,
+void read_subscriptions(detail::Stmt& s, StatusReport& report,
+                        const std::string& now_text,
                         std::chrono::system_clock::time_point now) {
   while (s.step("read status")) {
     report.head = s.column_int(0);

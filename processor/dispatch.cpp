@@ -213,8 +213,9 @@ void Dispatcher::run_unit(const std::shared_ptr<Unit>& unit) noexcept {
       // It cannot (a refused password): the lanes run and park their events.
       if (is_permanent(e)) {
         unit->open_error = std::current_exception();
-        env_.logger->error("sink cannot open, parking what it is given: subscription={}: {}",
-                           unit->sub->name, e.what());
+        env_.logger->error(
+            "sink cannot open, parking what it is given: subscription={}: {}",
+            unit->sub->name, e.what());
       } else {
         unit->lane_errors[0] = std::current_exception();
         unit->remaining = 1;
@@ -332,8 +333,11 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
   }
   if (sub.options.transactional) {
     if (unit.txn->lost) {
-      env_.logger->warn("lease lost or checkpoint moved: subscription={} owner={}",
-                        sub.name, owner_);
+      env_.logger->warn(
+          "lease lost or checkpoint moved elsewhere (a rewind, a rebuild, a takeover): "
+          "subscription={} owner={}; its uncommitted work is dropped and it goes on "
+          "from the position in the file",
+          sub.name, owner_);
       lose_lease(sub, now);
       return {};
     }

@@ -26,6 +26,7 @@
 // subscription is reloaded).
 
 #include <spdlog/logger.h>
+#include <sqlite3.h>
 
 #include <boost/asio/post.hpp>
 
@@ -34,8 +35,6 @@
 #include "processor/processor_impl.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"
-
-#include <sqlite3.h>
 
 namespace eventlite {
 
@@ -286,7 +285,8 @@ bool Processor::Impl::step() {
   bool dispatched = false;
   for (SubscriptionState* sub : all) {
     if (stopping) break;
-    if (std::chrono::steady_clock::now() < sub->pause.until || now < sub->pause.held_until)
+    if (std::chrono::steady_clock::now() < sub->pause.until ||
+        now < sub->pause.held_until)
       continue;
     if (dispatcher.schedule(*sub, now, generation)) dispatched = true;
   }
@@ -379,8 +379,11 @@ void Processor::Impl::commit(bool force) {
   auto lost = checkpoints.commit(writer, dirty, leases.owner(), now, steady_now);
   if (!lost) return;
   for (SubscriptionState* sub : *lost) {
-    logger->warn("lease lost or checkpoint moved: subscription={} owner={}", sub->name,
-                 leases.owner());
+    logger->warn(
+        "lease lost or checkpoint moved elsewhere (a rewind, a rebuild, a takeover): "
+        "subscription={} owner={}; its uncommitted work is dropped and it goes on "
+        "from the position in the file",
+        sub->name, leases.owner());
     detail::lose_lease(*sub, now);
   }
   if (rows) ++generation;

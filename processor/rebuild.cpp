@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <future>
+#include <iterator>
 #include <limits>
 
 #include "eventlite/errors.hpp"
@@ -44,8 +46,8 @@ std::string until(std::chrono::milliseconds lease_time) {
 void check_options(Store& store, const RebuildOptions& o, const char* what) {
   detail::StoreAccess::impl(store)->require_writer(what);
   if (o.from < 1)
-    throw InvalidArgument(fmt::format("{}: from must be a seq of 1 or more, not {}", what,
-                                      o.from));
+    throw InvalidArgument(
+        fmt::format("{}: from must be a seq of 1 or more, not {}", what, o.from));
   if (o.batch_size == 0) throw InvalidArgument(fmt::format("{}: batch_size is 0", what));
   if (o.lease_time.count() <= 0)
     throw InvalidArgument(fmt::format("{}: lease_time must be positive", what));
@@ -70,7 +72,8 @@ Seq require_position(sqlite3* db, std::string_view subscription, const char* wha
 
 // Deletes the subscription's deliveries at or after `from`; returns how many.
 std::uint64_t drop_deliveries(sqlite3* db, std::string_view subscription, Seq from) {
-  detail::Stmt s(db, "DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2",
+  detail::Stmt s(db,
+                 "DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2",
                  false);
   detail::StmtScope scope(s);
   s.bind(1, subscription);
@@ -84,12 +87,15 @@ class Steps {
  public:
   Steps(std::string_view subscription, const Handler& handler,
         const RebuildOptions& options, RebuildReport& report)
-      : subscription_(subscription), handler_(handler), options_(options),
+      : subscription_(subscription),
+        handler_(handler),
+        options_(options),
         report_(report) {}
 
-  // The next step's events after `after` (at most batch_size; up to `to`).
-  std::vector<Event> read(const Store& store, Seq after,
-                          Seq to = std::numeric_limits<Seq>::max()) const {
+  // Reads the next step's events after `after` into `out`: at most batch_size, or
+  // all up to `to` when it is given. Safe to run beside deliver() on another thread.
+  void read(const Store& store, Seq after, std::vector<Event>& out,
+            Seq to = std::numeric_limits<Seq>::max()) const {
     ReadOptions r;
     r.from = after + 1;
     r.to = to;
@@ -97,7 +103,12 @@ class Steps {
     r.stream_prefix = options_.stream_prefix;
     if (to == std::numeric_limits<Seq>::max()) r.limit = options_.batch_size;
     r.page_size = std::clamp<std::size_t>(options_.batch_size, 1, 65536);
-    return store.read_all(std::move(r)).to_vector();
+    EventRange range = store.read_all(std::move(r));
+    range.next_page(out);
+    if (to != std::numeric_limits<Seq>::max()) {
+      for (std::vector<Event> more; range.next_page(more) > 0;)
+        std::move(more.begin(), more.end(), std::back_inserter(out));
+    }
   }
 
   void deliver(Transaction& txn, const std::vector<Event>& events) {
@@ -144,9 +155,9 @@ struct ShadowRow {
 };
 
 std::optional<ShadowRow> shadow_row(sqlite3* db, std::string_view subscription) {
-  detail::Stmt s(db,
-                 "SELECT from_seq, position FROM eventlite_rebuilds WHERE subscription = ?1",
-                 false);
+  detail::Stmt s(
+      db, "SELECT from_seq, position FROM eventlite_rebuilds WHERE subscription = ?1",
+      false);
   detail::StmtScope scope(s);
   s.bind(1, subscription);
   if (!s.step("read rebuild")) return std::nullopt;
@@ -155,11 +166,12 @@ std::optional<ShadowRow> shadow_row(sqlite3* db, std::string_view subscription) 
 
 void write_shadow_row(sqlite3* db, std::string_view subscription, const ShadowRow& row) {
   const std::string now = detail::now_text();
-  detail::Stmt s(db,
-                 "INSERT INTO eventlite_rebuilds(subscription, from_seq, position, started, "
-                 "updated) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(subscription) DO UPDATE "
-                 "SET position = excluded.position, updated = excluded.updated",
-                 false);
+  detail::Stmt s(
+      db,
+      "INSERT INTO eventlite_rebuilds(subscription, from_seq, position, started, "
+      "updated) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(subscription) DO UPDATE "
+      "SET position = excluded.position, updated = excluded.updated",
+      false);
   detail::StmtScope scope(s);
   s.bind(1, subscription);
   s.bind(2, row.from);
@@ -188,6 +200,7 @@ RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
   std::int64_t token = 0;
   Seq position = options.from - 1;
   bool first = true;
+  std::vector<Event> events;
   const auto release = [&]() noexcept {
     if (token == 0) return;
     try {
@@ -203,7 +216,7 @@ RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
       const auto step_began = steady::now();
       // Every event up to `head` is committed, so a short read saw all of them.
       const Seq head = store.head();
-      const std::vector<Event> events = steps.read(store, position);
+      steps.read(store, position, events);
       Transaction txn = store.transaction();
       sqlite3* db = txn.database().getHandle();
       if (first) {
@@ -284,26 +297,33 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
   report.from = row.from;
   auto renewed = steady::now();
 
-  // Catch up while more than a step is left, the live read model serving.
+  // Catch up while more than a step is left, the live read model serving. Each
+  // step's events are read while the step before writes and commits.
+  std::vector<Event> events, ahead;
+  steps.read(store, row.position, events);
   for (;;) {
     if (since(renewed) > options.lease_time / 3) {
       if (!lease.acquire_or_renew())
-        throw InvalidArgument(fmt::format(
-            "rebuild with shadow: lost the lease of \"{}\"", subscription));
+        throw InvalidArgument(
+            fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
       renewed = steady::now();
     }
     const auto step_began = steady::now();
-    const std::vector<Event> events = steps.read(store, row.position);
     const Seq head = store.head();
     if (events.size() < options.batch_size || events.back().seq >= head) break;
+    std::future<void> next =
+        std::async(std::launch::async,
+                   [&, after = events.back().seq] { steps.read(store, after, ahead); });
     Transaction txn = store.transaction();
     if (!lease.holds_in(txn))
-      throw InvalidArgument(fmt::format(
-          "rebuild with shadow: lost the lease of \"{}\"", subscription));
+      throw InvalidArgument(
+          fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
     steps.deliver(txn, events);
     row.position = events.back().seq;
     write_shadow_row(txn.database().getHandle(), subscription, row);
     txn.commit();
+    next.get();
+    events.swap(ahead);
     steps.stepped(step_began, row.position, head);
   }
 
@@ -315,7 +335,8 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
     throw InvalidArgument(
         fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
   const Seq head = writer.queries(txn).head();
-  steps.deliver(txn, steps.read(store, row.position, head));
+  steps.read(store, row.position, events, head);
+  steps.deliver(txn, events);
   build.swap(txn);
   sqlite3* db = txn.database().getHandle();
   require_position(db, subscription, kWhat);  // not dropped by the swap

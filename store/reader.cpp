@@ -217,6 +217,20 @@ EventRange::iterator EventRange::begin() {
   return iterator(state_.get());
 }
 
+std::size_t EventRange::next_page(std::vector<Event>& out) {
+  if (state_->started && state_->page_len > 0 && state_->index < state_->page_len)
+    throw InvalidArgument("EventRange::next_page() after begin()");
+  state_->started = true;
+  out.swap(state_->page);  // the old page's storage is filled next time
+  const bool got = state_->fetch();
+  out.swap(state_->page);
+  const std::size_t n = got ? state_->page_len : 0;
+  out.resize(n);
+  state_->page_len = 0;
+  state_->index = 0;
+  return n;
+}
+
 std::vector<Event> EventRange::to_vector() {
   std::vector<Event> out;
   for (auto it = begin(); it != end(); ++it) out.push_back(*it);

@@ -34,14 +34,15 @@ bool write_snapshot(Store& store, std::string_view name, std::string_view stream
   if (!impl->writer) return false;  // read-only: loads fold in full
   try {
     Transaction txn = store.transaction();
-    Stmt s(txn.database().getHandle(),
-           "INSERT INTO eventlite_snapshots(name, stream, schema_version, version, seq, "
-           "state, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name, stream) DO "
-           "UPDATE SET schema_version = excluded.schema_version, version = "
-           "excluded.version, seq = excluded.seq, state = excluded.state, time = "
-           "excluded.time WHERE excluded.version > version OR excluded.schema_version != "
-           "schema_version",
-           false);
+    Stmt s(
+        txn.database().getHandle(),
+        "INSERT INTO eventlite_snapshots(name, stream, schema_version, version, seq, "
+        "state, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name, stream) DO "
+        "UPDATE SET schema_version = excluded.schema_version, version = "
+        "excluded.version, seq = excluded.seq, state = excluded.state, time = "
+        "excluded.time WHERE excluded.version > version OR excluded.schema_version != "
+        "schema_version",
+        false);
     s.bind(1, name);
     s.bind(2, stream);
     s.bind(3, std::int64_t{schema_version});

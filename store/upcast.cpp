@@ -17,8 +17,8 @@ constexpr const char* kKey = "schema";
 Upcasters& Upcasters::add(std::string type, int from, Step step) {
   if (type.empty()) throw InvalidArgument("upcaster: the type is empty");
   if (!step)
-    throw InvalidArgument(fmt::format("upcaster {} {}->{}: the step is empty", type, from,
-                                      from + 1));
+    throw InvalidArgument(
+        fmt::format("upcaster {} {}->{}: the step is empty", type, from, from + 1));
   auto& steps = steps_[type];
   const int current = static_cast<int>(steps.size()) + 1;
   if (from != current) {
@@ -57,10 +57,11 @@ bool Upcasters::apply(Event& event) const {
   int version = 1;
   if (const auto v = metadata.find(kKey); v != metadata.end()) {
     if (!v->is_number_integer() || v->get<std::int64_t>() < 1)
-      throw InvalidEvent(0, "metadata",
-                         fmt::format("seq {}: \"schema\" must be a positive integer",
-                                     event.seq));
-    if (v->get<std::int64_t>() > static_cast<std::int64_t>(it->second.size())) return false;
+      throw InvalidEvent(
+          0, "metadata",
+          fmt::format("seq {}: \"schema\" must be a positive integer", event.seq));
+    if (v->get<std::int64_t>() > static_cast<std::int64_t>(it->second.size()))
+      return false;
     version = static_cast<int>(v->get<std::int64_t>());
   }
   nlohmann::json data = nlohmann::json::parse(event.data);

@@ -58,7 +58,6 @@ Store open_store(const std::string& db, bool read_only, bool create_if_missing) 
                      {.read_only = read_only, .create_if_missing = create_if_missing});
 }
 
-
 // A read-only command cannot migrate: an older file lacks the tables it reads.
 void require_processor_schema(const Store& store, const std::string& db,
                               int needed = kProcessorSchema) {
@@ -140,7 +139,8 @@ void print_sinks_and_standbys(const StatusReport& report) {
                        format_round_trip(k.round_trip_p99),
                        k.last_error.empty() ? "-" : k.last_error});
     }
-    for (const Standby& w : sub.standbys) standbys.push_back({sub.name, w.owner, w.since});
+    for (const Standby& w : sub.standbys)
+      standbys.push_back({sub.name, w.owner, w.since});
   }
   if (!sinks.empty()) {
     std::cout << '\n';
@@ -186,9 +186,10 @@ void print_sinks_and_standbys(const StatusReport& report) {
 nlohmann::ordered_json bridge_json(const BridgeStatus& b) {
   nlohmann::ordered_json lease = nullptr;
   if (b.lease) lease = {{"owner", b.lease->owner}, {"expires", b.lease->expires}};
-  return {{"name", b.name},         {"broker", b.broker},     {"source", b.source},
-          {"last_entry", b.last_entry}, {"stored", b.stored}, {"rejected", b.rejected},
-          {"updated", b.updated},   {"lease", std::move(lease)}};
+  return {{"name", b.name},       {"broker", b.broker},
+          {"source", b.source},   {"last_entry", b.last_entry},
+          {"stored", b.stored},   {"rejected", b.rejected},
+          {"updated", b.updated}, {"lease", std::move(lease)}};
 }
 
 // Creates `db` if it does not exist, as the store would (owner-only); returns whether
@@ -378,12 +379,12 @@ int run_status(const StatusArgs& args) {
               << "head " << report.head << '\n';
     std::vector<std::vector<std::string>> rows;
     for (const SubscriptionStatus& sub : report.subscriptions) {
-      rows.push_back({sub.name, std::string(activity_name(sub.activity, sub.sink.has_value())),
-                      std::to_string(sub.position), std::to_string(sub.lag),
-                      format_lag_time(sub.lag_time), std::to_string(sub.retrying),
-                      std::to_string(sub.dead), std::to_string(sub.held),
-                      sub.lease ? sub.lease->owner : "-",
-                      sub.lease ? sub.lease->expires : "-"});
+      rows.push_back(
+          {sub.name, std::string(activity_name(sub.activity, sub.sink.has_value())),
+           std::to_string(sub.position), std::to_string(sub.lag),
+           format_lag_time(sub.lag_time), std::to_string(sub.retrying),
+           std::to_string(sub.dead), std::to_string(sub.held),
+           sub.lease ? sub.lease->owner : "-", sub.lease ? sub.lease->expires : "-"});
     }
     print_table(std::cout,
                 {{"SUBSCRIPTION", Align::left},
@@ -462,26 +463,26 @@ int run_dead_discard(const DeadChangeArgs& args) {
 int run_rewind(const RewindArgs& args) {
   Store store = open_for_writing(args.db);
   const RewindReport r = rewind(store, args.subscription, args.from);
-  std::cout << fmt::format("{}: next delivery from seq {}\n", args.subscription, args.from);
+  std::cout << fmt::format("{}: next delivery from seq {}\n", args.subscription,
+                           args.from);
   if (r.position_before > r.position_after)
-    std::cout << fmt::format("  position {} -> {}: {} delivered again\n", r.position_before,
-                             r.position_after,
-                             plural(static_cast<std::uint64_t>(r.position_before -
-                                                               r.position_after),
-                                    "event", "events"));
+    std::cout << fmt::format(
+        "  position {} -> {}: {} delivered again\n", r.position_before, r.position_after,
+        plural(static_cast<std::uint64_t>(r.position_before - r.position_after), "event",
+               "events"));
   else if (r.position_before < r.position_after)
-    std::cout << fmt::format("  position {} -> {}: {} skipped\n", r.position_before,
-                             r.position_after,
-                             plural(static_cast<std::uint64_t>(r.position_after -
-                                                               r.position_before),
-                                    "event", "events"));
+    std::cout << fmt::format(
+        "  position {} -> {}: {} skipped\n", r.position_before, r.position_after,
+        plural(static_cast<std::uint64_t>(r.position_after - r.position_before), "event",
+               "events"));
   if (r.owed_dropped + r.dead_dropped > 0)
     std::cout << fmt::format("  dropped {} and {}, delivered again from the log\n",
                              plural(r.dead_dropped, "dead letter", "dead letters"),
                              plural(r.owed_dropped, "owed delivery", "owed deliveries"));
   if (r.ended_lease_of)
-    std::cout << fmt::format("  ended the lease of {} (its uncommitted work cannot land)\n",
-                             *r.ended_lease_of);
+    std::cout << fmt::format(
+        "  ended the lease of {} (its uncommitted work cannot land)\n",
+        *r.ended_lease_of);
   return kExitOk;
 }
 

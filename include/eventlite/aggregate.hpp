@@ -12,11 +12,12 @@
 //       },
 //       .snapshot_every = 500};
 //   auto now = eventlite::load(store, account, "account-7");
-//   auto then = eventlite::load(store, account, "account-7", {.as_of = "2026-11-01T00:00:00.000Z"});
-//   eventlite::decide(store, account, "account-7", [](const Account& a) {
+//   auto then = eventlite::load(store, account, "account-7", {.as_of =
+//   "2026-11-01T00:00:00.000Z"}); eventlite::decide(store, account, "account-7", [](const
+//   Account& a) {
 //     std::vector<eventlite::NewEvent> out;
-//     if (a.balance >= 30) out.push_back(eventlite::make_event("Withdrawn", {{"amount", -30}}));
-//     return out;
+//     if (a.balance >= 30) out.push_back(eventlite::make_event("Withdrawn", {{"amount",
+//     -30}})); return out;
 //   });
 //
 // Events are folded through the store's upcasters (upcast.hpp), as handlers see them.
@@ -110,7 +111,8 @@ nlohmann::json state_to_json(const Aggregate<State>& a, const State& s) {
   if constexpr (JsonState<State>)
     return nlohmann::json(s);
   else
-    throw InvalidArgument("aggregate " + a.name + ": snapshots need to_json and from_json");
+    throw InvalidArgument("aggregate " + a.name +
+                          ": snapshots need to_json and from_json");
 }
 
 template <class State>
@@ -119,7 +121,8 @@ State state_from_json(const Aggregate<State>& a, const nlohmann::json& j) {
   if constexpr (JsonState<State>)
     return j.get<State>();
   else
-    throw InvalidArgument("aggregate " + a.name + ": snapshots need to_json and from_json");
+    throw InvalidArgument("aggregate " + a.name +
+                          ": snapshots need to_json and from_json");
 }
 
 // Folds the stream's events after `into.version` (up to the options' bounds) into it.
@@ -143,8 +146,8 @@ void fold_more(const Store& store, const Aggregate<State>& a, std::string_view s
 // for an aggregate without apply (or without a name when it takes snapshots),
 // StorageError if a read fails, and whatever apply throws.
 template <class State>
-Loaded<State> load(Store& store, const Aggregate<State>& aggregate, std::string_view stream,
-                   const LoadOptions& options = {}) {
+Loaded<State> load(Store& store, const Aggregate<State>& aggregate,
+                   std::string_view stream, const LoadOptions& options = {}) {
   if (!aggregate.apply) throw InvalidArgument("aggregate: apply is empty");
   const bool snapshots = aggregate.snapshot_every > 0;
   if (snapshots && aggregate.name.empty())
@@ -154,7 +157,8 @@ Loaded<State> load(Store& store, const Aggregate<State>& aggregate, std::string_
     if (auto row = detail::read_snapshot(store, aggregate.name, stream,
                                          aggregate.snapshot_version, options.to)) {
       try {
-        loaded.state = detail::state_from_json(aggregate, nlohmann::json::parse(row->state));
+        loaded.state =
+            detail::state_from_json(aggregate, nlohmann::json::parse(row->state));
         loaded.version = row->version;
         loaded.seq = row->seq;
         loaded.from_snapshot = true;
@@ -166,7 +170,8 @@ Loaded<State> load(Store& store, const Aggregate<State>& aggregate, std::string_
     }
   }
   detail::fold_more(store, aggregate, stream, options, loaded);
-  const bool current = options.as_of.empty() && options.to == std::numeric_limits<Seq>::max();
+  const bool current =
+      options.as_of.empty() && options.to == std::numeric_limits<Seq>::max();
   if (snapshots && current && loaded.folded >= aggregate.snapshot_every)
     detail::write_snapshot(store, aggregate.name, stream, aggregate.snapshot_version,
                            loaded.version, loaded.seq,
@@ -188,9 +193,9 @@ struct Decided {
 // `max_attempts` in all; then the last VersionConflict propagates. `decision` may
 // run more than once, so it must not have side effects of its own.
 template <class State, class Decision>
-  requires std::invocable<Decision&, const State&>
-Decided decide(Store& store, const Aggregate<State>& aggregate, std::string_view stream,
-               Decision decision, int max_attempts = 5) {
+requires std::invocable<Decision&, const State&> Decided
+decide(Store& store, const Aggregate<State>& aggregate, std::string_view stream,
+       Decision decision, int max_attempts = 5) {
   if (max_attempts < 1) throw InvalidArgument("decide: max_attempts must be at least 1");
   Loaded<State> loaded = load(store, aggregate, stream);
   for (int attempt = 1;; ++attempt) {

@@ -73,6 +73,11 @@ class EventRange {
   // Reads the rest into a vector (for small ranges and tests).
   std::vector<Event> to_vector();
 
+  // Instead of iterating: fetches the next page (page_size events at most) into
+  // `out`, replacing what it held and reusing its strings' storage, and returns how
+  // many; 0 at the end. Throws InvalidArgument once begin() was called.
+  std::size_t next_page(std::vector<Event>& out);
+
  private:
   std::unique_ptr<detail::RangeState> state_;
 };

@@ -22,7 +22,8 @@
 //       },
 //       .handler = count_into("totals_next"),
 //       .swap = [](eventlite::Transaction& t) {
-//         t.database().exec("DROP TABLE totals; ALTER TABLE totals_next RENAME TO totals");
+//         t.database().exec("DROP TABLE totals; ALTER TABLE totals_next RENAME TO
+//         totals");
 //       }});
 //
 // The handler gets a Context whose transaction() is the step's and whose replay() is

@@ -96,21 +96,47 @@ class SqliteShellDoc : public CliTest {
       json metadata;
       std::string id = {};
     };
-    const json created_by = {{"correlation_id", "signup-3"}, {"causation_id", kCreatedId}};
+    const json created_by = {{"correlation_id", "signup-3"},
+                             {"causation_id", kCreatedId}};
     const std::vector<Row> rows = {
-        {"user-1", "UserCreated", "2026-11-23T10:00:01.000Z", {{"email", "a@example.com"}},
+        {"user-1",
+         "UserCreated",
+         "2026-11-23T10:00:01.000Z",
+         {{"email", "a@example.com"}},
          {{"correlation_id", "signup-1"}}},
-        {"user-2", "UserCreated", "2026-11-23T10:00:02.000Z", {{"email", "b@example.com"}},
+        {"user-2",
+         "UserCreated",
+         "2026-11-23T10:00:02.000Z",
+         {{"email", "b@example.com"}},
          {{"correlation_id", "signup-2"}}},
-        {"user-3", "UserCreated", "2026-11-23T10:00:03.000Z", {{"email", "c@example.com"}},
-         {{"correlation_id", "signup-3"}}, kCreatedId},
-        {"user-1", "UserApproved", "2026-11-23T10:05:00.000Z", {{"by", "ann"}},
+        {"user-3",
+         "UserCreated",
+         "2026-11-23T10:00:03.000Z",
+         {{"email", "c@example.com"}},
+         {{"correlation_id", "signup-3"}},
+         kCreatedId},
+        {"user-1",
+         "UserApproved",
+         "2026-11-23T10:05:00.000Z",
+         {{"by", "ann"}},
          {{"correlation_id", "signup-1"}}},
-        {"user-2", "UserRejected", "2026-11-23T10:06:00.000Z",
-         {{"by", "ann"}, {"reason", "email bounced"}}, {{"correlation_id", "signup-2"}}},
-        {"user-3", "UserNoted", "2026-11-23T11:30:00.000Z", {{"note", "called"}}, created_by},
-        {"user-3", "UserApproved", "2026-11-24T09:00:00.000Z", {{"by", "bob"}}, created_by},
-        {"user-4", "UserCreated", "2026-11-24T09:30:00.000Z", json::object(), json::object()},
+        {"user-2",
+         "UserRejected",
+         "2026-11-23T10:06:00.000Z",
+         {{"by", "ann"}, {"reason", "email bounced"}},
+         {{"correlation_id", "signup-2"}}},
+        {"user-3",
+         "UserNoted",
+         "2026-11-23T11:30:00.000Z",
+         {{"note", "called"}},
+         created_by},
+        {"user-3",
+         "UserApproved",
+         "2026-11-24T09:00:00.000Z",
+         {{"by", "bob"}},
+         created_by},
+        {"user-4", "UserCreated", "2026-11-24T09:30:00.000Z", json::object(),
+         json::object()},
     };
     for (const Row& r : rows) {
       NewEvent e = make_event(r.type, r.data, r.metadata);
@@ -127,19 +153,18 @@ class SqliteShellDoc : public CliTest {
         },
         {.retry = RetryPolicy{.max_attempts = 1}, .on_dead = OnDead::hold});
     // sms: a rejection fails and is retried in an hour.
-    processor->subscribe(
-        "sms",
-        [](const Context& c) {
-          if (c.event().type == "UserRejected") throw std::runtime_error("gateway timeout");
-        },
-        {.retry = RetryPolicy{.base = 1h, .jitter = 0}});
+    processor->subscribe("sms",
+                         [](const Context& c) {
+                           if (c.event().type == "UserRejected")
+                             throw std::runtime_error("gateway timeout");
+                         },
+                         {.retry = RetryPolicy{.base = 1h, .jitter = 0}});
     processor->subscribe("audit", [](const Context&) {});
     processor->run_until_idle();  // the leases stay held while `processor` lives
 
     // A snapshot of user-1, and a rebuild of audit that stopped at seq 5.
-    const Aggregate<int> moves{.name = "user",
-                               .apply = [](int& n, const Event&) { ++n; },
-                               .snapshot_every = 1};
+    const Aggregate<int> moves{
+        .name = "user", .apply = [](int& n, const Event&) { ++n; }, .snapshot_every = 1};
     load(store, moves, "user-1");
     EXPECT_THROW(rebuild_with_shadow(store, "audit",
                                      {.create = [](Transaction&) {},
@@ -154,8 +179,8 @@ class SqliteShellDoc : public CliTest {
   }
 
   json rows_of(const std::string& statement) {
-    Result r = run_program(kSqliteShell, {"-readonly", "-json", "signup.db", statement}, {},
-                           {}, dir());
+    Result r = run_program(kSqliteShell, {"-readonly", "-json", "signup.db", statement},
+                           {}, {}, dir());
     EXPECT_EQ(r.status, 0) << statement << ": " << r.err;
     EXPECT_EQ(r.err, "") << statement;
     return r.out.empty() ? json::array() : json::parse(r.out);
@@ -171,20 +196,24 @@ std::map<std::string, std::function<void(const json&)>> checks() {
   return {
       {"SELECT seq, stream, version, type, time FROM eventlite_events ORDER BY seq DESC "
        "LIMIT 20;",
-       [](const json& rows) { EXPECT_EQ(column(rows, "seq"), (V{8, 7, 6, 5, 4, 3, 2, 1})); }},
+       [](const json& rows) {
+         EXPECT_EQ(column(rows, "seq"), (V{8, 7, 6, 5, 4, 3, 2, 1}));
+       }},
       {"SELECT version, type, time, data FROM eventlite_events WHERE stream = 'user-3' "
        "ORDER BY version;",
        [](const json& rows) {
          EXPECT_EQ(column(rows, "version"), (V{1, 2, 3}));
          EXPECT_EQ(column(rows, "type"), (V{"UserCreated", "UserNoted", "UserApproved"}));
-         EXPECT_EQ(json::parse(rows[1].at("data").get<std::string>()).at("note"), "called");
+         EXPECT_EQ(json::parse(rows[1].at("data").get<std::string>()).at("note"),
+                   "called");
        }},
       {"SELECT * FROM eventlite_streams ORDER BY last_seq DESC;",
        [](const json& rows) {
          EXPECT_EQ(column(rows, "stream"), (V{"user-4", "user-3", "user-2", "user-1"}));
          EXPECT_EQ(column(rows, "version"), (V{1, 3, 2, 2}));
        }},
-      {"SELECT type, count(*) AS events FROM eventlite_events GROUP BY type ORDER BY events "
+      {"SELECT type, count(*) AS events FROM eventlite_events GROUP BY type ORDER BY "
+       "events "
        "DESC;",
        [](const json& rows) {
          ASSERT_EQ(rows.size(), 4u);
@@ -205,11 +234,15 @@ std::map<std::string, std::function<void(const json&)>> checks() {
        }},
       {"SELECT seq, stream, type, time FROM eventlite_events WHERE time >= "
        "'2026-11-23T10:00' AND time < '2026-11-23T11:00' ORDER BY seq;",
-       [](const json& rows) { EXPECT_EQ(column(rows, "seq"), (V{1, 2, 3, 4, 5})); }},
-      {"SELECT substr(time, 1, 13) AS hour, count(*) AS events FROM eventlite_events GROUP "
+       [](const json& rows) {
+         EXPECT_EQ(column(rows, "seq"), (V{1, 2, 3, 4, 5}));
+       }},
+      {"SELECT substr(time, 1, 13) AS hour, count(*) AS events FROM eventlite_events "
+       "GROUP "
        "BY hour;",
        [](const json& rows) {
-         EXPECT_EQ(column(rows, "hour"), (V{"2026-11-23T10", "2026-11-23T11", "2026-11-24T09"}));
+         EXPECT_EQ(column(rows, "hour"),
+                   (V{"2026-11-23T10", "2026-11-23T11", "2026-11-24T09"}));
          EXPECT_EQ(column(rows, "events"), (V{5, 1, 2}));
        }},
       {"SELECT day, type, events FROM eventlite_daily_counts ORDER BY day, type;",
@@ -222,14 +255,17 @@ std::map<std::string, std::function<void(const json&)>> checks() {
            {"day":"2026-11-24","type":"UserApproved","events":1},
            {"day":"2026-11-24","type":"UserCreated","events":1}])"));
        }},
-      {"SELECT * FROM eventlite_events WHERE id = '0190f1c2-7a3b-7c4d-8e5f-000000000003';",
+      {"SELECT * FROM eventlite_events WHERE id = "
+       "'0190f1c2-7a3b-7c4d-8e5f-000000000003';",
        [](const json& rows) {
          ASSERT_EQ(rows.size(), 1u);
          EXPECT_EQ(rows[0].at("seq"), 3);
          EXPECT_EQ(rows[0].at("time"), "2026-11-23T10:00:03.000Z");
        }},
       {"SELECT seq, stream, type FROM eventlite_events WHERE seq BETWEEN 3 AND 6;",
-       [](const json& rows) { EXPECT_EQ(column(rows, "seq"), (V{3, 4, 5, 6})); }},
+       [](const json& rows) {
+         EXPECT_EQ(column(rows, "seq"), (V{3, 4, 5, 6}));
+       }},
       {"SELECT name, position, (SELECT coalesce(max(seq), 0) FROM eventlite_events) - "
        "position AS lag, updated FROM eventlite_subscriptions ORDER BY lag DESC;",
        [](const json& rows) {
@@ -242,9 +278,13 @@ std::map<std::string, std::function<void(const json&)>> checks() {
       {"SELECT version FROM eventlite_schema;",
        [](const json& rows) { EXPECT_EQ(rows, json::parse(R"([{"version":5}])")); }},
       {"PRAGMA journal_mode;",
-       [](const json& rows) { EXPECT_EQ(rows, json::parse(R"([{"journal_mode":"wal"}])")); }},
+       [](const json& rows) {
+         EXPECT_EQ(rows, json::parse(R"([{"journal_mode":"wal"}])"));
+       }},
       {"PRAGMA quick_check;",
-       [](const json& rows) { EXPECT_EQ(rows, json::parse(R"([{"quick_check":"ok"}])")); }},
+       [](const json& rows) {
+         EXPECT_EQ(rows, json::parse(R"([{"quick_check":"ok"}])"));
+       }},
       {"SELECT * FROM eventlite_pending;",
        [](const json& rows) {
          std::map<std::string, json> by_name;
@@ -280,7 +320,8 @@ std::map<std::string, std::function<void(const json&)>> checks() {
          EXPECT_EQ(rows[0].at("attempts"), 1);
          EXPECT_EQ(rows[0].at("last_error"), "gateway timeout");
        }},
-      {"SELECT name, kind, owner, state, seconds_left FROM eventlite_lease_status ORDER BY "
+      {"SELECT name, kind, owner, state, seconds_left FROM eventlite_lease_status ORDER "
+       "BY "
        "name;",
        [](const json& rows) {
          EXPECT_EQ(column(rows, "name"), (V{"audit", "mail", "rebuild:audit", "sms"}));

@@ -139,17 +139,15 @@ TEST(Upcasters, AGapIsAnErrorWhenRegistered) {
 TEST(Upcasters, OldPayloadsAreMadeCurrentForReadsReplaysFoldsAndHandlersNotExports) {
   auto up = std::make_shared<Upcasters>();
   // v1 {"cents":N} -> v2 {"amount":N/100} -> v3 adds a currency.
-  up->add("Moved", 1,
-          [](nlohmann::json& d) {
-            d["amount"] = d.at("cents").get<std::int64_t>() / 100;
-            d.erase("cents");
-          })
-      .add("Moved", 2, [](nlohmann::json& d) { d["currency"] = "EUR"; });
+  up->add("Moved", 1, [](nlohmann::json& d) {
+      d["amount"] = d.at("cents").get<std::int64_t>() / 100;
+      d.erase("cents");
+    }).add("Moved", 2, [](nlohmann::json& d) { d["currency"] = "EUR"; });
   Store store = Store::open(":memory:", {.upcasters = up});
   store.append("account-1", make_event("Moved", {{"cents", 500}}));  // an old event
   store.append("account-1", make_event("Moved", {{"amount", 7}}, {{"schema", 2}}));
-  store.append("account-1", up->stamp(make_event(
-                                "Moved", {{"amount", 1}, {"currency", "USD"}})));
+  store.append("account-1",
+               up->stamp(make_event("Moved", {{"amount", 1}, {"currency", "USD"}})));
   store.append("account-1", make_event("Opened", {{"cents", 1}}));  // no upcaster
 
   const auto events = store.read_all().to_vector();
@@ -218,13 +216,14 @@ TEST(Decide, GivesUpAfterMaxAttemptsWithTheConflict) {
   Store store = Store::open(":memory:");
   store.append("account-1", moved(100));
   int calls = 0;
-  EXPECT_THROW(decide(store, account(), "account-1",
-                      [&](const Account&) {
-                        ++calls;
-                        store.append("account-1", moved(1));  // someone is always first
-                        return std::vector<NewEvent>{moved(-1)};
-                      },
-                      3),
+  EXPECT_THROW(decide(
+                   store, account(), "account-1",
+                   [&](const Account&) {
+                     ++calls;
+                     store.append("account-1", moved(1));  // someone is always first
+                     return std::vector<NewEvent>{moved(-1)};
+                   },
+                   3),
                VersionConflict);
   EXPECT_EQ(calls, 3);
   EXPECT_EQ(store.stream_version("account-1"), 4);

@@ -56,7 +56,8 @@ Handler count_into(Table table, std::atomic<int>* calls = nullptr, Seq fail_at =
 void append_some(Store& store, int n, int offset = 0) {
   std::vector<NewEvent> batch;
   for (int i = 0; i < n; ++i) {
-    batch.push_back(event("Paid", R"({"amount":)" + std::to_string((offset + i) % 97) + "}"));
+    batch.push_back(
+        event("Paid", R"({"amount":)" + std::to_string((offset + i) % 97) + "}"));
     if (batch.size() == 50) {
       store.append("account-" + std::to_string((offset + i) % 7), batch);
       batch.clear();
@@ -77,19 +78,20 @@ Seq position_of(const Store& store, std::string_view name) {
 }
 
 ShadowBuild shadow_build(std::atomic<int>* creates = nullptr, Seq fail_at = 0) {
-  return {.create =
-              [creates](Transaction& t) {
-                if (creates) ++*creates;
-                t.database().exec(
-                    "DROP TABLE IF EXISTS totals_next;"
-                    "CREATE TABLE totals_next(stream TEXT PRIMARY KEY, n INT, total INT)");
-              },
-          .handler = count_into(Table::shadow, nullptr, fail_at),
-          .swap =
-              [](Transaction& t) {
-                t.database().exec(
-                    "DROP TABLE totals; ALTER TABLE totals_next RENAME TO totals");
-              }};
+  return {
+      .create =
+          [creates](Transaction& t) {
+            if (creates) ++*creates;
+            t.database().exec(
+                "DROP TABLE IF EXISTS totals_next;"
+                "CREATE TABLE totals_next(stream TEXT PRIMARY KEY, n INT, total INT)");
+          },
+      .handler = count_into(Table::shadow, nullptr, fail_at),
+      .swap =
+          [](Transaction& t) {
+            t.database().exec(
+                "DROP TABLE totals; ALTER TABLE totals_next RENAME TO totals");
+          }};
 }
 
 // A reader on its own connection: in each read transaction, the counts of `totals`
@@ -119,7 +121,8 @@ class Reader {
       const std::int64_t counted =
           db.execAndGet("SELECT coalesce(sum(n), 0) FROM totals").getInt64();
       const std::int64_t position =
-          db.execAndGet("SELECT position FROM eventlite_subscriptions WHERE name='totals'")
+          db.execAndGet(
+                "SELECT position FROM eventlite_subscriptions WHERE name='totals'")
               .getInt64();
       const std::int64_t top =
           db.execAndGet("SELECT coalesce(max(total), 0) FROM totals").getInt64();
@@ -149,9 +152,10 @@ class Rebuild : public ::testing::Test {
   // A processor delivering live into `totals` and, from the same events, into the
   // reference table.
   std::unique_ptr<Processor> live() {
-    auto p = std::make_unique<Processor>(
-        store, ProcessorOptions{.change_check_interval = 1ms, .lease_time = 3s,
-                                .checkpoint_interval = 5ms});
+    auto p =
+        std::make_unique<Processor>(store, ProcessorOptions{.change_check_interval = 1ms,
+                                                            .lease_time = 3s,
+                                                            .checkpoint_interval = 5ms});
     p->subscribe("totals", count_into(Table::totals), {.transactional = true});
     p->subscribe("reference", count_into(Table::reference), {.transactional = true});
     return p;
@@ -166,7 +170,8 @@ class Rebuild : public ::testing::Test {
 
   bool caught_up() {
     const Seq head = store.head();
-    return position_of(store, "totals") == head && position_of(store, "reference") == head;
+    return position_of(store, "totals") == head &&
+           position_of(store, "reference") == head;
   }
 
   TempDir dir;
@@ -186,10 +191,10 @@ TEST_F(Rebuild, InPlaceWhileLiveTheReadModelEqualsOneBuiltLive) {
   });
   ASSERT_TRUE(wait_until([&] { return reader.looks > 0; }));
   int steps = 0;
-  const RebuildReport report = rebuild_in_place(
-      store, "totals", count_into(Table::totals),
-      [](Transaction& t) { t.database().exec("DELETE FROM totals"); },
-      {.batch_size = 256, .on_progress = [&](Seq, Seq) { ++steps; }});
+  const RebuildReport report =
+      rebuild_in_place(store, "totals", count_into(Table::totals),
+                       [](Transaction& t) { t.database().exec("DELETE FROM totals"); },
+                       {.batch_size = 256, .on_progress = [&](Seq, Seq) { ++steps; }});
   appending = false;
   appender.join();
   EXPECT_GE(report.events, 3000u);
@@ -226,8 +231,8 @@ TEST_F(Rebuild, WithShadowTablesReadersSeeTheOldOrTheNewNeverAHalfBuiltOne) {
   });
   ASSERT_TRUE(wait_until([&] { return reader.looks > 0 && reader.saw_old; }));
   std::atomic<int> creates{0};
-  const RebuildReport report = rebuild_with_shadow(store, "totals", shadow_build(&creates),
-                                                   {.batch_size = 256});
+  const RebuildReport report =
+      rebuild_with_shadow(store, "totals", shadow_build(&creates), {.batch_size = 256});
   ASSERT_TRUE(wait_until([&] { return reader.saw_new; }));
   appending = false;
   appender.join();
@@ -281,10 +286,11 @@ TEST_F(Rebuild, InPlaceThatFailedIsFinishedByTheSubscriptionsProcessor) {
   p->run_until_idle();
   spoil();
   p.reset();  // its leases released
-  EXPECT_THROW(rebuild_in_place(store, "totals", count_into(Table::totals, nullptr, 600),
-                                [](Transaction& t) { t.database().exec("DELETE FROM totals"); },
-                                {.batch_size = 256}),
-               std::runtime_error);
+  EXPECT_THROW(
+      rebuild_in_place(store, "totals", count_into(Table::totals, nullptr, 600),
+                       [](Transaction& t) { t.database().exec("DELETE FROM totals"); },
+                       {.batch_size = 256}),
+      std::runtime_error);
   EXPECT_EQ(position_of(store, "totals"), 512);  // two steps committed
   RawDb raw(dir / "app.db");
   EXPECT_EQ(raw.query_int("SELECT sum(n) FROM totals"), 512);
@@ -300,13 +306,14 @@ TEST_F(Rebuild, RefusesWhatItCannotDo) {
   const auto reset = [](Transaction&) {};
   EXPECT_THROW(rebuild_in_place(store, "nope", count_into(Table::totals), reset),
                InvalidArgument);
-  EXPECT_THROW(rebuild_in_place(store, "totals", count_into(Table::totals), reset,
-                                {.from = 0}),
-               InvalidArgument);
+  EXPECT_THROW(
+      rebuild_in_place(store, "totals", count_into(Table::totals), reset, {.from = 0}),
+      InvalidArgument);
   EXPECT_THROW(rebuild_in_place(store, "totals", {}, reset), InvalidArgument);
   EXPECT_THROW(rebuild_with_shadow(store, "nope", shadow_build()), InvalidArgument);
-  EXPECT_THROW(rebuild_with_shadow(store, "totals", {.handler = count_into(Table::shadow)}),
-               InvalidArgument);
+  EXPECT_THROW(
+      rebuild_with_shadow(store, "totals", {.handler = count_into(Table::shadow)}),
+      InvalidArgument);
   {
     Lease other(store, "rebuild:totals", 10s, "someone-else");
     ASSERT_TRUE(other.acquire_or_renew());
