@@ -140,6 +140,28 @@ class Reader {
   std::thread thread_;
 };
 
+// Appends one event at a time, on its own thread, until stopped.
+class Appender {
+ public:
+  explicit Appender(Store& store)
+      : thread_([this, &store] {
+          for (int i = 0; !done_; ++i) {
+            append_some(store, 1, 10'000 + i);
+            ++appended;
+          }
+        }) {}
+  ~Appender() { stop(); }
+  void stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::atomic<int> appended{0};
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;  // last: started once the counters exist
+};
+
 class Rebuild : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -168,6 +190,16 @@ class Rebuild : public ::testing::Test {
     t.commit();
   }
 
+  // The rebuilt read model equals the reference built live, and goes on equal once
+  // the processor delivers more (exactly once, from where the rebuild ended).
+  void expect_like_the_reference_from_now_on() {
+    RawDb raw(dir / "app.db");
+    EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
+    append_some(store, 100, 50'000);
+    ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
+    EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
+  }
+
   bool caught_up() {
     const Seq head = store.head();
     return position_of(store, "totals") == head &&
@@ -185,18 +217,14 @@ TEST_F(Rebuild, InPlaceWhileLiveTheReadModelEqualsOneBuiltLive) {
   ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
   spoil();
   Reader reader(dir / "app.db");
-  std::atomic<bool> appending{true};
-  std::thread appender([&] {
-    for (int i = 0; appending; ++i) append_some(store, 1, 10'000 + i);
-  });
+  Appender appender(store);
   ASSERT_TRUE(wait_until([&] { return reader.looks > 0; }));
   int steps = 0;
   const RebuildReport report =
       rebuild_in_place(store, "totals", count_into(Table::totals),
                        [](Transaction& t) { t.database().exec("DELETE FROM totals"); },
                        {.batch_size = 256, .on_progress = [&](Seq, Seq) { ++steps; }});
-  appending = false;
-  appender.join();
+  appender.stop();
   EXPECT_GE(report.events, 3000u);
   EXPECT_EQ(report.steps, static_cast<std::uint64_t>(steps));
   EXPECT_GE(report.steps, 12u);  // 3000 events, 256 a step
@@ -206,12 +234,7 @@ TEST_F(Rebuild, InPlaceWhileLiveTheReadModelEqualsOneBuiltLive) {
   reader.stop();
   EXPECT_TRUE(reader.broken.empty()) << reader.broken;
   EXPECT_TRUE(reader.saw_new);
-  RawDb raw(dir / "app.db");
-  EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
-  // Exactly once from here on: the processor goes on from where the rebuild ended.
-  append_some(store, 100, 50'000);
-  ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
-  EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
+  expect_like_the_reference_from_now_on();
 }
 
 TEST_F(Rebuild, WithShadowTablesReadersSeeTheOldOrTheNewNeverAHalfBuiltOne) {
@@ -221,39 +244,28 @@ TEST_F(Rebuild, WithShadowTablesReadersSeeTheOldOrTheNewNeverAHalfBuiltOne) {
   ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
   spoil();
   Reader reader(dir / "app.db");
-  std::atomic<bool> appending{true};
-  std::atomic<int> appended{0};
-  std::thread appender([&] {
-    for (int i = 0; appending; ++i) {
-      append_some(store, 1, 10'000 + i);
-      ++appended;
-    }
-  });
+  Appender appender(store);
   ASSERT_TRUE(wait_until([&] { return reader.looks > 0 && reader.saw_old; }));
   std::atomic<int> creates{0};
   const RebuildReport report =
       rebuild_with_shadow(store, "totals", shadow_build(&creates), {.batch_size = 256});
   ASSERT_TRUE(wait_until([&] { return reader.saw_new; }));
-  appending = false;
-  appender.join();
+  appender.stop();
   ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
   reader.stop();
   EXPECT_EQ(creates, 1);
   EXPECT_FALSE(report.resumed);
   EXPECT_GE(report.events, 3000u);
   EXPECT_GE(report.steps, 11u);
-  EXPECT_GT(appended, 0);
+  EXPECT_GT(appender.appended, 0);
   // The live processor was dispatching it, and was fenced off at the swap.
   EXPECT_FALSE(report.previous_owner.empty());
   EXPECT_TRUE(reader.broken.empty()) << reader.broken;
   EXPECT_GT(reader.whole, 1);
   RawDb raw(dir / "app.db");
-  EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
   EXPECT_FALSE(raw.has_object("totals_next"));
   EXPECT_EQ(raw.query_int("SELECT count(*) FROM eventlite_rebuilds"), 0);
-  append_some(store, 100, 50'000);
-  ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
-  EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
+  expect_like_the_reference_from_now_on();
 }
 
 TEST_F(Rebuild, AShadowBuildThatFailedGoesOnFromItsLastStepAndLeavesTheLiveOneAlone) {
