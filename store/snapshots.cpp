@@ -33,6 +33,7 @@ bool write_snapshot(Store& store, std::string_view name, std::string_view stream
   const auto& impl = StoreAccess::impl(store);
   if (!impl->writer) return false;  // read-only: loads fold in full
   try {
+    const std::string now = now_text();  // bound without a copy: alive until the step
     Transaction txn = store.transaction();
     Stmt s(
         txn.database().getHandle(),
@@ -49,7 +50,7 @@ bool write_snapshot(Store& store, std::string_view name, std::string_view stream
     s.bind(4, version);
     s.bind(5, seq);
     s.bind(6, state);
-    s.bind(7, now_text());
+    s.bind(7, now);
     s.step("write snapshot");
     s.reset();
     txn.commit();
