@@ -1,8 +1,10 @@
 #include "processor/dispatch.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/logger.h>
 
 #include "eventlite/transaction.hpp"
+#include "eventlite/upcast.hpp"
 #include "processor/backoff.hpp"
 #include "store/clock.hpp"
 
@@ -146,9 +148,29 @@ void Dispatcher::apply_unrecorded(Unit& unit, std::vector<WorkItem>& items) {
   }
 }
 
+// Old payloads made current for handlers (a sink forwards the stored bytes). An
+// event whose steps throw is parked at once: no retry makes it convert.
+void Dispatcher::apply_upcasters(Unit& unit, std::vector<WorkItem>& items) {
+  if (!upcasters_ || unit.sub->target.sink) return;
+  for (WorkItem& item : items) {
+    if (item.park_error || !upcasters_->covers(item.event->type)) continue;
+    Event copy = *item.event;
+    try {
+      if (!upcasters_->apply(copy)) continue;
+    } catch (const std::exception& e) {
+      unit.park_errors.push_back(fmt::format("upcasting failed: {}", e.what()));
+      item.park_error = &unit.park_errors.back();
+      continue;
+    }
+    unit.upcast.push_back(std::move(copy));
+    item.event = &unit.upcast.back();
+  }
+}
+
 void Dispatcher::start(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> items) {
   SubscriptionState& sub = *unit->sub;
   apply_unrecorded(*unit, items);
+  apply_upcasters(*unit, items);
   unit->epoch = sub.lease.epoch;
   unit->expected = sub.committed;
   unit->token = sub.lease.token;

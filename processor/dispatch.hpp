@@ -32,6 +32,10 @@
 #include "processor/state.hpp"
 #include "processor/writer.hpp"
 
+namespace eventlite {
+class Upcasters;
+}
+
 namespace eventlite::detail {
 
 struct BatchWork {
@@ -53,6 +57,7 @@ struct Unit {
   SubscriptionState* sub = nullptr;
   std::variant<BatchWork, OwedWork> work;
   std::deque<std::string> park_errors;  // errors of items parked without delivery
+  std::deque<Event> upcast;             // items' events as the upcasters made them
   std::vector<std::vector<WorkItem>> lanes;
   std::vector<std::vector<RowWrite>> lane_rows;
   std::vector<std::exception_ptr> lane_errors;
@@ -90,6 +95,9 @@ class Dispatcher {
 
   // The loop's read connection; set before the first schedule().
   void set_reads(Queries* reads) noexcept { reads_ = reads; }
+  // Applied to the events of handlers' deliveries (not sinks'); null: none. Must
+  // outlive this.
+  void set_upcasters(const Upcasters* upcasters) noexcept { upcasters_ = upcasters; }
   // Run everything on the caller's thread, one lane at a time (run_until_idle).
   void set_inline(bool on) noexcept { inline_ = on; }
 
@@ -113,6 +121,7 @@ class Dispatcher {
   void dispatch_owed(SubscriptionState& sub, const std::vector<std::string>& streams);
   void start(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> items);
   void apply_unrecorded(Unit& unit, std::vector<WorkItem>& items);
+  void apply_upcasters(Unit& unit, std::vector<WorkItem>& items);
   void split_lanes(Unit& unit, std::vector<WorkItem> items);
   void run_unit(const std::shared_ptr<Unit>& unit) noexcept;
   void open_sink(Unit& unit);
@@ -128,6 +137,7 @@ class Dispatcher {
   RunWork run_work_;        // constant after construction
   Done done_;               // constant after construction
   Queries* reads_ = nullptr;
+  const Upcasters* upcasters_ = nullptr;
   bool inline_ = false;
   BatchReader batches_;
   int in_flight_ = 0;

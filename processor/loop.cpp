@@ -46,9 +46,10 @@ void Processor::Impl::open_loop_connection() {
   if (conn) return;
   conn = detail::open_connection(store_impl->config, detail::Role::reader);
   reads = std::make_unique<detail::Queries>(conn->getHandle());
-  if (const auto& up = store_impl->options.upcasters; up && !up->empty())
-    reads->set_upcasters(up.get());
+
   dispatcher.set_reads(reads.get());
+  if (const auto& up = store_impl->options.upcasters; up && !up->empty())
+    dispatcher.set_upcasters(up.get());
 }
 
 void Processor::Impl::run_work(std::function<void()> job) {

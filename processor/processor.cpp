@@ -3,6 +3,7 @@
 
 #include "eventlite/processor.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/logger.h>
 
 #include "eventlite/errors.hpp"
@@ -68,8 +69,11 @@ Processor::Impl::~Impl() {
 void Processor::Impl::add(std::unique_ptr<SubscriptionState> sub) {
   if (sub->name.empty() || sub->name.size() > 1024)
     throw InvalidArgument("subscribe: a subscription name must be 1 to 1024 bytes");
-  if (sub->name.starts_with("every:"))
-    throw InvalidArgument("subscribe: \"every:\" names are kept for periodic tasks");
+  // The other leases' names: a subscription so named would share their row.
+  for (const char* kept : {"every:", "bridge:", "rebuild:"})
+    if (sub->name.starts_with(kept))
+      throw InvalidArgument(fmt::format(
+          "subscribe: \"{}\" names are kept for eventlite's own leases", kept));
   const detail::Target& t = sub->target;
   if (!t.handler && !t.batch && !t.sink)
     throw InvalidArgument("subscribe: the handler is empty");
@@ -182,7 +186,8 @@ std::unique_ptr<SubscriptionState> make_sub(std::string name, detail::Target tar
 
 void Processor::subscribe(std::string name, Handler handler,
                           SubscriptionOptions options) {
-  impl_->add(make_sub(std::move(name), {.handler = std::move(handler)}, std::move(options)));
+  impl_->add(
+      make_sub(std::move(name), {.handler = std::move(handler)}, std::move(options)));
 }
 
 void Processor::subscribe(std::string name, const HandlerMap& handlers,
@@ -193,7 +198,8 @@ void Processor::subscribe(std::string name, const HandlerMap& handlers,
 
 void Processor::subscribe_batch(std::string name, BatchHandler handler,
                                 SubscriptionOptions options) {
-  impl_->add(make_sub(std::move(name), {.batch = std::move(handler)}, std::move(options)));
+  impl_->add(
+      make_sub(std::move(name), {.batch = std::move(handler)}, std::move(options)));
 }
 
 void Processor::sink(std::string name, std::shared_ptr<Sink> sink,

@@ -1,6 +1,5 @@
 #include "processor/queries.hpp"
 
-#include "eventlite/upcast.hpp"
 #include "store/reader.hpp"
 
 namespace eventlite::detail {
@@ -259,7 +258,6 @@ std::optional<Event> Queries::event_at(Seq seq) {
   if (!s.step("read event")) return std::nullopt;
   Event e;
   copy_event(s, e);
-  if (upcasters_) upcasters_->apply(e);
   return e;
 }
 
@@ -282,9 +280,6 @@ std::size_t Queries::read_events(Seq after, std::size_t limit, std::size_t max_b
     ++count;
   }
   full = count == limit || bytes >= max_bytes;
-  s.reset();  // the read transaction ends before the upcasters run
-  if (upcasters_)
-    for (std::size_t i = 0; i < count; ++i) upcasters_->apply(out[i]);
   return count;
 }
 

@@ -19,10 +19,6 @@
 #include "store/sqlite_util.hpp"
 #include "store/time_text.hpp"
 
-namespace eventlite {
-class Upcasters;
-}
-
 namespace eventlite::detail {
 
 // A change to a subscription's eventlite_deliveries rows.
@@ -75,9 +71,6 @@ std::chrono::milliseconds age_of(std::string_view text,
 class Queries {
  public:
   explicit Queries(sqlite3* db) : db_(db) {}
-  // Applied to the events read_events() and event_at() return; null: none. Must
-  // outlive this.
-  void set_upcasters(const Upcasters* upcasters) noexcept { upcasters_ = upcasters; }
   sqlite3* db() const noexcept { return db_; }
 
   std::optional<LeaseRow> read_lease(std::string_view name);
@@ -164,7 +157,6 @@ class Queries {
   Stmt& get(const char* sql);
 
   sqlite3* db_;
-  const Upcasters* upcasters_ = nullptr;
   std::unordered_map<const char*, Stmt> statements_;  // keyed by the SQL literal
 };
 

@@ -15,6 +15,7 @@
 #include <future>
 #include <iterator>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "eventlite/errors.hpp"
 #include "eventlite/lease.hpp"
@@ -48,7 +49,9 @@ void check_options(Store& store, const RebuildOptions& o, const char* what) {
   if (o.from < 1)
     throw InvalidArgument(
         fmt::format("{}: from must be a seq of 1 or more, not {}", what, o.from));
-  if (o.batch_size == 0) throw InvalidArgument(fmt::format("{}: batch_size is 0", what));
+  if (o.batch_size == 0 || o.batch_size > 65536)
+    throw InvalidArgument(
+        fmt::format("{}: batch_size must be 1 to 65536, not {}", what, o.batch_size));
   if (o.lease_time.count() <= 0)
     throw InvalidArgument(fmt::format("{}: lease_time must be positive", what));
 }
@@ -93,9 +96,12 @@ class Steps {
         report_(report) {}
 
   // Reads the next step's events after `after` into `out`: at most batch_size, or
-  // all up to `to` when it is given. Safe to run beside deliver() on another thread.
-  void read(const Store& store, Seq after, std::vector<Event>& out,
-            Seq to = std::numeric_limits<Seq>::max()) const {
+  // all up to `to` when it is given. Returns the head as it stood before the read:
+  // a short read saw every event of the filters up to it. Safe to run beside
+  // deliver() on another thread.
+  Seq read(const Store& store, Seq after, std::vector<Event>& out,
+           Seq to = std::numeric_limits<Seq>::max()) const {
+    const Seq head = store.head();
     ReadOptions r;
     r.from = after + 1;
     r.to = to;
@@ -109,6 +115,7 @@ class Steps {
       for (std::vector<Event> more; range.next_page(more) > 0;)
         std::move(more.begin(), more.end(), std::back_inserter(out));
     }
+    return head;
   }
 
   void deliver(Transaction& txn, const std::vector<Event>& events) {
@@ -152,24 +159,35 @@ std::optional<LeaseHolder> lease_of(sqlite3* db, std::string_view name) {
 struct ShadowRow {
   Seq from = 1;
   Seq position = 0;
+  std::string build;  // what was built: the version, from and the filters, as JSON
 };
+
+// The build a shadow's rows belong to: only the same one may go on with them.
+std::string build_key(const ShadowBuild& b, const RebuildOptions& o) {
+  return nlohmann::json{{"version", b.version},
+                        {"from", o.from},
+                        {"types", o.types},
+                        {"stream_prefix", o.stream_prefix}}
+      .dump();
+}
 
 std::optional<ShadowRow> shadow_row(sqlite3* db, std::string_view subscription) {
   detail::Stmt s(
-      db, "SELECT from_seq, position FROM eventlite_rebuilds WHERE subscription = ?1",
+      db,
+      "SELECT from_seq, position, build FROM eventlite_rebuilds WHERE subscription = ?1",
       false);
   detail::StmtScope scope(s);
   s.bind(1, subscription);
   if (!s.step("read rebuild")) return std::nullopt;
-  return ShadowRow{s.column_int(0), s.column_int(1)};
+  return ShadowRow{s.column_int(0), s.column_int(1), std::string(s.column_text(2))};
 }
 
 void write_shadow_row(sqlite3* db, std::string_view subscription, const ShadowRow& row) {
   const std::string now = detail::now_text();
   detail::Stmt s(
       db,
-      "INSERT INTO eventlite_rebuilds(subscription, from_seq, position, started, "
-      "updated) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(subscription) DO UPDATE "
+      "INSERT INTO eventlite_rebuilds(subscription, from_seq, position, build, started, "
+      "updated) VALUES (?1, ?2, ?3, ?5, ?4, ?4) ON CONFLICT(subscription) DO UPDATE "
       "SET position = excluded.position, updated = excluded.updated",
       false);
   detail::StmtScope scope(s);
@@ -177,6 +195,7 @@ void write_shadow_row(sqlite3* db, std::string_view subscription, const ShadowRo
   s.bind(2, row.from);
   s.bind(3, row.position);
   s.bind(4, now);
+  s.bind(5, row.build);
   s.step("write rebuild");
 }
 
@@ -214,9 +233,7 @@ RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
   try {
     for (;;) {
       const auto step_began = steady::now();
-      // Every event up to `head` is committed, so a short read saw all of them.
-      const Seq head = store.head();
-      steps.read(store, position, events);
+      const Seq head = steps.read(store, position, events);
       Transaction txn = store.transaction();
       sqlite3* db = txn.database().getHandle();
       if (first) {
@@ -284,23 +301,35 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
     Transaction txn = store.transaction();
     sqlite3* db = txn.database().getHandle();
     report.position_before = require_position(db, subscription, kWhat);
-    if (auto found = shadow_row(db, subscription)) {
+    const std::string key = build_key(build, options);
+    if (auto found = shadow_row(db, subscription); found && found->build == key) {
       row = *found;
       report.resumed = true;
     } else {
-      row = {options.from, options.from - 1};
+      // New, or another build's leftovers (other code, another from or filters):
+      // from the start.
+      row = {options.from, options.from - 1, key};
       build.create(txn);
-      write_shadow_row(txn.database().getHandle(), subscription, row);
+      db = txn.database().getHandle();
+      {
+        detail::Stmt clear(db, "DELETE FROM eventlite_rebuilds WHERE subscription = ?1",
+                           false);
+        detail::StmtScope scope(clear);
+        clear.bind(1, subscription);
+        clear.step("start rebuild");
+      }
+      write_shadow_row(db, subscription, row);
     }
     txn.commit();
   }
   report.from = row.from;
   auto renewed = steady::now();
 
-  // Catch up while more than a step is left, the live read model serving. Each
-  // step's events are read while the step before writes and commits.
+  // Catch up, the live read model serving, until a read comes back short: then all
+  // but what was appended since is in the shadow. Each step's events are read while
+  // the step before writes and commits.
   std::vector<Event> events, ahead;
-  steps.read(store, row.position, events);
+  Seq head = steps.read(store, row.position, events);
   for (;;) {
     if (since(renewed) > options.lease_time / 3) {
       if (!lease.acquire_or_renew())
@@ -309,22 +338,31 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
       renewed = steady::now();
     }
     const auto step_began = steady::now();
-    const Seq head = store.head();
-    if (events.size() < options.batch_size || events.back().seq >= head) break;
-    std::future<void> next =
-        std::async(std::launch::async,
-                   [&, after = events.back().seq] { steps.read(store, after, ahead); });
-    Transaction txn = store.transaction();
-    if (!lease.holds_in(txn))
-      throw InvalidArgument(
-          fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
-    steps.deliver(txn, events);
-    row.position = events.back().seq;
-    write_shadow_row(txn.database().getHandle(), subscription, row);
-    txn.commit();
+    const bool last = events.size() < options.batch_size;
+    Seq ahead_head = 0;
+    std::future<void> next;
+    if (!last)
+      next = std::async(std::launch::async, [&, after = events.back().seq] {
+        ahead_head = steps.read(store, after, ahead);
+      });
+    if (!events.empty()) {
+      Transaction txn = store.transaction();
+      if (!lease.holds_in(txn))
+        throw InvalidArgument(
+            fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
+      steps.deliver(txn, events);
+      row.position = events.back().seq;
+      if (last) row.position = std::max(row.position, head);
+      write_shadow_row(txn.database().getHandle(), subscription, row);
+      txn.commit();
+      steps.stepped(step_began, row.position, head);
+    } else {
+      row.position = std::max(row.position, head);
+    }
+    if (last) break;
     next.get();
     events.swap(ahead);
-    steps.stepped(step_began, row.position, head);
+    head = ahead_head;
   }
 
   // The swap: the rest, read under the write lock, then the tables and the
@@ -334,13 +372,14 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
   if (!lease.holds_in(txn))
     throw InvalidArgument(
         fmt::format("rebuild with shadow: lost the lease of \"{}\"", subscription));
-  const Seq head = writer.queries(txn).head();
+  head = writer.queries(txn).head();
   steps.read(store, row.position, events, head);
   steps.deliver(txn, events);
   build.swap(txn);
   sqlite3* db = txn.database().getHandle();
   require_position(db, subscription, kWhat);  // not dropped by the swap
-  report.dropped = drop_deliveries(db, subscription, 1);
+  // Deliveries owed or dead from `from` on: their events are in the new tables.
+  report.dropped = drop_deliveries(db, subscription, row.from);
   // The live subscription goes on from the head, with a new token: a batch its
   // processor has in flight was delivered to the old tables and must not land.
   detail::Queries& q = writer.queries(txn);

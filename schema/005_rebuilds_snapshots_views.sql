@@ -9,6 +9,7 @@ CREATE TABLE eventlite_rebuilds (
   subscription TEXT    PRIMARY KEY,
   from_seq     INTEGER NOT NULL CHECK (from_seq >= 1),
   position     INTEGER NOT NULL CHECK (position >= 0),
+  build        TEXT    NOT NULL,  -- the code's version, from and filters, as JSON
   started      TEXT    NOT NULL,
   updated      TEXT    NOT NULL
 ) WITHOUT ROWID;
@@ -32,9 +33,9 @@ CREATE TABLE eventlite_snapshots (
 -- (negative: since when it is free; for a periodic task, the seconds to its next run).
 CREATE VIEW eventlite_lease_status AS
   SELECT name,
-         CASE WHEN name LIKE 'every:%' THEN 'task'
-              WHEN name LIKE 'bridge:%' THEN 'bridge'
-              WHEN name LIKE 'rebuild:%' THEN 'rebuild'
+         CASE WHEN name GLOB 'every:*' THEN 'task'
+              WHEN name GLOB 'bridge:*' THEN 'bridge'
+              WHEN name GLOB 'rebuild:*' THEN 'rebuild'
               ELSE 'subscription' END AS kind,
          owner,
          CASE WHEN expires > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') THEN 'held'

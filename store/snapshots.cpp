@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include "eventlite/aggregate.hpp"
+#include "eventlite/errors.hpp"
 #include "eventlite/transaction.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"
 #include "store/store_impl.hpp"
+#include "store/time_text.hpp"
 
 namespace eventlite::detail {
 
@@ -27,6 +29,12 @@ std::optional<SnapshotRow> read_snapshot(const Store& store, std::string_view na
   return SnapshotRow{s.column_int(0), s.column_int(1), std::string(s.column_text(2))};
 }
 
+void check_as_of(std::string_view as_of) {
+  if (!as_of.empty() && !valid_time(as_of))
+    throw InvalidArgument(fmt::format(
+        "load: as_of must be a time like 2026-11-23T10:00:00.000Z, not \"{}\"", as_of));
+}
+
 bool write_snapshot(Store& store, std::string_view name, std::string_view stream,
                     int schema_version, Version version, Seq seq,
                     const std::string& state) noexcept {
@@ -41,7 +49,7 @@ bool write_snapshot(Store& store, std::string_view name, std::string_view stream
         "state, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name, stream) DO "
         "UPDATE SET schema_version = excluded.schema_version, version = "
         "excluded.version, seq = excluded.seq, state = excluded.state, time = "
-        "excluded.time WHERE excluded.version > version OR excluded.schema_version != "
+        "excluded.time WHERE excluded.version >= version OR excluded.schema_version != "
         "schema_version",
         false);
     s.bind(1, name);
@@ -55,6 +63,11 @@ bool write_snapshot(Store& store, std::string_view name, std::string_view stream
     s.reset();
     txn.commit();
     return true;
+  } catch (const InvalidArgument& e) {
+    // This thread's open transaction (a load in a transactional handler): no room
+    // for a write of its own, which is fine.
+    impl->logger->debug("snapshot of {} {} not written: {}", name, stream, e.what());
+    return false;
   } catch (const std::exception& e) {
     try {
       impl->logger->warn("snapshot of {} {} not written (loads fold further): {}", name,

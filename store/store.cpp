@@ -13,8 +13,8 @@
 #include <optional>
 
 #include "eventlite/errors.hpp"
-#include "eventlite/upcast.hpp"
 #include "eventlite/transaction.hpp"
+#include "eventlite/upcast.hpp"
 #include "store/clock.hpp"
 #include "store/schema.hpp"
 #include "store/store_impl.hpp"
@@ -195,6 +195,8 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
 std::vector<Seq> Store::append(std::string_view stream, std::span<const NewEvent> events,
                                Expected expected) {
   auto& writer = impl_->require_writer("append");
+  std::vector<NewEvent> stamped;
+  events = detail::stamp_missing(impl_->options.upcasters.get(), events, stamped);
   detail::validate(stream, events, impl_->limits());
   return writer.append(stream, events, expected);
 }
@@ -208,6 +210,10 @@ std::future<std::vector<Seq>> Store::append_async(std::string stream,
                                                   Expected expected) {
   try {
     auto& writer = impl_->require_writer("append_async");
+    std::vector<NewEvent> stamped;
+    if (detail::stamp_missing(impl_->options.upcasters.get(), events, stamped).data() ==
+        stamped.data())
+      events = std::move(stamped);
     detail::validate(stream, events, impl_->limits());
     return writer.append_async(std::move(stream), std::move(events), expected);
   } catch (...) {
@@ -254,6 +260,8 @@ std::vector<Seq> Store::append_in(sqlite3* db, std::string_view stream,
           fmt::format("append_in: the connection is not on this store's database \"{}\"",
                       impl_->path.string()));
   }
+  std::vector<NewEvent> stamped;
+  events = detail::stamp_missing(impl_->options.upcasters.get(), events, stamped);
   detail::validate(stream, events, impl_->limits());
   thread_local detail::UuidV7 ids;
   detail::AppendStatements statements(db, false);

@@ -1,6 +1,7 @@
 #include "eventlite/transaction.hpp"
 
 #include "eventlite/errors.hpp"
+#include "eventlite/upcast.hpp"
 #include "store/clock.hpp"
 #include "store/store_impl.hpp"
 
@@ -31,6 +32,8 @@ std::vector<Seq> Transaction::append(std::string_view stream,
                                      Expected expected) {
   if (!active()) throw InvalidArgument("append on a transaction that has ended");
   state_->store->writer->claim_exclusive();
+  std::vector<NewEvent> stamped;
+  events = detail::stamp_missing(state_->store->options.upcasters.get(), events, stamped);
   detail::validate(stream, events, state_->store->limits());
   auto& access = state_->access;
   sqlite3* db = access.database.getHandle();

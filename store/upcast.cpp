@@ -73,4 +73,26 @@ bool Upcasters::apply(Event& event) const {
   return true;
 }
 
+namespace detail {
+
+std::span<const NewEvent> stamp_missing(const Upcasters* upcasters,
+                                        std::span<const NewEvent> events,
+                                        std::vector<NewEvent>& storage) {
+  if (!upcasters || upcasters->empty()) return events;
+  const auto needs = [&](const NewEvent& e) {
+    if (!e.time.empty() || !upcasters->covers(e.type)) return false;
+    const nlohmann::json m = nlohmann::json::parse(e.metadata, nullptr, false);
+    return m.is_object() && !m.contains(kKey);
+  };
+  std::size_t first = 0;
+  while (first < events.size() && !needs(events[first])) ++first;
+  if (first == events.size()) return events;
+  storage.assign(events.begin(), events.end());
+  for (std::size_t i = first; i < storage.size(); ++i)
+    if (needs(storage[i])) storage[i] = upcasters->stamp(std::move(storage[i]));
+  return storage;
+}
+
+}  // namespace detail
+
 }  // namespace eventlite

@@ -465,16 +465,15 @@ int run_rewind(const RewindArgs& args) {
   const RewindReport r = rewind(store, args.subscription, args.from);
   std::cout << fmt::format("{}: next delivery from seq {}\n", args.subscription,
                            args.from);
+  // Seqs, not events: a subscription with filters gets only its own of them.
   if (r.position_before > r.position_after)
-    std::cout << fmt::format(
-        "  position {} -> {}: {} delivered again\n", r.position_before, r.position_after,
-        plural(static_cast<std::uint64_t>(r.position_before - r.position_after), "event",
-               "events"));
+    std::cout << fmt::format("  position {} -> {}: seqs {} to {} are delivered again\n",
+                             r.position_before, r.position_after, r.position_after + 1,
+                             r.position_before);
   else if (r.position_before < r.position_after)
-    std::cout << fmt::format(
-        "  position {} -> {}: {} skipped\n", r.position_before, r.position_after,
-        plural(static_cast<std::uint64_t>(r.position_after - r.position_before), "event",
-               "events"));
+    std::cout << fmt::format("  position {} -> {}: seqs {} to {} are skipped\n",
+                             r.position_before, r.position_after, r.position_before + 1,
+                             r.position_after);
   if (r.owed_dropped + r.dead_dropped > 0)
     std::cout << fmt::format("  dropped {} and {}, delivered again from the log\n",
                              plural(r.dead_dropped, "dead letter", "dead letters"),

@@ -113,9 +113,9 @@ int drive(const std::string& path) {
   auto store = eventlite::Store::open(path);
   {
     auto t = store.transaction();
+    // No key on seq: a second publication of an event would be kept, and counted.
     t.database().exec(
-        "CREATE TABLE IF NOT EXISTS published (seq INTEGER PRIMARY KEY, by TEXT NOT "
-        "NULL)");
+        "CREATE TABLE IF NOT EXISTS published (seq INTEGER NOT NULL, by TEXT NOT NULL)");
     t.commit();
   }
   SQLite::Database db(path, SQLite::OPEN_READONLY);

@@ -51,8 +51,9 @@ struct Aggregate {
   // Take a snapshot when a load folded at least this many events past the last one;
   // 0: never. Loads use the latest snapshot of the current snapshot_version.
   std::uint64_t snapshot_every = 0;
-  // Bump it when State's shape changes: snapshots of other versions are ignored (and
-  // replaced by the next one taken), never an error.
+  // Bump it when State's shape, apply or the store's upcasters change: snapshots of
+  // other versions are ignored (and replaced by the next one taken), never an error.
+  // A snapshot that does not convert is ignored and replaced the same way.
   int snapshot_version = 1;
   // State to JSON and back, for snapshots; empty: nlohmann's to_json / from_json.
   std::function<nlohmann::json(const State&)> to_json = {};
@@ -76,9 +77,10 @@ struct Loaded {
 // Thread safety: a value.
 struct LoadOptions {
   Seq to = std::numeric_limits<Seq>::max();  // fold events up to this seq, inclusive
-  // Fold events committed up to this time (UTC ISO-8601, inclusive); empty: now.
-  // The fold stops at the stream's first later event, so imported events with
-  // older times than their predecessors end it there. Uses no snapshot.
+  // Fold events committed up to this time, inclusive, in the store's form
+  // (2026-11-23T10:00:00.000Z; InvalidArgument otherwise); empty: now. The fold stops
+  // at the stream's first later event, so imported events with older times than
+  // their predecessors end it there. Uses no snapshot.
   std::string as_of = {};
 };
 
@@ -93,11 +95,16 @@ struct SnapshotRow {
 std::optional<SnapshotRow> read_snapshot(const Store& store, std::string_view name,
                                          std::string_view stream, int schema_version,
                                          Seq to);
-// Replaces the snapshot; false (logged at warn) if the store is read-only or the
-// write fails (busy, disk full): a snapshot is an optimisation, never an error.
+// Replaces the snapshot (one at the same version too: it may not have converted);
+// false if the store is read-only, this thread holds the store's transaction (a
+// load inside a transactional handler), or the write fails (busy, disk full;
+// logged at warn): a snapshot is an optimisation, never an error.
 bool write_snapshot(Store& store, std::string_view name, std::string_view stream,
                     int schema_version, Version version, Seq seq,
                     const std::string& state) noexcept;
+
+// Throws InvalidArgument unless `as_of` is empty or a time in the store's form.
+void check_as_of(std::string_view as_of);
 
 template <class S>
 concept JsonState = requires(const S& s, const nlohmann::json& j) {
@@ -152,6 +159,7 @@ Loaded<State> load(Store& store, const Aggregate<State>& aggregate,
   const bool snapshots = aggregate.snapshot_every > 0;
   if (snapshots && aggregate.name.empty())
     throw InvalidArgument("aggregate: snapshots need a name");
+  detail::check_as_of(options.as_of);
   Loaded<State> loaded{.state = aggregate.initial};
   if (snapshots && options.as_of.empty()) {
     if (auto row = detail::read_snapshot(store, aggregate.name, stream,

@@ -190,7 +190,8 @@ class Processor {
   // Adds a subscription named `name`: its checkpoint is kept in the file under that
   // name, so a restarted process goes on where it stopped. May be called while
   // running; a new subscription catches up from its start. Throws InvalidArgument
-  // for an empty name, a name starting with "every:", or a name already subscribed.
+  // for an empty name, a name starting with "every:", "bridge:" or
+  // "rebuild:" (eventlite's own leases), or a name already subscribed.
   void subscribe(std::string name, Handler handler, SubscriptionOptions options = {});
   void subscribe(std::string name, const HandlerMap& handlers,
                  SubscriptionOptions options = {});

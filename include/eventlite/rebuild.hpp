@@ -51,7 +51,8 @@ struct RebuildOptions {
   // delivers what the subscription would.
   std::vector<std::string> types = {};
   std::string stream_prefix = {};
-  // Events per step: one write transaction, so also the longest an appender waits.
+  // Events per step (1 to 65536): one write transaction, so also the longest an
+  // appender waits.
   std::size_t batch_size = 512;
   // The rebuild's lease; a rebuild that dies is taken over (or resumed) after it.
   std::chrono::milliseconds lease_time{15'000};
@@ -84,9 +85,9 @@ struct RebuildReport {
 // `from` to the head to `handler`, in steps that each commit the handler's writes
 // with the checkpoint. Returns when it reached the head; the lease is then released
 // and the subscription's processor goes on from there. A handler that throws ends
-// the rebuild with its exception: the steps before it are committed, and the
-// subscription's processor resumes from them (with its own handler) once the lease
-// expires. Throws InvalidArgument for an unknown subscription, an empty handler or
+// the rebuild with its exception: the steps before it are committed, the lease is
+// released, and the subscription's processor goes on from them with its own
+// handler. Throws InvalidArgument for an unknown subscription, an empty handler or
 // reset, a `from` below 1, a batch_size of 0 or a read-only store; StorageError if
 // SQLite fails.
 RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
@@ -103,8 +104,14 @@ struct ShadowBuild {
   // Delivers one event into the shadow tables, through ctx.transaction().
   Handler handler = {};
   // Makes the shadow tables the live ones (DROP and ALTER TABLE ... RENAME TO), in
-  // the transaction that moves the subscription's checkpoint.
+  // the transaction that moves the subscription's checkpoint. The place to switch
+  // this process's live handler to the new version too (and back if the rebuild
+  // throws): the next live batch runs after this transaction. Processes of the old
+  // code go on writing the old way until they are replaced.
   std::function<void(Transaction&)> swap = {};
+  // Names the new code: an interrupted build goes on only with the same version,
+  // from and filters; otherwise create() starts it over.
+  std::string version = {};
 };
 
 // Builds the read model into shadow tables from `options.from` while the live one
@@ -113,12 +120,12 @@ struct ShadowBuild {
 // deliveries owed or dead are dropped, and a batch its processor had in flight is
 // fenced off and delivered from the new position. The shadow's progress is kept in
 // eventlite_rebuilds, so a build that was interrupted (a crash, a throw) goes on
-// from its last step when it is run again. Two builds of one subscription never run
-// at once (the lease "rebuild:<subscription>"). Throws InvalidArgument for an
-// unknown subscription, a missing callback, a `from` below 1, a batch_size of 0, a
-// read-only store or a build another process is running; StorageError if SQLite
-// fails; a handler's or callback's exception as it is (the shadow kept as far as it
-// got, the live read model untouched).
+// from its last step when it is run again with the same version, from and filters. Two
+// builds of one subscription never run at once (the lease "rebuild:<subscription>").
+// Throws InvalidArgument for an unknown subscription, a missing callback, a `from` below
+// 1, a batch_size of 0, a read-only store or a build another process is running;
+// StorageError if SQLite fails; a handler's or callback's exception as it is (the shadow
+// kept as far as it got, the live read model untouched).
 RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
                                   const ShadowBuild& build, RebuildOptions options = {});
 

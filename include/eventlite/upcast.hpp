@@ -15,16 +15,26 @@
 //   store.append("order-1", up->stamp(eventlite::make_event("OrderPlaced", data)));
 //
 // A store opened with upcasters applies them to every event it reads as an Event
-// (read_all, read_stream, replay, load) and its processors deliver (handlers and
-// sinks); export, the CLI and verify see the stored bytes. An upcast event's data
-// is the step's JSON, its metadata's "schema" the current version. An event of a
-// version above the current one (written by newer code) is left as it is.
+// (read_all, read_stream, replay, load) and its processors deliver to handlers.
+// Sinks forward the stored bytes, as export does, so that every copy of an event id
+// is the same; the CLI and verify see the stored bytes too. An upcast event's data
+// is the steps' JSON, its metadata's "schema" the current version. An event of a
+// version above the current one (written by newer code) is left as it is. An event
+// whose steps throw is parked as a dead letter by the subscription that meets it
+// (a read or a replay throws instead).
+//
+// Appends through such a store stamp today's version on an event of a type with
+// steps whose metadata has no "schema" and that gives no `time` (an imported or
+// bridged event keeps its metadata as it came): so code that appends without
+// stamp() does not see its new events upcast again as if they were version 1.
 
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "eventlite/event.hpp"
 
@@ -50,9 +60,20 @@ class Upcasters {
   // a positive integer.
   bool apply(Event& event) const;
   bool empty() const noexcept { return steps_.empty(); }
+  // Whether `type` has steps.
+  bool covers(std::string_view type) const { return steps_.find(type) != steps_.end(); }
 
  private:
   std::map<std::string, std::vector<Step>, std::less<>> steps_;
 };
+
+namespace detail {
+// `events`, with today's schema version stamped where the store stamps it (see
+// above): `events` itself when none needs it, else a copy kept in `storage`.
+// Throws InvalidEvent for metadata that is not JSON.
+std::span<const NewEvent> stamp_missing(const Upcasters* upcasters,
+                                        std::span<const NewEvent> events,
+                                        std::vector<NewEvent>& storage);
+}  // namespace detail
 
 }  // namespace eventlite

@@ -763,12 +763,14 @@ TEST_F(Status, ShowsASinkRetryingWithItsBrokerErrorAndWhoStandsBy) {
   const std::vector<std::string> out = lines(result.out);
   ASSERT_EQ(out.size(), 11u) << result.out;
   EXPECT_EQ(out[4].rfind("mail          retrying", 0), 0u) << result.out;
-  EXPECT_EQ(out[6],
-            "SINK  STATE     FAILING_SINCE             FORWARDED  FAILED  RTT_P50  RTT_P99  "
-            "LAST_ERROR");
-  EXPECT_EQ(out[7],
-            "mail  retrying  2026-11-23T10:04:00.000Z       1200       5    400us    2.1ms  "
-            "connect to redis://app:***@cache:6379/0: Connection refused");
+  EXPECT_EQ(
+      out[6],
+      "SINK  STATE     FAILING_SINCE             FORWARDED  FAILED  RTT_P50  RTT_P99  "
+      "LAST_ERROR");
+  EXPECT_EQ(
+      out[7],
+      "mail  retrying  2026-11-23T10:04:00.000Z       1200       5    400us    2.1ms  "
+      "connect to redis://app:***@cache:6379/0: Connection refused");
   EXPECT_EQ(out[9], "STANDING_BY_FOR  OWNER        SINCE");
   EXPECT_EQ(out[10], "mail             host:200:b2  2026-11-23T10:00:00.000Z");
 
@@ -951,7 +953,7 @@ TEST_F(Rewind, MovesTheSubscriptionAndDropsDeliveriesFromThere) {
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_EQ(result.out,
             "mail: next delivery from seq 2\n"
-            "  position 4 -> 1: 3 events delivered again\n"
+            "  position 4 -> 1: seqs 2 to 4 are delivered again\n"
             "  dropped 1 dead letter and 1 owed delivery, delivered again from the log\n"
             "  ended the lease of host:100:a1 (its uncommitted work cannot land)\n");
   EXPECT_EQ(positions(), "audit 6, mail 1");
@@ -1038,9 +1040,8 @@ TEST_F(Append, NulByteInDataOnStdinIsRefusedNotTruncated) {
 
 TEST_F(Append, NumbersAreStoredAndReadAsWritten) {
   init();
-  const std::string data =
-      R"({"price":12345678901234567.89,"tiny":1.5e-400,)"
-      R"("big":123456789012345678901234567890,"neg":-0.0,"e":1E+2})";
+  const std::string data = R"({"price":12345678901234567.89,"tiny":1.5e-400,)"
+                           R"("big":123456789012345678901234567890,"neg":-0.0,"e":1E+2})";
   const std::string metadata = R"({"n":0.10000000000000000001})";
   Result one = run({"append", db(), "s", "T", data, "--metadata", metadata});
   ASSERT_EQ(one.status, 0) << one.err;
@@ -1200,8 +1201,10 @@ TEST_F(Cli, NumericOptionsAreDecimalRangeCheckedAndNamed) {
             (std::vector<std::int64_t>{1, 2}));
   Result expect = run({"append", db(), "a", "T", "--expect", "03"});
   EXPECT_EQ(expect.status, 0) << expect.err;
-  EXPECT_EQ(run({"rewind", db(), "mail", "--from", "010"}).out.rfind(
-                "mail: next delivery from seq 10\n  position 4 -> 9: 5 events skipped\n", 0),
+  EXPECT_EQ(run({"rewind", db(), "mail", "--from", "010"})
+                .out.rfind("mail: next delivery from seq 10\n  position 4 -> 9: seqs 5 "
+                           "to 9 are skipped\n",
+                           0),
             0u);
 }
 

@@ -14,6 +14,9 @@
 
 #include "eventlite/processor.hpp"
 #include "eventlite/replay.hpp"
+#include "eventlite/sink.hpp"
+#include "eventlite/subscriptions.hpp"
+#include "eventlite/transaction.hpp"
 #include "eventlite/transfer.hpp"
 #include "eventlite/upcast.hpp"
 #include "test_support.hpp"
@@ -75,6 +78,9 @@ TEST(Aggregate, FoldsNowAsOfASeqAndAsOfATime) {
   EXPECT_EQ(none.version, 0);
   EXPECT_EQ(none.state.moves, 0);
   EXPECT_THROW(load(store, Aggregate<Account>{}, "account-1"), InvalidArgument);
+  for (const char* bad : {"2026-01-31", "2026-01-31T23:59:59Z", "yesterday"})
+    EXPECT_THROW(load(store, account(), "account-1", {.as_of = bad}), InvalidArgument)
+        << bad;
 }
 
 TEST(Aggregate, SnapshotsAreTakenUsedAndIgnoredWhenTheyNoLongerFit) {
@@ -117,6 +123,7 @@ TEST(Aggregate, SnapshotsAreTakenUsedAndIgnoredWhenTheyNoLongerFit) {
   auto spoiled = load(store, v2, "account-1");
   EXPECT_FALSE(spoiled.from_snapshot);
   EXPECT_EQ(spoiled.state.balance, 260);
+  EXPECT_TRUE(load(store, v2, "account-1").from_snapshot);  // replaced by that load
 
   // A read-only store loads without writing one.
   raw.exec("DELETE FROM eventlite_snapshots");
@@ -143,8 +150,14 @@ TEST(Upcasters, OldPayloadsAreMadeCurrentForReadsReplaysFoldsAndHandlersNotExpor
       d["amount"] = d.at("cents").get<std::int64_t>() / 100;
       d.erase("cents");
     }).add("Moved", 2, [](nlohmann::json& d) { d["currency"] = "EUR"; });
-  Store store = Store::open(":memory:", {.upcasters = up});
-  store.append("account-1", make_event("Moved", {{"cents", 500}}));  // an old event
+  TempDir dir;
+  {  // Before the upcasters: the code of version 1.
+    Store old = Store::open(dir / "app.db", fast_options());
+    old.append("account-1", make_event("Moved", {{"cents", 500}}));
+  }
+  StoreOptions options = fast_options();
+  options.upcasters = up;
+  Store store = Store::open(dir / "app.db", options);
   store.append("account-1", make_event("Moved", {{"amount", 7}}, {{"schema", 2}}));
   store.append("account-1",
                up->stamp(make_event("Moved", {{"amount", 1}, {"currency", "USD"}})));
@@ -178,6 +191,74 @@ TEST(Upcasters, OldPayloadsAreMadeCurrentForReadsReplaysFoldsAndHandlersNotExpor
   export_envelopes(store, exported);
   EXPECT_NE(exported.str().find(R"("data":{"cents":500})"), std::string::npos)
       << exported.str();
+}
+
+// A sink that keeps what it is given.
+class KeepingSink : public Sink {
+ public:
+  std::optional<Seq> open() override { return std::nullopt; }
+  BatchResult publish(const BatchContext& batch) override {
+    for (std::size_t i = 0; i < batch.size(); ++i) data.push_back(batch.event(i).data);
+    return BatchResult::ok();
+  }
+  void close() noexcept override {}
+  std::vector<std::string> data;
+};
+
+TEST(Upcasters, SinksForwardTheStoredBytesAndAStepThatThrowsParksOnlyItsEvent) {
+  auto up = std::make_shared<Upcasters>();
+  up->add("Moved", 1, [](nlohmann::json& d) {
+    if (!d.contains("cents")) throw std::runtime_error("no cents in it");
+    d["amount"] = d.at("cents").get<std::int64_t>() / 100;
+  });
+  Store store = Store::open(":memory:", {.upcasters = up});
+  store.append("a", make_event("Moved", {{"cents", 500}}, {{"schema", 1}}));
+  store.append("a", make_event("Moved", {{"oops", 1}}, {{"schema", 1}}));
+  store.append("b", make_event("Other", {{"x", 1}}));
+  auto sink = std::make_shared<KeepingSink>();
+  std::vector<std::string> handled;
+  Processor p(store);
+  p.sink("copy", sink);
+  p.subscribe("h", [&](const Context& c) { handled.push_back(c.event().data); });
+  p.run_until_idle();
+  EXPECT_EQ(sink->data, (std::vector<std::string>{R"({"cents":500})", R"({"oops":1})",
+                                                  R"({"x":1})"}));
+  EXPECT_EQ(handled,
+            (std::vector<std::string>{R"({"amount":5,"cents":500})", R"({"x":1})"}));
+  const auto dead = dead_letters(store, "h");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].seq, 2);
+  EXPECT_EQ(dead[0].attempts, 0);  // parked without a delivery
+  EXPECT_NE(dead[0].last_error.find("upcasting failed: no cents in it"),
+            std::string::npos)
+      << dead[0].last_error;
+}
+
+TEST(Upcasters, AnAppendWithoutASchemaIsStampedCurrentUnlessItCameWithItsTime) {
+  auto up = std::make_shared<Upcasters>();
+  up->add("Moved", 1, [](nlohmann::json& d) { d["v2"] = true; });
+  Store store = Store::open(":memory:", {.upcasters = up});
+  store.append("a", make_event("Moved", {{"amount", 1}}));  // today's code, no stamp()
+  {
+    auto t = store.transaction();
+    t.append("a", make_event("Moved", {{"amount", 2}}));
+    t.commit();
+  }
+  NewEvent imported = make_event("Moved", {{"amount", 3}});
+  imported.time = "2020-01-01T00:00:00.000Z";  // an old event, as exported then
+  store.append("a", imported);
+  store.append("b", make_event("Other", {{"x", 1}}));  // a type without steps
+  const auto events = store.read_all().to_vector();
+  EXPECT_EQ(events[0].metadata_json().at("schema"), 2);
+  EXPECT_EQ(events[0].data, R"({"amount":1})");  // stored as current: not upcast
+  EXPECT_EQ(events[1].data, R"({"amount":2})");
+  EXPECT_EQ(events[2].data_json().at("v2"), true);  // imported as it was: upcast
+  EXPECT_EQ(events[3].metadata, "{}");
+  // A retry of the same id matches what was stored.
+  NewEvent again = make_event("Moved", {{"amount", 9}});
+  again.id = new_event_id();
+  const Seq first = store.append("c", again);
+  EXPECT_EQ(store.append("c", again), first);
 }
 
 TEST(Decide, TwoThreadsDecidingAtOnceNeverOverdrawAndTheLoserRefoldsOnlyWhatItMissed) {

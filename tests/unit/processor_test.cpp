@@ -315,7 +315,8 @@ TEST(Processor, RetriedDeadLetterIsDeliveredAgainAndDiscardedOneIsNot) {
   fail = false;
   const Seq one[] = {1};
   EXPECT_EQ(retry_dead_letters(store, "s", one), 1u);
-  EXPECT_EQ(discard_dead_letters(store, "s", std::span<const Seq>(one + 0, 0)), 1u);  // all
+  EXPECT_EQ(discard_dead_letters(store, "s", std::span<const Seq>(one + 0, 0)),
+            1u);  // all
   EXPECT_EQ(p.run_until_idle(), 1u);
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{1}));
   EXPECT_TRUE(dead_letters(store).empty());
@@ -536,6 +537,8 @@ TEST(Processor, RejectsBadNamesAndOptions) {
   EXPECT_THROW(p.subscribe("one", [](const Context&) {}), InvalidArgument);
   EXPECT_THROW(p.subscribe("", [](const Context&) {}), InvalidArgument);
   EXPECT_THROW(p.subscribe("every:x", [](const Context&) {}), InvalidArgument);
+  EXPECT_THROW(p.subscribe("bridge:x", [](const Context&) {}), InvalidArgument);
+  EXPECT_THROW(p.subscribe("rebuild:x", [](const Context&) {}), InvalidArgument);
   EXPECT_THROW(p.subscribe("r", [](const Context&) {}, {.retry = exact(0, 1s)}),
                InvalidArgument);
   EXPECT_THROW(p.every("t", 0ms, [] {}), InvalidArgument);
@@ -602,12 +605,11 @@ TEST(Processor, WhileTheWatchSleepsARetryStillRunsWhenDue) {
   o.lease_time = 60s;
   std::atomic<int> calls{0};
   Processor p(store, o);
-  p.subscribe(
-      "s",
-      [&](const Context&) {
-        if (++calls == 1) throw std::runtime_error("once");
-      },
-      {.retry = exact(3, 100ms)});
+  p.subscribe("s",
+              [&](const Context&) {
+                if (++calls == 1) throw std::runtime_error("once");
+              },
+              {.retry = exact(3, 100ms)});
   p.start();
   store.append("a", event("E"));
   EXPECT_TRUE(wait_until([&] { return calls.load() == 2; }, 10s));
@@ -1096,20 +1098,20 @@ TEST(Processor, PermanentErrorsAreParkedAtOnceAndRetryableOnesRetried) {
 
 TEST(Processor, OnDeadHoldKeepsTheStreamBehindItsDeadLetterWhileOthersGoOn) {
   auto store = Store::open(":memory:");
-  store.append("a", event("Poison"));   // 1
-  store.append("a", event("E"));        // 2
-  store.append("b", event("E"));        // 3
+  store.append("a", event("Poison"));  // 1
+  store.append("a", event("E"));       // 2
+  store.append("b", event("E"));       // 3
   bool healed = false;
   Recorder rec;
   auto record = rec.handler();
   Processor p(store);
-  p.subscribe(
-      "held",
-      [&](const Context& ctx) {
-        if (ctx.event().type == "Poison" && !healed) throw std::runtime_error("poison");
-        record(ctx);
-      },
-      {.retry = exact(1, 1s), .on_dead = OnDead::hold});
+  p.subscribe("held",
+              [&](const Context& ctx) {
+                if (ctx.event().type == "Poison" && !healed)
+                  throw std::runtime_error("poison");
+                record(ctx);
+              },
+              {.retry = exact(1, 1s), .on_dead = OnDead::hold});
   p.run_until_idle();
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{3}));
   store.append("a", event("E"));  // 4: waits too

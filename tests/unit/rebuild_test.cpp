@@ -77,7 +77,10 @@ Seq position_of(const Store& store, std::string_view name) {
   return -1;
 }
 
-ShadowBuild shadow_build(std::atomic<int>* creates = nullptr, Seq fail_at = 0) {
+// The shadow's code: its handler fails at `fail_at` (0: never), as a transient
+// fault would (the same version goes on after it).
+ShadowBuild shadow_build(std::atomic<int>* creates = nullptr, Seq fail_at = 0,
+                         std::string version = "2") {
   return {
       .create =
           [creates](Transaction& t) {
@@ -91,7 +94,8 @@ ShadowBuild shadow_build(std::atomic<int>* creates = nullptr, Seq fail_at = 0) {
           [](Transaction& t) {
             t.database().exec(
                 "DROP TABLE totals; ALTER TABLE totals_next RENAME TO totals");
-          }};
+          },
+      .version = std::move(version)};
 }
 
 // A reader on its own connection: in each read transaction, the counts of `totals`
@@ -290,6 +294,49 @@ TEST_F(Rebuild, AShadowBuildThatFailedGoesOnFromItsLastStepAndLeavesTheLiveOneAl
   EXPECT_EQ(report.position_after, 1000);
   EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
   EXPECT_EQ(p->run_until_idle(), 0u);  // the processor has nothing to do again
+}
+
+TEST_F(Rebuild, AnInterruptedShadowOfOtherCodeIsStartedOver) {
+  append_some(store, 1000);
+  auto p = live();
+  p->run_until_idle();
+  std::atomic<int> creates{0};
+  EXPECT_THROW(rebuild_with_shadow(store, "totals", shadow_build(&creates, 700, "2"),
+                                   {.batch_size = 256}),
+               std::runtime_error);
+  const RebuildReport report = rebuild_with_shadow(
+      store, "totals", shadow_build(&creates, 0, "3"), {.batch_size = 256});
+  EXPECT_FALSE(report.resumed);
+  EXPECT_EQ(creates, 2);
+  EXPECT_EQ(report.events, 1000u);
+  RawDb raw(dir / "app.db");
+  EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
+}
+
+TEST_F(Rebuild, WithFiltersTheShadowSkipsWhatTheSubscriptionDoesNotSee) {
+  // Few events of the subscription's type among many others: each read comes back
+  // short, and the shadow's position still moves to the head.
+  for (int i = 0; i < 20; ++i) {
+    append_some(store, 5, i * 5);
+    store.append("noise", numbered_events(200, "Noise"));
+  }
+  Processor p(store, ProcessorOptions{});
+  p.subscribe("totals", count_into(Table::totals),
+              {.types = {"Paid"}, .transactional = true});
+  p.subscribe("reference", count_into(Table::reference),
+              {.types = {"Paid"}, .transactional = true});
+  p.run_until_idle();
+  spoil();
+  const RebuildReport report = rebuild_with_shadow(
+      store, "totals", shadow_build(), {.types = {"Paid"}, .batch_size = 256});
+  EXPECT_EQ(report.events, 100u);
+  EXPECT_EQ(report.position_after, store.head());
+  RawDb raw(dir / "app.db");
+  EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
+  EXPECT_EQ(p.run_until_idle(), 0u);
+  EXPECT_THROW(
+      rebuild_with_shadow(store, "totals", shadow_build(), {.batch_size = 70000}),
+      InvalidArgument);
 }
 
 TEST_F(Rebuild, InPlaceThatFailedIsFinishedByTheSubscriptionsProcessor) {
