@@ -76,6 +76,21 @@ constexpr const char* kBridgesSql =
     "FROM eventlite_bridges AS b LEFT JOIN eventlite_leases AS l "
     "ON l.name = 'bridge:' || b.name ORDER BY b.name";
 
+constexpr const char* kRebuildsSql =
+    "SELECT r.subscription, r.from_seq, r.position, r.started, r.updated, "
+    "l.owner, l.expires, l.token "
+    "FROM eventlite_rebuilds AS r LEFT JOIN eventlite_leases AS l "
+    "ON l.name = 'rebuild:' || r.subscription ORDER BY r.subscription";
+
+std::optional<LeaseInfo> lease_at(const detail::Stmt& s, int column) {
+  if (s.column_null(column)) return std::nullopt;
+  LeaseInfo lease;
+  s.column_text(column, lease.owner);
+  s.column_text(column + 1, lease.expires);
+  lease.token = s.column_int(column + 2);
+  return lease;
+}
+
 // The status report's first read, a row at a time: the subscriptions.
 void read_subscriptions(detail::Stmt& s, StatusReport& report,
                         const std::string& now_text,
@@ -90,13 +105,7 @@ void read_subscriptions(detail::Stmt& s, StatusReport& report,
     sub.lag = std::max<Seq>(0, report.head - sub.position);
     sub.retrying = static_cast<std::uint64_t>(s.column_int(3));
     sub.dead = static_cast<std::uint64_t>(s.column_int(4));
-    if (!s.column_null(5)) {
-      LeaseInfo lease;
-      s.column_text(5, lease.owner);
-      s.column_text(6, lease.expires);
-      lease.token = s.column_int(7);
-      sub.lease = std::move(lease);
-    }
+    sub.lease = lease_at(s, 5);
     sub.held = static_cast<std::uint64_t>(s.column_int(8));
     if (!s.column_null(9)) sub.lag_time = detail::age_of(s.column_text(9), now);
     if (!s.column_null(10)) {
@@ -126,6 +135,19 @@ void read_subscriptions(detail::Stmt& s, StatusReport& report,
   }
 }
 
+void read_rebuilds(detail::Stmt& s, StatusReport& report) {
+  while (s.step("read rebuilds")) {
+    RebuildStatus r;
+    s.column_text(0, r.subscription);
+    r.from = s.column_int(1);
+    r.position = s.column_int(2);
+    s.column_text(3, r.started);
+    s.column_text(4, r.updated);
+    r.lease = lease_at(s, 5);
+    report.rebuilds.push_back(std::move(r));
+  }
+}
+
 void read_bridges(detail::Stmt& s, StatusReport& report) {
   while (s.step("read bridges")) {
     BridgeStatus b;
@@ -136,13 +158,7 @@ void read_bridges(detail::Stmt& s, StatusReport& report) {
     b.stored = static_cast<std::uint64_t>(s.column_int(4));
     b.rejected = static_cast<std::uint64_t>(s.column_int(5));
     s.column_text(6, b.updated);
-    if (!s.column_null(7)) {
-      LeaseInfo lease;
-      s.column_text(7, lease.owner);
-      s.column_text(8, lease.expires);
-      lease.token = s.column_int(9);
-      b.lease = std::move(lease);
-    }
+    b.lease = lease_at(s, 7);
     report.bridges.push_back(std::move(b));
   }
 }
@@ -206,7 +222,8 @@ StatusReport status(const Store& store) {
   // One read transaction, so that the subscriptions and the bridges are one snapshot.
   detail::exec(db, "BEGIN", "read status");
   try {
-    const bool v4 = detail::read_schema_version(db) >= 4;
+    const int version = detail::read_schema_version(db);
+    const bool v4 = version >= 4;
     {
       detail::Stmt& s = conn->statement(status_sql(v4));
       detail::StmtScope scope(s);
@@ -217,6 +234,11 @@ StatusReport status(const Store& store) {
       detail::Stmt& s = conn->statement(kBridgesSql);
       detail::StmtScope scope(s);
       read_bridges(s, report);
+    }
+    if (version >= 5) {
+      detail::Stmt& s = conn->statement(kRebuildsSql);
+      detail::StmtScope scope(s);
+      read_rebuilds(s, report);
     }
   } catch (...) {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);

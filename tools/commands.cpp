@@ -126,7 +126,7 @@ nlohmann::ordered_json status_json(const SubscriptionStatus& sub) {
 }
 
 // The tables after the subscriptions': each sink's broker, the processors standing
-// by, the bridges; each only when it has rows.
+// by, the shadow rebuilds, the bridges; each only when it has rows.
 void print_sinks_and_standbys(const StatusReport& report) {
   std::vector<std::vector<std::string>> sinks, standbys;
   for (const SubscriptionStatus& sub : report.subscriptions) {
@@ -168,6 +168,23 @@ void print_sinks_and_standbys(const StatusReport& report) {
     bridges.push_back({b.name, b.broker + " " + b.source, b.last_entry,
                        std::to_string(b.stored), std::to_string(b.rejected), b.updated,
                        b.lease ? b.lease->owner : "-", b.lease ? b.lease->expires : "-"});
+  std::vector<std::vector<std::string>> rebuilds;
+  for (const RebuildStatus& r : report.rebuilds)
+    rebuilds.push_back(
+        {r.subscription, std::to_string(r.from), std::to_string(r.position), r.started,
+         r.updated, r.lease ? r.lease->owner : "-", r.lease ? r.lease->expires : "-"});
+  if (!rebuilds.empty()) {
+    std::cout << '\n';
+    print_table(std::cout,
+                {{"REBUILDING", Align::left},
+                 {"FROM", Align::right},
+                 {"SHADOW_AT", Align::right},
+                 {"STARTED", Align::left},
+                 {"UPDATED", Align::left},
+                 {"LEASE_OWNER", Align::left},
+                 {"LEASE_EXPIRES", Align::left}},
+                rebuilds);
+  }
   if (!bridges.empty()) {
     std::cout << '\n';
     print_table(std::cout,
@@ -371,9 +388,21 @@ int run_status(const StatusArgs& args) {
       subscriptions.push_back(status_json(sub));
     nlohmann::ordered_json bridges = nlohmann::ordered_json::array();
     for (const BridgeStatus& b : report.bridges) bridges.push_back(bridge_json(b));
+    nlohmann::ordered_json rebuilds = nlohmann::ordered_json::array();
+    for (const RebuildStatus& r : report.rebuilds) {
+      nlohmann::ordered_json lease = nullptr;
+      if (r.lease) lease = {{"owner", r.lease->owner}, {"expires", r.lease->expires}};
+      rebuilds.push_back({{"subscription", r.subscription},
+                          {"from", r.from},
+                          {"position", r.position},
+                          {"started", r.started},
+                          {"updated", r.updated},
+                          {"lease", std::move(lease)}});
+    }
     print_json_line(std::cout, {{"head", report.head},
                                 {"subscriptions", std::move(subscriptions)},
-                                {"bridges", std::move(bridges)}});
+                                {"bridges", std::move(bridges)},
+                                {"rebuilds", std::move(rebuilds)}});
   } else {
     std::cout << "SQLite " << sqlite3_libversion() << '\n'
               << "head " << report.head << '\n';

@@ -86,13 +86,25 @@ struct SubscriptionStatus {
 // Thread safety: a value.
 struct BridgeStatus {
   std::string name = {};
-  std::string broker = {};      // "redis", "nats"
-  std::string source = {};      // the stream it reads
-  std::string last_entry = {};  // the broker's id of the last entry it stored
-  std::uint64_t stored = 0;     // entries taken in, rejections included
-  std::uint64_t rejected = 0;   // of which kept as BridgeEntryRejected
-  std::string updated = {};     // when it last stored a batch, UTC ISO-8601
+  std::string broker = {};              // "redis", "nats"
+  std::string source = {};              // the stream it reads
+  std::string last_entry = {};          // the broker's id of the last entry it stored
+  std::uint64_t stored = 0;             // entries taken in, rejections included
+  std::uint64_t rejected = 0;           // of which kept as BridgeEntryRejected
+  std::string updated = {};             // when it last stored a batch, UTC ISO-8601
   std::optional<LeaseInfo> lease = {};  // "bridge:<name>"
+};
+
+// A rebuild into shadow tables (rebuild.hpp) under way, or one that stopped before
+// its swap (its lease then free): run again, it goes on from `position`.
+// Thread safety: a value.
+struct RebuildStatus {
+  std::string subscription = {};
+  Seq from = 1;
+  Seq position = 0;  // the shadow holds every event of the subscription up to here
+  std::string started = {};
+  std::string updated = {};             // its last step, UTC ISO-8601
+  std::optional<LeaseInfo> lease = {};  // "rebuild:<subscription>"
 };
 
 // Thread safety: a value.
@@ -100,6 +112,7 @@ struct StatusReport {
   Seq head = 0;
   std::vector<SubscriptionStatus> subscriptions = {};  // by name
   std::vector<BridgeStatus> bridges = {};              // by name
+  std::vector<RebuildStatus> rebuilds = {};            // by subscription (schema 5)
 };
 
 // A delivery whose attempts ran out.
@@ -115,9 +128,9 @@ struct DeadLetter {
 };
 
 // The head; every subscription's position, lag, owed and dead deliveries, lease,
-// activity, sink health and standbys; every bridge. On a file of schema version 3
-// (older than the sinks' health), those come empty. Throws StorageError if SQLite
-// fails.
+// activity, sink health and standbys; every bridge; every shadow rebuild. On a file
+// of an older schema version, what it has no table for comes empty. Throws StorageError
+// if SQLite fails.
 StatusReport status(const Store& store);
 
 // Dead letters by subscription and seq; `subscription` empty: all subscriptions.
@@ -142,9 +155,9 @@ std::size_t discard_dead_letters(Store& store, std::string_view subscription,
 // Thread safety: a value.
 struct RewindReport {
   Seq position_before = 0;
-  Seq position_after = 0;              // from - 1
-  std::uint64_t owed_dropped = 0;      // retrying or waiting deliveries at or after from
-  std::uint64_t dead_dropped = 0;      // dead letters at or after from
+  Seq position_after = 0;          // from - 1
+  std::uint64_t owed_dropped = 0;  // retrying or waiting deliveries at or after from
+  std::uint64_t dead_dropped = 0;  // dead letters at or after from
   std::optional<std::string> ended_lease_of = {};  // the processor whose lease it ended
 };
 

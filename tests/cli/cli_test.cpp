@@ -728,7 +728,8 @@ TEST_F(Status, JsonIsOneObjectWithKeysInOrder) {
   // Keys in the documented order, nothing else.
   std::vector<std::string> keys;
   for (const auto& item : status.items()) keys.push_back(item.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"head", "subscriptions", "bridges"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"head", "subscriptions", "bridges", "rebuilds"}));
   keys.clear();
   for (const auto& item : subscriptions[1].items()) keys.push_back(item.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "lag_ms",
@@ -801,7 +802,7 @@ TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
                 "SUBSCRIPTION  STATE  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  "
                 "LEASE_OWNER  LEASE_EXPIRES"}));
   EXPECT_EQ(run({"status", db(), "--json"}).out,
-            "{\"head\":0,\"subscriptions\":[],\"bridges\":[]}\n");
+            "{\"head\":0,\"subscriptions\":[],\"bridges\":[],\"rebuilds\":[]}\n");
 }
 
 TEST_F(Status, WarnsWhenSeveralProcessesHoldLeasesOnSqliteWithWalResetBug) {

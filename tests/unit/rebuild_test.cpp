@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <ctime>
 #include <stdexcept>
 #include <thread>
 
@@ -284,6 +285,17 @@ TEST_F(Rebuild, AShadowBuildThatFailedGoesOnFromItsLastStepAndLeavesTheLiveOneAl
                                    {.batch_size = 256}),
                std::runtime_error);
   EXPECT_EQ(raw.query_int("SELECT position FROM eventlite_rebuilds"), 512);
+  {  // `eventlite status` shows where it stopped, its lease free
+    const auto report = status(store);
+    ASSERT_EQ(report.rebuilds.size(), 1u);
+    EXPECT_EQ(report.rebuilds[0].subscription, "totals");
+    EXPECT_EQ(report.rebuilds[0].position, 512);
+    ASSERT_TRUE(report.rebuilds[0].lease);
+    const std::time_t now = std::time(nullptr) + 1;
+    char later[32];
+    std::strftime(later, sizeof later, "%Y-%m-%dT%H:%M:%S.000Z", std::gmtime(&now));
+    EXPECT_LT(report.rebuilds[0].lease->expires, later);  // released when it threw
+  }
   EXPECT_EQ(rows_of(raw, "totals"), spoiled);
   EXPECT_EQ(position_of(store, "totals"), 1000);
   const RebuildReport report =
@@ -294,6 +306,7 @@ TEST_F(Rebuild, AShadowBuildThatFailedGoesOnFromItsLastStepAndLeavesTheLiveOneAl
   EXPECT_EQ(report.position_after, 1000);
   EXPECT_EQ(rows_of(raw, "totals"), rows_of(raw, "reference"));
   EXPECT_EQ(p->run_until_idle(), 0u);  // the processor has nothing to do again
+  EXPECT_TRUE(status(store).rebuilds.empty());
 }
 
 TEST_F(Rebuild, AnInterruptedShadowOfOtherCodeIsStartedOver) {
