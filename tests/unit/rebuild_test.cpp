@@ -113,9 +113,9 @@ class Reader {
     done_ = true;
     if (thread_.joinable()) thread_.join();
   }
-  int looks = 0, whole = 0;
-  bool saw_old = false, saw_new = false;
-  std::string broken;
+  std::atomic<int> looks{0}, whole{0};
+  std::atomic<bool> saw_old{false}, saw_new{false};
+  std::string broken;  // read it after stop()
 
  private:
   void run(const std::filesystem::path& path) {
