@@ -254,7 +254,7 @@ TEST_F(Rebuild, WithShadowTablesReadersSeeTheOldOrTheNewNeverAHalfBuiltOne) {
   std::atomic<int> creates{0};
   const RebuildReport report =
       rebuild_with_shadow(store, "totals", shadow_build(&creates), {.batch_size = 256});
-  ASSERT_TRUE(wait_until([&] { return reader.saw_new; }));
+  ASSERT_TRUE(wait_until([&] { return reader.saw_new.load(); }));
   appender.stop();
   ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
   reader.stop();
