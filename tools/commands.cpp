@@ -23,6 +23,7 @@
 #include "tools/input.hpp"
 #include "tools/options.hpp"
 #include "tools/output.hpp"
+#include "tools/status_output.hpp"
 
 namespace eventlite::cli {
 namespace {
@@ -69,144 +70,6 @@ void require_processor_schema(const Store& store, const std::string& db,
                     "(run `eventlite init {}` to migrate it)",
                     db, found, db));
   }
-}
-
-// A lag in time for people: "-" for none, then 0.4s, 12.0s, 3m05s, 2h10m, 4d03h.
-std::string format_lag_time(std::chrono::milliseconds lag) {
-  const auto ms = lag.count();
-  if (ms <= 0) return "-";
-  if (ms < 60'000) return fmt::format("{:.1f}s", static_cast<double>(ms) / 1000.0);
-  const auto s = ms / 1000;
-  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
-  return fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600);
-}
-
-// A broker round trip for people: "-" for none, then 850us, 2.4ms, 1.20s.
-std::string format_round_trip(std::chrono::microseconds t) {
-  const auto us = t.count();
-  if (us <= 0) return "-";
-  if (us < 1000) return fmt::format("{}us", us);
-  if (us < 1'000'000) return fmt::format("{:.1f}ms", static_cast<double>(us) / 1000.0);
-  return fmt::format("{:.2f}s", static_cast<double>(us) / 1e6);
-}
-
-// `status --json`'s object for one subscription, keys in DESIGN.md's order and the
-// additions after them.
-nlohmann::ordered_json status_json(const SubscriptionStatus& sub) {
-  nlohmann::ordered_json lease = nullptr;
-  if (sub.lease) lease = {{"owner", sub.lease->owner}, {"expires", sub.lease->expires}};
-  nlohmann::ordered_json sink = nullptr;
-  if (sub.sink) {
-    const SinkStatus& k = *sub.sink;
-    sink = {{"owner", k.owner},
-            {"failing_since", k.failing_since ? nlohmann::ordered_json(*k.failing_since)
-                                              : nlohmann::ordered_json(nullptr)},
-            {"last_error", k.last_error},
-            {"forwarded", k.forwarded},
-            {"failed", k.failed},
-            {"round_trip_p50_us", k.round_trip_p50.count()},
-            {"round_trip_p99_us", k.round_trip_p99.count()},
-            {"updated", k.updated}};
-  }
-  nlohmann::ordered_json standbys = nlohmann::ordered_json::array();
-  for (const Standby& w : sub.standbys)
-    standbys.push_back({{"owner", w.owner}, {"since", w.since}});
-  return {{"name", sub.name},
-          {"position", sub.position},
-          {"lag", sub.lag},
-          {"lag_ms", sub.lag_time.count()},
-          {"retrying", sub.retrying},
-          {"dead", sub.dead},
-          {"held", sub.held},
-          {"lease", std::move(lease)},
-          {"state", activity_name(sub.activity, sub.sink.has_value())},
-          {"sink", std::move(sink)},
-          {"standbys", std::move(standbys)}};
-}
-
-// The tables after the subscriptions': each sink's broker, the processors standing
-// by, the shadow rebuilds, the bridges; each only when it has rows.
-void print_sinks_and_standbys(const StatusReport& report) {
-  std::vector<std::vector<std::string>> sinks, standbys;
-  for (const SubscriptionStatus& sub : report.subscriptions) {
-    if (sub.sink) {
-      const SinkStatus& k = *sub.sink;
-      sinks.push_back({sub.name, std::string(activity_name(sub.activity, true)),
-                       k.failing_since ? *k.failing_since : "-",
-                       std::to_string(k.forwarded), std::to_string(k.failed),
-                       format_round_trip(k.round_trip_p50),
-                       format_round_trip(k.round_trip_p99),
-                       k.last_error.empty() ? "-" : k.last_error});
-    }
-    for (const Standby& w : sub.standbys)
-      standbys.push_back({sub.name, w.owner, w.since});
-  }
-  if (!sinks.empty()) {
-    std::cout << '\n';
-    print_table(std::cout,
-                {{"SINK", Align::left},
-                 {"STATE", Align::left},
-                 {"FAILING_SINCE", Align::left},
-                 {"FORWARDED", Align::right},
-                 {"FAILED", Align::right},
-                 {"RTT_P50", Align::right},
-                 {"RTT_P99", Align::right},
-                 {"LAST_ERROR", Align::left}},
-                sinks);
-  }
-  if (!standbys.empty()) {
-    std::cout << '\n';
-    print_table(std::cout,
-                {{"STANDING_BY_FOR", Align::left},
-                 {"OWNER", Align::left},
-                 {"SINCE", Align::left}},
-                standbys);
-  }
-  std::vector<std::vector<std::string>> bridges;
-  for (const BridgeStatus& b : report.bridges)
-    bridges.push_back({b.name, b.broker + " " + b.source, b.last_entry,
-                       std::to_string(b.stored), std::to_string(b.rejected), b.updated,
-                       b.lease ? b.lease->owner : "-", b.lease ? b.lease->expires : "-"});
-  std::vector<std::vector<std::string>> rebuilds;
-  for (const RebuildStatus& r : report.rebuilds)
-    rebuilds.push_back(
-        {r.subscription, std::to_string(r.from), std::to_string(r.position), r.started,
-         r.updated, r.lease ? r.lease->owner : "-", r.lease ? r.lease->expires : "-"});
-  if (!rebuilds.empty()) {
-    std::cout << '\n';
-    print_table(std::cout,
-                {{"REBUILDING", Align::left},
-                 {"FROM", Align::right},
-                 {"SHADOW_AT", Align::right},
-                 {"STARTED", Align::left},
-                 {"UPDATED", Align::left},
-                 {"LEASE_OWNER", Align::left},
-                 {"LEASE_EXPIRES", Align::left}},
-                rebuilds);
-  }
-  if (!bridges.empty()) {
-    std::cout << '\n';
-    print_table(std::cout,
-                {{"BRIDGE", Align::left},
-                 {"FROM", Align::left},
-                 {"LAST_ENTRY", Align::left},
-                 {"STORED", Align::right},
-                 {"REJECTED", Align::right},
-                 {"UPDATED", Align::left},
-                 {"LEASE_OWNER", Align::left},
-                 {"LEASE_EXPIRES", Align::left}},
-                bridges);
-  }
-}
-
-nlohmann::ordered_json bridge_json(const BridgeStatus& b) {
-  nlohmann::ordered_json lease = nullptr;
-  if (b.lease) lease = {{"owner", b.lease->owner}, {"expires", b.lease->expires}};
-  return {{"name", b.name},       {"broker", b.broker},
-          {"source", b.source},   {"last_entry", b.last_entry},
-          {"stored", b.stored},   {"rejected", b.rejected},
-          {"updated", b.updated}, {"lease", std::move(lease)}};
 }
 
 // Creates `db` if it does not exist, as the store would (owner-only); returns whether
@@ -382,53 +245,10 @@ int run_status(const StatusArgs& args) {
   Store store = open_for_reading(args.db);
   require_processor_schema(store, args.db, kStatusSchema);
   const StatusReport report = status(store);
-  if (args.json) {
-    nlohmann::ordered_json subscriptions = nlohmann::ordered_json::array();
-    for (const SubscriptionStatus& sub : report.subscriptions)
-      subscriptions.push_back(status_json(sub));
-    nlohmann::ordered_json bridges = nlohmann::ordered_json::array();
-    for (const BridgeStatus& b : report.bridges) bridges.push_back(bridge_json(b));
-    nlohmann::ordered_json rebuilds = nlohmann::ordered_json::array();
-    for (const RebuildStatus& r : report.rebuilds) {
-      nlohmann::ordered_json lease = nullptr;
-      if (r.lease) lease = {{"owner", r.lease->owner}, {"expires", r.lease->expires}};
-      rebuilds.push_back({{"subscription", r.subscription},
-                          {"from", r.from},
-                          {"position", r.position},
-                          {"started", r.started},
-                          {"updated", r.updated},
-                          {"lease", std::move(lease)}});
-    }
-    print_json_line(std::cout, {{"head", report.head},
-                                {"subscriptions", std::move(subscriptions)},
-                                {"bridges", std::move(bridges)},
-                                {"rebuilds", std::move(rebuilds)}});
-  } else {
-    std::cout << "SQLite " << sqlite3_libversion() << '\n'
-              << "head " << report.head << '\n';
-    std::vector<std::vector<std::string>> rows;
-    for (const SubscriptionStatus& sub : report.subscriptions) {
-      rows.push_back(
-          {sub.name, std::string(activity_name(sub.activity, sub.sink.has_value())),
-           std::to_string(sub.position), std::to_string(sub.lag),
-           format_lag_time(sub.lag_time), std::to_string(sub.retrying),
-           std::to_string(sub.dead), std::to_string(sub.held),
-           sub.lease ? sub.lease->owner : "-", sub.lease ? sub.lease->expires : "-"});
-    }
-    print_table(std::cout,
-                {{"SUBSCRIPTION", Align::left},
-                 {"STATE", Align::left},
-                 {"POSITION", Align::right},
-                 {"LAG", Align::right},
-                 {"LAG_TIME", Align::right},
-                 {"RETRYING", Align::right},
-                 {"DEAD", Align::right},
-                 {"HELD", Align::right},
-                 {"LEASE_OWNER", Align::left},
-                 {"LEASE_EXPIRES", Align::left}},
-                rows);
-    print_sinks_and_standbys(report);
-  }
+  if (args.json)
+    print_status_json(std::cout, report);
+  else
+    print_status_tables(std::cout, report);
   const std::set<std::string> holders = lease_holders(report);
   if (sqlite3_libversion_number() < kWalResetFixed && holders.size() > 1) {
     std::cout.flush();
