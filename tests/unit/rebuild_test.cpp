@@ -188,6 +188,16 @@ class Rebuild : public ::testing::Test {
     return p;
   }
 
+  // `n` events delivered by a started live() processor, then the read model spoiled.
+  std::unique_ptr<Processor> started_then_spoiled(int n) {
+    append_some(store, n);
+    auto p = live();
+    p->start();
+    EXPECT_TRUE(wait_until([&] { return caught_up(); }, 10s));
+    spoil();
+    return p;
+  }
+
   // Spoils the live read model, as a bug in its handler would have.
   void spoil() {
     auto t = store.transaction();
@@ -216,11 +226,7 @@ class Rebuild : public ::testing::Test {
 };
 
 TEST_F(Rebuild, InPlaceWhileLiveTheReadModelEqualsOneBuiltLive) {
-  append_some(store, 3000);
-  auto p = live();
-  p->start();
-  ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
-  spoil();
+  auto p = started_then_spoiled(3000);
   Reader reader(dir / "app.db");
   Appender appender(store);
   ASSERT_TRUE(wait_until([&] { return reader.looks > 0; }));
@@ -243,11 +249,7 @@ TEST_F(Rebuild, InPlaceWhileLiveTheReadModelEqualsOneBuiltLive) {
 }
 
 TEST_F(Rebuild, WithShadowTablesReadersSeeTheOldOrTheNewNeverAHalfBuiltOne) {
-  append_some(store, 3000);
-  auto p = live();
-  p->start();
-  ASSERT_TRUE(wait_until([&] { return caught_up(); }, 10s));
-  spoil();
+  auto p = started_then_spoiled(3000);
   Reader reader(dir / "app.db");
   Appender appender(store);
   ASSERT_TRUE(wait_until([&] { return reader.looks > 0 && reader.saw_old; }));
