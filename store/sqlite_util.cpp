@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+
 #include "eventlite/errors.hpp"
 
 namespace eventlite::detail {
@@ -55,6 +57,29 @@ void rethrow_storage(const SQLite::Exception& e, std::string_view doing) {
   throw StorageError(rc & 0xff, ext, storage_message(doing, ext, e.what()));
 }
 
+namespace {
+
+// The writer's checkpoints, in place of SQLite's automatic passive ones (which no
+// eventlite connection runs): once a commit leaves kCheckpointFrames frames or more
+// in the write-ahead log, a FULL checkpoint. Unlike a passive one it holds the log's
+// write lock while it runs, so no commit of any connection, in this process or
+// another, interleaves with it: the interleaving behind SQLite's WAL-reset bug
+// (before 3.51.3). It waits at most kCheckpointWaitMs for another writer or for a
+// reader of an older snapshot, then gives up until a later commit; the connection's
+// own busy timeout (`arg`, in ms) is put back after it.
+constexpr int kCheckpointFrames = 1000;  // SQLite's automatic checkpoint's default
+constexpr int kCheckpointWaitMs = 100;
+
+int checkpoint_after_commit(void* arg, sqlite3* db, const char* name, int frames) {
+  if (frames < kCheckpointFrames) return SQLITE_OK;
+  sqlite3_busy_timeout(db, kCheckpointWaitMs);
+  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_FULL, nullptr, nullptr);
+  sqlite3_busy_timeout(db, static_cast<int>(reinterpret_cast<std::intptr_t>(arg)));
+  return SQLITE_OK;  // a checkpoint that did not finish is not the commit's failure
+}
+
+}  // namespace
+
 std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config,
                                                   Role role) {
   int flags = SQLITE_OPEN_NOMUTEX;  // each connection is used by one thread at a time
@@ -86,7 +111,13 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
   // The statement journal of a multi-row INSERT over many streams (a group commit)
   // passes SQLite's 64 KiB spill size: keep it in memory, not in a temporary file.
   if (role == Role::writer) pragmas += "PRAGMA temp_store=MEMORY;";
+  // No automatic passive checkpoints: see checkpoint_after_commit.
+  pragmas += "PRAGMA wal_autocheckpoint=0;";
   exec(h, pragmas.c_str(), "configure connection");
+  if (role == Role::writer && !config.read_only)
+    sqlite3_wal_hook(
+        h, checkpoint_after_commit,
+        reinterpret_cast<void*>(static_cast<std::intptr_t>(config.busy_timeout.count())));
   return db;
 }
 
