@@ -237,31 +237,5 @@ TEST(Checkpoints, ProcessesAppendingProcessingAndCheckpointingKeepTheFileSound) 
   EXPECT_LT(std::filesystem::file_size(dir / "app.db-wal"), std::uintmax_t{8} << 20);
 }
 
-// append_in() puts its hook on the application's connection, which replaces that
-// connection's automatic checkpoint: the hook keeps what the connection had set,
-// SQLite's passive checkpoint every 1000 frames by default, none after
-// wal_autocheckpoint=0 (as verify advises: the store's writer checkpoints safely).
-TEST(Checkpoints, AppendInKeepsTheApplicationConnectionsOwnCheckpointSetting) {
-  for (const bool disabled : {false, true}) {
-    SCOPED_TRACE(disabled ? "wal_autocheckpoint=0" : "default");
-    TempDir dir;
-    const auto path = dir / "app.db";
-    auto store = Store::open(path, fast_options());
-    RawDb app(path);
-    app.exec("PRAGMA synchronous=NORMAL");
-    if (disabled) app.exec("PRAGMA wal_autocheckpoint=0");
-    for (int i = 0; i < 5'000; ++i) {
-      app.exec("BEGIN IMMEDIATE");
-      store.append_in(app.get(), "s", std::vector<NewEvent>{event("E")});
-      app.exec("COMMIT");
-    }
-    const auto wal = std::filesystem::file_size(dir / "app.db-wal");
-    if (disabled)
-      EXPECT_GT(wal, std::uintmax_t{8} << 20) << "the application's choice was kept";
-    else
-      EXPECT_LT(wal, std::uintmax_t{8} << 20) << "checkpointed as SQLite would have";
-  }
-}
-
 }  // namespace
 }  // namespace eventlite
