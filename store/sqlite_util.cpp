@@ -62,11 +62,15 @@ namespace {
 // The writer's checkpoints, in place of SQLite's automatic passive ones (which no
 // eventlite connection runs): once a commit leaves kCheckpointFrames frames or more
 // in the write-ahead log, a FULL checkpoint. Unlike a passive one it holds the log's
-// write lock while it runs, so no commit of any connection, in this process or
-// another, interleaves with it: the interleaving behind SQLite's WAL-reset bug
-// (before 3.51.3). It waits at most kCheckpointWaitMs for another writer or for a
-// reader of an older snapshot, then gives up until a later commit; the connection's
-// own busy timeout (`arg`, in ms) is put back after it.
+// write lock while it runs, so that no commit of another connection interleaves with
+// it: the interleaving behind SQLite's WAL-reset bug (before 3.51.3). It waits at
+// most kCheckpointWaitMs for that lock and for readers of older snapshots; the
+// connection's own busy timeout (`arg`, in ms) is put back after it.
+//
+// Not closed yet: when another connection keeps the write lock past that wait,
+// SQLite runs the checkpoint as a passive one instead (wal.c, sqlite3WalCheckpoint),
+// which is the exposed case again. Holding the write lock through a transaction of
+// this connection while a second connection checkpoints would close it.
 constexpr int kCheckpointFrames = 1000;  // SQLite's automatic checkpoint's default
 constexpr int kCheckpointWaitMs = 100;
 

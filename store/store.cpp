@@ -60,28 +60,49 @@ void create_file(const std::filesystem::path& path, std::filesystem::perms mode)
 }
 
 // WAL hook for connections that append_in() wrote through: wakes this process's
-// readers after their commits, and does SQLite's default auto-checkpoint, which a
-// WAL hook replaces.
+// readers after their commits, and does what the connection's automatic checkpoint
+// did before the hook replaced it (every N frames, passive; none when the
+// application set wal_autocheckpoint=0, which it should: the store's writer
+// checkpoints safely, see store/sqlite_util.cpp).
+struct ForeignHook {
+  std::weak_ptr<detail::Notifier> notifier;
+  int auto_checkpoint = 0;  // the connection's wal_autocheckpoint before the hook
+};
 std::mutex g_hooks_mu;
-std::map<sqlite3*, std::weak_ptr<detail::Notifier>> g_hooks;  // guarded by g_hooks_mu
+std::map<sqlite3*, ForeignHook> g_hooks;  // guarded by g_hooks_mu
 
 int on_foreign_commit(void*, sqlite3* db, const char* name, int frames) {
   std::shared_ptr<detail::Notifier> notifier;
+  int auto_checkpoint = 0;
   {
     std::lock_guard lock(g_hooks_mu);
     auto it = g_hooks.find(db);
-    if (it != g_hooks.end()) notifier = it->second.lock();
+    if (it != g_hooks.end()) {
+      notifier = it->second.notifier.lock();
+      auto_checkpoint = it->second.auto_checkpoint;
+    }
   }
   if (notifier) notifier->notify();
-  constexpr int kDefaultAutoCheckpointPages = 1000;
-  if (frames >= kDefaultAutoCheckpointPages) sqlite3_wal_checkpoint(db, name);
+  if (auto_checkpoint > 0 && frames >= auto_checkpoint) sqlite3_wal_checkpoint(db, name);
   return SQLITE_OK;
 }
 
 void install_commit_hook(sqlite3* db, const std::shared_ptr<detail::Notifier>& notifier) {
   {
     std::lock_guard lock(g_hooks_mu);
-    g_hooks[db] = notifier;
+    auto it = g_hooks.find(db);
+    if (it == g_hooks.end()) {
+      // 0 once the hook is ours: read it before, the first time only.
+      int auto_checkpoint = 0;
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db, "PRAGMA wal_autocheckpoint", -1, &s, nullptr) ==
+              SQLITE_OK &&
+          sqlite3_step(s) == SQLITE_ROW)
+        auto_checkpoint = sqlite3_column_int(s, 0);
+      sqlite3_finalize(s);
+      it = g_hooks.emplace(db, ForeignHook{{}, auto_checkpoint}).first;
+    }
+    it->second.notifier = notifier;
   }
   sqlite3_wal_hook(db, on_foreign_commit, nullptr);
 }

@@ -128,8 +128,10 @@ class Store {
   // transaction is open, otherwise as append(); a failure leaves the application's
   // transaction open with none of this call's events in it. Readers of this store in
   // this process are woken when that connection commits: the call installs a WAL
-  // hook on the connection (replacing any the application set, and its
-  // wal_autocheckpoint setting) that does SQLite's default auto-checkpoint as well.
+  // hook on the connection (replacing any the application set) that goes on doing
+  // what the connection's wal_autocheckpoint setting did. On SQLite before 3.51.3,
+  // setting wal_autocheckpoint=0 on it leaves the checkpoints to the store's writer,
+  // whose FULL checkpoints hold the log's write lock whenever they can get it.
   std::vector<Seq> append_in(sqlite3* db, std::string_view stream,
                              std::span<const NewEvent> events,
                              Expected expected = Expected::any());

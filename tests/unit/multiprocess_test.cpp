@@ -169,7 +169,8 @@ TEST(MultiProcess, ConcurrentFirstOpenOfANewFileSucceedsInEveryProcess) {
 
 // The store's own connections never checkpoint passively (SQLite's WAL-reset bug
 // needs a checkpoint racing another connection's commit): the writer checkpoints in
-// FULL mode, which holds the log's write lock. The log stays bounded all the same.
+// FULL mode, which holds the log's write lock when it can get it. The log stays
+// bounded all the same.
 TEST(Checkpoints, NoPassiveAutoCheckpointAndTheLogStaysBounded) {
   TempDir dir;
   const auto path = dir / "app.db";
@@ -235,6 +236,32 @@ TEST(Checkpoints, ProcessesAppendingProcessingAndCheckpointingKeepTheFileSound) 
   EXPECT_EQ(raw.query_text("PRAGMA integrity_check"), "ok");
   EXPECT_EQ(raw.query_int("SELECT count(*) FROM counted"), kTotal);
   EXPECT_LT(std::filesystem::file_size(dir / "app.db-wal"), std::uintmax_t{8} << 20);
+}
+
+// append_in() puts its hook on the application's connection, which replaces that
+// connection's automatic checkpoint: the hook keeps what the connection had set,
+// SQLite's passive checkpoint every 1000 frames by default, none after
+// wal_autocheckpoint=0 (as verify advises: the store's writer checkpoints safely).
+TEST(Checkpoints, AppendInKeepsTheApplicationConnectionsOwnCheckpointSetting) {
+  for (const bool disabled : {false, true}) {
+    SCOPED_TRACE(disabled ? "wal_autocheckpoint=0" : "default");
+    TempDir dir;
+    const auto path = dir / "app.db";
+    auto store = Store::open(path, fast_options());
+    RawDb app(path);
+    app.exec("PRAGMA synchronous=NORMAL");
+    if (disabled) app.exec("PRAGMA wal_autocheckpoint=0");
+    for (int i = 0; i < 5'000; ++i) {
+      app.exec("BEGIN IMMEDIATE");
+      store.append_in(app.get(), "s", std::vector<NewEvent>{event("E")});
+      app.exec("COMMIT");
+    }
+    const auto wal = std::filesystem::file_size(dir / "app.db-wal");
+    if (disabled)
+      EXPECT_GT(wal, std::uintmax_t{8} << 20) << "the application's choice was kept";
+    else
+      EXPECT_LT(wal, std::uintmax_t{8} << 20) << "checkpointed as SQLite would have";
+  }
 }
 
 }  // namespace
