@@ -15,6 +15,7 @@
 #include <SQLiteCpp/Database.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <stdexcept>
 #include <thread>
@@ -75,7 +76,6 @@ class Load {
         }
         sqlite3_reset(lookup.get());
         longest_read_ = std::max(longest_read_, watch.seconds());
-        ++reads_;
         std::this_thread::sleep_for(200us);  // a busy application's pace
       }
     });
@@ -95,7 +95,6 @@ class Load {
   std::filesystem::path file_;
   std::atomic<bool> done_{false};
   double longest_append_ = 0, longest_read_ = 0;
-  std::size_t reads_ = 0;
   std::thread appender_, reader_;
 };
 
@@ -241,13 +240,15 @@ Run raw_rebuild(Context& ctx, std::size_t n) {
           load.longest_read_ms()};
 }
 
-// Runs of figure 21, kept for 22 and 23.
+// Runs of figure 21, kept for 22 and 23: each figure reads them from the first.
 struct Runs {
   std::vector<Run> eventlite, baseline;
-  std::size_t eventlite_used = 0, baseline_used = 0;
 };
 
-Run take(std::vector<Run>& runs, std::size_t& used, const std::function<Run()>& fresh) {
+// The next run of `runs` that figure `used` has not read yet, or a fresh one when
+// figure 21 did not run (a --filter without it).
+Run take(const std::vector<Run>& runs, std::size_t& used,
+         const std::function<Run()>& fresh) {
   if (used < runs.size()) return runs[used++];
   return fresh();
 }
@@ -258,7 +259,6 @@ void add_rebuild_figures(Bench& bench, Context& ctx) {
   const std::size_t n = ctx.sizes().stored_events;
   const std::string count = count_label(n);
   auto runs = std::make_shared<Runs>();
-  auto runs_for_waits = std::make_shared<Runs>();
   const auto eventlite = [&ctx, n] { return eventlite_rebuild(ctx, n); };
   const auto baseline = [&ctx, n] { return raw_rebuild(ctx, n); };
   bench.add(FigureSpec{
@@ -277,39 +277,24 @@ void add_rebuild_figures(Bench& bench, Context& ctx) {
             return runs->baseline.back().events_per_second;
           },
   });
-  bench.add(FigureSpec{
-      .name = "longest append wait during the rebuild",
-      .unit = "ms",
-      .better = Better::lower,
-      .threshold = std::nullopt,
-      .eventlite =
-          [runs, eventlite] {
-            return take(runs->eventlite, runs->eventlite_used, eventlite).append_wait_ms;
-          },
-      .baseline =
-          [runs, baseline] {
-            return take(runs->baseline, runs->baseline_used, baseline).append_wait_ms;
-          },
-  });
-  bench.add(FigureSpec{
-      .name = "longest read wait during the rebuild",
-      .unit = "ms",
-      .better = Better::lower,
-      .threshold = std::nullopt,
-      .eventlite =
-          [runs, runs_for_waits, eventlite] {
-            // The same runs again, from the first.
-            if (runs_for_waits->eventlite_used < runs->eventlite.size())
-              return runs->eventlite[runs_for_waits->eventlite_used++].read_wait_ms;
-            return eventlite().read_wait_ms;
-          },
-      .baseline =
-          [runs, runs_for_waits, baseline] {
-            if (runs_for_waits->baseline_used < runs->baseline.size())
-              return runs->baseline[runs_for_waits->baseline_used++].read_wait_ms;
-            return baseline().read_wait_ms;
-          },
-  });
+  // Figures 22 and 23 read off 21's runs, each with its own count of those read.
+  const auto waits = [&](std::string name, double Run::*field) {
+    auto used = std::make_shared<std::array<std::size_t, 2>>();
+    bench.add(FigureSpec{
+        .name = std::move(name),
+        .unit = "ms",
+        .better = Better::lower,
+        .threshold = std::nullopt,
+        .eventlite =
+            [runs, used, eventlite, field] {
+              return take(runs->eventlite, (*used)[0], eventlite).*field;
+            },
+        .baseline = [runs, used, baseline,
+                     field] { return take(runs->baseline, (*used)[1], baseline).*field; },
+    });
+  };
+  waits("longest append wait during the rebuild", &Run::append_wait_ms);
+  waits("longest read wait during the rebuild", &Run::read_wait_ms);
 }
 
 }  // namespace eventlite::bench
