@@ -57,32 +57,6 @@ void rethrow_storage(const SQLite::Exception& e, std::string_view doing) {
   throw StorageError(rc & 0xff, ext, storage_message(doing, ext, e.what()));
 }
 
-namespace {
-
-// The writer's checkpoints, in place of SQLite's automatic passive ones (which no
-// eventlite connection runs): once a commit leaves kCheckpointFrames frames or more
-// in the write-ahead log, a FULL checkpoint. Unlike a passive one it holds the log's
-// write lock while it runs, so that no commit of another connection interleaves with
-// it: the interleaving behind SQLite's WAL-reset bug (before 3.51.3). It waits at
-// most kCheckpointWaitMs for that lock and for readers of older snapshots; the
-// connection's own busy timeout (`arg`, in ms) is put back after it.
-//
-// Not closed yet: when another connection keeps the write lock past that wait,
-// SQLite runs the checkpoint as a passive one instead (wal.c, sqlite3WalCheckpoint),
-// which is the exposed case again. Holding the write lock through a transaction of
-// this connection while a second connection checkpoints would close it.
-constexpr int kCheckpointFrames = 1000;  // SQLite's automatic checkpoint's default
-constexpr int kCheckpointWaitMs = 100;
-
-int checkpoint_after_commit(void* arg, sqlite3* db, const char* name, int frames) {
-  if (frames < kCheckpointFrames) return SQLITE_OK;
-  sqlite3_busy_timeout(db, kCheckpointWaitMs);
-  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_FULL, nullptr, nullptr);
-  sqlite3_busy_timeout(db, static_cast<int>(reinterpret_cast<std::intptr_t>(arg)));
-  return SQLITE_OK;  // a checkpoint that did not finish is not the commit's failure
-}
-
-}  // namespace
 
 std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config,
                                                   Role role) {
@@ -115,13 +89,9 @@ std::unique_ptr<SQLite::Database> open_connection(const ConnectionConfig& config
   // The statement journal of a multi-row INSERT over many streams (a group commit)
   // passes SQLite's 64 KiB spill size: keep it in memory, not in a temporary file.
   if (role == Role::writer) pragmas += "PRAGMA temp_store=MEMORY;";
-  // No automatic passive checkpoints: see checkpoint_after_commit.
+  // No automatic passive checkpoints: see WalCheckpointer.
   pragmas += "PRAGMA wal_autocheckpoint=0;";
   exec(h, pragmas.c_str(), "configure connection");
-  if (role == Role::writer && !config.read_only)
-    sqlite3_wal_hook(
-        h, checkpoint_after_commit,
-        reinterpret_cast<void*>(static_cast<std::intptr_t>(config.busy_timeout.count())));
   return db;
 }
 
@@ -272,6 +242,67 @@ void Savepoint::release() {
   open_ = false;
   st_.release.step("release savepoint");
   st_.release.reset();
+}
+
+WalCheckpointer::WalCheckpointer(sqlite3* writer, ConnectionConfig config)
+    : writer_(writer), config_(std::move(config)) {
+  sqlite3_wal_hook(writer_, on_commit, this);
+}
+
+WalCheckpointer::~WalCheckpointer() {
+  sqlite3_wal_hook(writer_, nullptr, nullptr);
+  sqlite3_close_v2(conn_);
+}
+
+int WalCheckpointer::on_commit(void* self, sqlite3*, const char*, int frames) {
+  auto* c = static_cast<WalCheckpointer*>(self);
+  if (frames >= kCheckpointFrames && !c->running_) c->checkpoint();
+  return SQLITE_OK;  // a checkpoint that did not happen is not the commit's failure
+}
+
+WalCheckpointer::Outcome WalCheckpointer::checkpoint() noexcept {
+  if (running_ || !sqlite3_get_autocommit(writer_)) return Outcome::failed;
+  running_ = true;
+  struct Done {
+    bool& running;
+    ~Done() { running = false; }
+  } done{running_};
+
+  if (!conn_) {
+    // Its close never checkpoints (that would be outside the lock), it never writes
+    // pages of its own, and it never waits: the writer has done the waiting. Until a
+    // connection has read the file it does not know the log, and a checkpoint on it
+    // does nothing: hence the first read.
+    const int rc = sqlite3_open_v2(config_.filename.c_str(), &conn_,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK ||
+        sqlite3_db_config(conn_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr) !=
+            SQLITE_OK ||
+        sqlite3_exec(conn_, "PRAGMA wal_autocheckpoint=0", nullptr, nullptr, nullptr) !=
+            SQLITE_OK ||
+        sqlite3_exec(conn_, "SELECT 1 FROM sqlite_schema LIMIT 1", nullptr, nullptr,
+                     nullptr) != SQLITE_OK) {
+      sqlite3_close_v2(conn_);
+      conn_ = nullptr;
+      return Outcome::failed;
+    }
+  }
+
+  sqlite3_busy_timeout(writer_, kCheckpointWaitMs);
+  const int begun = sqlite3_exec(writer_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  sqlite3_busy_timeout(writer_, static_cast<int>(config_.busy_timeout.count()));
+  if (begun != SQLITE_OK) {
+    rollback_quietly(writer_);
+    return (begun & 0xff) == SQLITE_BUSY ? Outcome::busy : Outcome::failed;
+  }
+  // The write lock is this process's: a passive checkpoint cannot meet a commit.
+  int log = 0, backfilled = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(conn_, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &backfilled);
+  rollback_quietly(writer_);
+  if (rc != SQLITE_OK) return (rc & 0xff) == SQLITE_BUSY ? Outcome::busy : Outcome::failed;
+  if (log < 0) return Outcome::failed;  // the connection is not in WAL mode
+  return backfilled < log ? Outcome::partial : Outcome::done;
 }
 
 }  // namespace eventlite::detail

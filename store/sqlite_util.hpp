@@ -151,4 +151,40 @@ class Savepoint {
 // Rolls back whatever transaction `db` has open. Never throws.
 void rollback_quietly(sqlite3* db) noexcept;
 
+// The writer's checkpoints, in place of SQLite's automatic passive ones, which no
+// eventlite connection runs (SQLite's WAL-reset bug, before 3.51.3, needs a
+// checkpoint that runs while another connection commits). Installs the writer's WAL
+// hook: after a commit that leaves kCheckpointFrames frames or more in the log, the
+// writer takes the log's write lock (BEGIN IMMEDIATE, waiting at most
+// kCheckpointWaitMs), a second connection of its own checkpoints, and the writer lets
+// go of the lock (ROLLBACK of its empty transaction). No commit of any connection can
+// interleave with that checkpoint. When the lock is not free within the wait, there
+// is no checkpoint: the next commit tries again, or another process's writer does.
+//
+// Lives as long as the writer connection, which it does not own; used by whichever
+// thread holds the writer, one at a time.
+class WalCheckpointer {
+ public:
+  static constexpr int kCheckpointFrames = 1000;  // SQLite's automatic default
+  static constexpr int kCheckpointWaitMs = 100;
+
+  WalCheckpointer(sqlite3* writer, ConnectionConfig config);
+  ~WalCheckpointer();  // takes the hook off the writer
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  enum class Outcome { done, partial, busy, failed };
+  // One checkpoint under the writer's write lock, now. `partial` when readers of
+  // older snapshots kept frames in the log; `busy` when the write lock was not free.
+  // Must be called with the writer outside any transaction.
+  Outcome checkpoint() noexcept;
+
+ private:
+  static int on_commit(void* self, sqlite3* db, const char* name, int frames);
+  sqlite3* writer_;
+  ConnectionConfig config_;
+  sqlite3* conn_ = nullptr;  // the checkpointing connection, opened when first needed
+  bool running_ = false;
+};
+
 }  // namespace eventlite::detail

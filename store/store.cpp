@@ -63,7 +63,7 @@ void create_file(const std::filesystem::path& path, std::filesystem::perms mode)
 // readers after their commits, and does what the connection's automatic checkpoint
 // did before the hook replaced it (every N frames, passive; none when the
 // application set wal_autocheckpoint=0, which it should: the store's writer
-// checkpoints safely, see store/sqlite_util.cpp).
+// checkpoints safely, see WalCheckpointer in store/sqlite_util.hpp).
 struct ForeignHook {
   std::weak_ptr<detail::Notifier> notifier;
   int auto_checkpoint = 0;  // the connection's wal_autocheckpoint before the hook
@@ -87,7 +87,11 @@ int on_foreign_commit(void*, sqlite3* db, const char* name, int frames) {
   return SQLITE_OK;
 }
 
-void install_commit_hook(sqlite3* db, const std::shared_ptr<detail::Notifier>& notifier) {
+// The first SQLite release without the WAL-reset bug (wal.c, fixed in 3.51.3).
+constexpr int kWalResetFixed = 3051003;
+
+void install_commit_hook(sqlite3* db, const std::shared_ptr<detail::Notifier>& notifier,
+                         spdlog::logger& logger) {
   {
     std::lock_guard lock(g_hooks_mu);
     auto it = g_hooks.find(db);
@@ -100,6 +104,14 @@ void install_commit_hook(sqlite3* db, const std::shared_ptr<detail::Notifier>& n
           sqlite3_step(s) == SQLITE_ROW)
         auto_checkpoint = sqlite3_column_int(s, 0);
       sqlite3_finalize(s);
+      // The one place eventlite sees a connection it cannot keep clear of the bug.
+      if (auto_checkpoint > 0 && sqlite3_libversion_number() < kWalResetFixed)
+        logger.warn(
+            "append_in: the application's connection checkpoints passively (every {} "
+            "frames), which SQLite {} can corrupt the file with (its WAL-reset bug, fixed "
+            "in 3.51.3); set PRAGMA wal_autocheckpoint=0 on it: the store's writer "
+            "checkpoints without that risk",
+            auto_checkpoint, sqlite3_libversion());
       it = g_hooks.emplace(db, ForeignHook{{}, auto_checkpoint}).first;
     }
     it->second.notifier = notifier;
@@ -198,6 +210,7 @@ Store Store::open(const std::filesystem::path& path, StoreOptions options) {
       sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
       impl->writer =
           std::make_unique<detail::GroupCommit>(std::move(writer), impl->notifier);
+      if (!memory) impl->checkpointer = std::make_unique<detail::WalCheckpointer>(db, config);
     } else {
       detail::ensure_wal(*(*reader)->db, config);
     }
@@ -286,7 +299,7 @@ std::vector<Seq> Store::append_in(sqlite3* db, std::string_view stream,
   detail::validate(stream, events, impl_->limits());
   thread_local detail::UuidV7 ids;
   detail::AppendStatements statements(db, false);
-  install_commit_hook(db, impl_->notifier);
+  install_commit_hook(db, impl_->notifier, *impl_->logger);
   return detail::append_atomically(statements, ids, stream, events, expected,
                                    detail::now_text());
 }

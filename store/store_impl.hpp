@@ -21,6 +21,8 @@ struct Store::Impl {
   std::shared_ptr<spdlog::logger> logger;  // constant after construction
   std::shared_ptr<detail::Notifier> notifier = std::make_shared<detail::Notifier>();
   std::unique_ptr<detail::GroupCommit> writer;  // null when read-only
+  // The writer's checkpoints; destroyed before it. Null when read-only or in memory.
+  std::unique_ptr<detail::WalCheckpointer> checkpointer;
   std::shared_ptr<detail::ReaderPool> readers;  // shared with live EventRanges
 
   detail::AppendLimits limits() const { return {options.max_event_bytes}; }

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <set>
 
 #include "eventlite/errors.hpp"
 #include "eventlite/store.hpp"
@@ -92,20 +91,6 @@ void remove_store_files(const std::string& db) noexcept {
     std::error_code ignored;
     std::filesystem::remove(db + suffix, ignored);
   }
-}
-
-// The processes ("host:pid") that hold an unexpired lease; owners are "host:pid:id".
-std::set<std::string> lease_holders(const StatusReport& report) {
-  // The store's time text, so that comparing the text compares the times.
-  const std::string now = detail::format_time(std::chrono::system_clock::now());
-  std::set<std::string> processes;
-  for (const SubscriptionStatus& sub : report.subscriptions) {
-    if (!sub.lease || sub.lease->expires <= now) continue;
-    const std::string& owner = sub.lease->owner;
-    const auto last = owner.rfind(':');
-    processes.insert(last == std::string::npos ? owner : owner.substr(0, last));
-  }
-  return processes;
 }
 
 std::string plural(std::size_t n, const char* one, const char* many) {
@@ -249,15 +234,6 @@ int run_status(const StatusArgs& args) {
     print_status_json(std::cout, report);
   else
     print_status_tables(std::cout, report);
-  const std::set<std::string> holders = lease_holders(report);
-  if (sqlite3_libversion_number() < kWalResetFixed && holders.size() > 1) {
-    std::cout.flush();
-    std::cerr << fmt::format(
-        "eventlite: warning: {} processes write to this file on SQLite {}, which has "
-        "the WAL-reset bug (fixed in 3.51.3): they can corrupt it; write from one "
-        "process\n",
-        holders.size(), sqlite3_libversion());
-  }
   return kExitOk;
 }
 
@@ -340,9 +316,10 @@ int run_verify(const VerifyArgs& args) {
   if (sqlite3_libversion_number() < kWalResetFixed) {
     std::cout.flush();
     std::cerr << fmt::format(
-        "eventlite: warning: SQLite {} has the WAL-reset bug fixed in 3.51.3: several "
-        "processes writing one file at the same time can corrupt it; write from one "
-        "process\n",
+        "eventlite: warning: SQLite {} has the WAL-reset bug fixed in 3.51.3: "
+        "eventlite's own connections never checkpoint while another commits, but an "
+        "application's connection that writes this file does by default; give it "
+        "PRAGMA wal_autocheckpoint=0\n",
         sqlite3_libversion());
   }
   std::vector<std::string> problems = store.verify();

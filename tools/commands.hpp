@@ -94,8 +94,7 @@ int run_streams(const StreamsArgs& args);
 int run_verify(const VerifyArgs& args);
 
 // Prints the head and each subscription's position, lag, owed and dead deliveries and
-// lease; warns on stderr if several processes hold leases on a SQLite with the
-// WAL-reset bug.
+// lease.
 int run_status(const StatusArgs& args);
 // Prints the dead letters, by subscription and seq.
 int run_dead_list(const DeadListArgs& args);

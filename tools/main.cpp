@@ -152,8 +152,9 @@ CLI::App* add_verify(CLI::App& app, VerifyArgs& args) {
       std::string("Check DB: SQLite's integrity check, gap-free seqs, contiguous stream "
                   "versions, valid JSON. Prints the SQLite version, then ok, or each "
                   "problem and exit status 1. On SQLite before 3.51.3, also warns on "
-                  "stderr that several processes writing one file at once are exposed to "
-                  "SQLite's WAL-reset bug.") +
+                  "stderr that an application's own connection writing the file is "
+                  "exposed to SQLite's WAL-reset bug unless it sets "
+                  "wal_autocheckpoint=0.") +
           kReadOnly);
   add_db(command, args.db);
   return command;
@@ -165,10 +166,7 @@ CLI::App* add_status(CLI::App& app, StatusArgs& args) {
       std::string("Print the SQLite version, the head (the highest seq) and, per "
                   "subscription, its position (every event up to it is done or owed), "
                   "lag (head - position), retrying (deliveries owed), dead (dead "
-                  "letters) and lease owner and expiry, as a table with a header. On "
-                  "SQLite before 3.51.3, warns on stderr when several processes hold "
-                  "leases: they write the file at once, exposed to SQLite's WAL-reset "
-                  "bug.") +
+                  "letters) and lease owner and expiry, as a table with a header.") +
           kReadOnly);
   add_db(command, args.db);
   command->add_flag(

@@ -130,8 +130,8 @@ class Store {
   // this process are woken when that connection commits: the call installs a WAL
   // hook on the connection (replacing any the application set) that goes on doing
   // what the connection's wal_autocheckpoint setting did. On SQLite before 3.51.3,
-  // setting wal_autocheckpoint=0 on it leaves the checkpoints to the store's writer,
-  // whose FULL checkpoints hold the log's write lock whenever they can get it.
+  // set wal_autocheckpoint=0 on it: its passive checkpoints are exposed to SQLite's
+  // WAL-reset bug, and the store's writer checkpoints without that risk.
   std::vector<Seq> append_in(sqlite3* db, std::string_view stream,
                              std::span<const NewEvent> events,
                              Expected expected = Expected::any());
