@@ -93,7 +93,7 @@ struct PowerLossVfs::State {
   sqlite3_vfs* real = nullptr;  // the default VFS underneath; constant
   sqlite3_io_methods methods{};
   CutPoint cut_at;                 // constant
-  bool syncs_are_durable = true;   // constant
+  Syncs syncs = Syncs::durable;    // constant
   bool registered = false;         // guarded by mu
 
   mutable std::mutex mu;
@@ -259,7 +259,8 @@ int shim_sync(sqlite3_file* f, int /*flags*/) {
   State& s = *file->state;
   std::lock_guard lock(s.mu);
   if (s.dead) return SQLITE_OK;
-  if (s.syncs_are_durable) {
+  if (s.syncs == Syncs::durable ||
+      (s.syncs == Syncs::lost_on_databases && !file->node->main_db)) {
     file->node->unsynced.clear();
     if (file->dir_sync_pending) s.sync_directory(parent_of(file->node->name));
   }
@@ -394,7 +395,7 @@ int shim_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
   // Aside rather than unlinked: the cut may bring it back.
   if (::rename(name, node->stash().c_str()) != 0) return SQLITE_IOERR_DELETE;
   node->path = node->stash();
-  if (sync_dir != 0 && s.syncs_are_durable) s.sync_directory(parent_of(key));
+  if (sync_dir != 0 && s.syncs != Syncs::lost) s.sync_directory(parent_of(key));
   s.after_call(CutPoint::On::call);
   return SQLITE_OK;
 }
@@ -456,7 +457,7 @@ int shim_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
 
 }  // namespace
 
-PowerLossVfs::PowerLossVfs(CutPoint cut_at, bool syncs_are_durable)
+PowerLossVfs::PowerLossVfs(CutPoint cut_at, Syncs syncs)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.real = sqlite3_vfs_find(nullptr);
@@ -464,7 +465,7 @@ PowerLossVfs::PowerLossVfs(CutPoint cut_at, bool syncs_are_durable)
   if (std::string_view(s.real->zName) == "eventlite-power-loss")
     throw std::logic_error("PowerLossVfs: one is installed already");
   s.cut_at = cut_at;
-  s.syncs_are_durable = syncs_are_durable;
+  s.syncs = syncs;
 
   // Version 2: no xFetch, so SQLite never reads through a memory map (every read
   // goes through xRead, and every write through xWrite in any case).

@@ -54,6 +54,14 @@ enum class CutMode {
   keep,  // kept, as after a process crash: the control that loses nothing
 };
 
+// What xSync does on the simulated disk. Only `durable` is a working disk; the others
+// are broken ones, for the controls that show the checks catch what they cause.
+enum class Syncs {
+  durable,            // a sync makes the file's writes (and, where due, its entry) durable
+  lost,               // no sync makes anything durable, as under synchronous=OFF
+  lost_on_databases,  // syncs of main database files make nothing durable
+};
+
 // When the power fails by itself: right after the n-th call of the kind (that call
 // takes effect, the next does not). n = 0: only when cut() is called.
 struct CutPoint {
@@ -81,9 +89,8 @@ struct PowerLossStats {
 class PowerLossVfs {
  public:
   // Registers the shim, over the current default VFS, as SQLite's default. Only one
-  // may be installed at a time. `syncs_are_durable` false is the broken disk for
-  // controls: syncs make nothing durable, as with synchronous=OFF.
-  explicit PowerLossVfs(CutPoint cut_at = {}, bool syncs_are_durable = true);
+  // may be installed at a time.
+  explicit PowerLossVfs(CutPoint cut_at = {}, Syncs syncs = Syncs::durable);
   // Unregisters the shim (if restore() has not): the previous default is back.
   ~PowerLossVfs();
   PowerLossVfs(const PowerLossVfs&) = delete;
