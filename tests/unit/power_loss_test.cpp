@@ -51,6 +51,11 @@ namespace fs = std::filesystem;
 constexpr int kSteps = 580;
 constexpr int kReopenAt = 200;
 constexpr std::size_t kBaseline = 3;  // events in the file before the shim is installed
+// Steps after a store creates its file, for the cuts in and right after the creation.
+constexpr int kFreshSteps = 30;
+// Calls after the store is open on a fresh file that the cuts go through closely: its
+// first transaction (the application's table and two events) and a little more.
+constexpr std::uint64_t kFreshSetupCalls = 12;
 
 std::uint64_t base_seed() {
   if (const char* env = std::getenv("EVENTLITE_POWER_LOSS_SEED"))
@@ -68,10 +73,12 @@ struct Appended {
 
 // What one trial's workload did before the power failed.
 struct Run {
-  std::vector<Appended> attempted;  // handed to the store, in seq order after the baseline
+  std::size_t base = 0;             // events in the file before the workload
+  std::vector<Appended> attempted;  // handed to the store, in seq order after those
   std::size_t acknowledged = 0;     // of them, returned before the power failed
   std::string error;                // a failure before the power failed
-  std::uint64_t calls_at_close = 0;   // the shim's call count as the store closed
+  std::uint64_t calls_at_open = 0;    // the shim's call count once the store was open
+  std::uint64_t calls_at_close = 0;   // as the store closed
   std::uint64_t calls_at_reopen = 0;  // and once it was open again
 };
 
@@ -112,7 +119,7 @@ StoreOptions options_for(Durability durability) {
 std::string expected_seqs(std::size_t first, std::size_t count) {
   std::string out;
   for (std::size_t i = 0; i < count; ++i)
-    out += (i ? "," : "") + std::to_string(kBaseline + first + i + 1);
+    out += (i ? "," : "") + std::to_string(first + i + 1);
   return out;
 }
 
@@ -123,12 +130,17 @@ std::string seqs_text(const std::vector<Seq>& seqs) {
   return out;
 }
 
-// Runs the workload through `vfs` until it is done or the power fails, then fails
-// the power (if the workload finished first) and closes everything: with the shim
-// dead, closing checkpoints and deletes nothing.
-Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs) {
+// Runs `steps` steps of the workload through `vfs` until they are done or the power
+// fails, then fails the power (if the workload finished first) and closes
+// everything: with the shim dead, closing checkpoints and deletes nothing. On a
+// `fresh` file (none yet) the store creates it, and a first transaction creates the
+// application's table with two events.
+Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs,
+                 bool fresh, int steps) {
   Run run;
-  std::map<std::string, Version> versions{{"baseline", kBaseline}};
+  run.base = fresh ? 0 : kBaseline;
+  std::map<std::string, Version> versions;
+  if (!fresh) versions["baseline"] = kBaseline;
   std::size_t n = 0;
   auto next = [&](const std::string& stream, std::size_t pad, bool app_row = false) {
     Appended a;
@@ -156,9 +168,34 @@ Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs)
                                              : "PRAGMA synchronous=NORMAL");
   };
 
+  // Whether `seqs` are the positions of the attempted events from `first` on, and the
+  // call returned before the power failed (a call that returned after acknowledged
+  // nothing: the machine was already off).
+  auto acknowledge = [&](std::size_t first, const std::vector<Seq>& seqs) {
+    if (vfs.dead()) return false;
+    const std::size_t count = run.attempted.size() - first;
+    if (seqs_text(seqs) != expected_seqs(run.base + first, count)) {
+      run.error = "got seqs " + seqs_text(seqs) + ", expected " +
+                  expected_seqs(run.base + first, count);
+      return false;
+    }
+    run.acknowledged = run.attempted.size();
+    return true;
+  };
+
   try {
     open();
-    for (int step = 0; step < kSteps && !vfs.dead(); ++step) {
+    run.calls_at_open = vfs.stats().calls;
+    if (fresh && !vfs.dead()) {
+      std::vector<NewEvent> events{next("setup", 10), next("setup", 20)};
+      auto tx = store->transaction();
+      tx.database().exec(
+          "CREATE TABLE app_orders (event_id TEXT PRIMARY KEY, note TEXT NOT NULL)");
+      const auto seqs = tx.append("setup", events);
+      tx.commit();
+      if (!acknowledge(0, seqs)) steps = 0;
+    }
+    for (int step = 0; step < steps && !vfs.dead(); ++step) {
       if (step == kReopenAt) {
         // Both connections closed: the last one checkpoints and deletes the -wal.
         run.calls_at_close = vfs.stats().calls;
@@ -211,15 +248,10 @@ Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs)
           break;
         }
       }
-      // A call that returned after the power failed acknowledged nothing: the
-      // machine was already off.
-      if (vfs.dead()) break;
-      if (seqs_text(seqs) != expected_seqs(first, run.attempted.size() - first)) {
-        run.error = "step " + std::to_string(step) + " got seqs " + seqs_text(seqs) +
-                    ", expected " + expected_seqs(first, run.attempted.size() - first);
+      if (!acknowledge(first, seqs)) {
+        if (!run.error.empty()) run.error = "step " + std::to_string(step) + ": " + run.error;
         break;
       }
-      run.acknowledged = run.attempted.size();
     }
   } catch (const std::exception& e) {
     // After the cut SQLite works on a disk that ignores it: failures are expected.
@@ -239,7 +271,11 @@ struct Outcome {
 
 Outcome examine(const fs::path& path, const Run& run) {
   Outcome out;
+  // A fresh file whose entry never reached the disk: nothing is there, which is a
+  // loss (if anything was acknowledged) but no corruption.
+  if (run.base == 0 && !fs::exists(path)) return out;
   std::vector<std::string> app_rows;
+  bool app_table = false;
   try {
     RawDb raw(path, SQLITE_OPEN_READWRITE);
     const auto integrity = raw.query_column("PRAGMA integrity_check");
@@ -248,7 +284,9 @@ Outcome examine(const fs::path& path, const Run& run) {
       for (const auto& line : integrity) all += line + "; ";
       out.problems.push_back("integrity_check: " + all);
     }
-    app_rows = raw.query_column("SELECT event_id FROM app_orders ORDER BY event_id");
+    app_table = raw.query_int("SELECT count(*) FROM sqlite_master WHERE name = 'app_orders'") == 1;
+    if (app_table)
+      app_rows = raw.query_column("SELECT event_id FROM app_orders ORDER BY event_id");
   } catch (const std::exception& e) {
     out.problems.push_back(std::string("raw connection: ") + e.what());
     return out;
@@ -264,24 +302,24 @@ Outcome examine(const fs::path& path, const Run& run) {
     return out;
   }
 
-  if (events.size() < kBaseline) {
+  if (events.size() < run.base) {
     out.problems.push_back("only " + std::to_string(events.size()) +
                            " events: the baseline is gone");
     return out;
   }
-  for (std::size_t i = 0; i < kBaseline; ++i) {
+  for (std::size_t i = 0; i < run.base; ++i) {
     const NewEvent b = baseline_event(i);
     if (events[i].id != b.id || events[i].data != b.data)
       out.problems.push_back("baseline event " + std::to_string(i) + " changed");
   }
-  const std::size_t found = events.size() - kBaseline;
+  const std::size_t found = events.size() - run.base;
   if (found > run.attempted.size())
     out.problems.push_back(std::to_string(found) + " events after the baseline, only " +
                            std::to_string(run.attempted.size()) + " appended");
   for (std::size_t i = 0; i < found && i < run.attempted.size(); ++i) {
-    const Event& e = events[kBaseline + i];
+    const Event& e = events[run.base + i];
     const Appended& a = run.attempted[i];
-    if (e.seq != static_cast<Seq>(kBaseline + i + 1) || e.id != a.event.id ||
+    if (e.seq != static_cast<Seq>(run.base + i + 1) || e.id != a.event.id ||
         e.stream != a.stream || e.version != a.version || e.type != a.event.type ||
         e.data != a.event.data || e.metadata != a.event.metadata) {
       out.problems.push_back("seq " + std::to_string(e.seq) + " (id " + e.id +
@@ -298,6 +336,9 @@ Outcome examine(const fs::path& path, const Run& run) {
   for (std::size_t i = 0; i < out.present; ++i)
     if (run.attempted[i].app_row) expected_rows.push_back(run.attempted[i].event.id);
   std::sort(expected_rows.begin(), expected_rows.end());
+  // On a fresh file the table comes with the first events.
+  if (run.base == 0 && out.present > 0 && !app_table)
+    out.problems.push_back("app_orders is missing beside the events created with it");
   if (app_rows != expected_rows)
     out.problems.push_back("app_orders has " + std::to_string(app_rows.size()) +
                            " rows, the present events call for " +
@@ -311,6 +352,9 @@ struct Scenario {
   Durability durability = Durability::full;
   CutMode mode = CutMode::drop;
   Syncs syncs = Syncs::durable;
+  // No file before the workload: the store creates it, and a file the shim finds
+  // (Store::open creates it outside SQLite) is not durable until a directory sync.
+  bool fresh = false;
 };
 
 struct Trial {
@@ -327,11 +371,12 @@ struct TrialResult {
 TrialResult run_trial(const Scenario& scenario, const Trial& trial) {
   TempDir dir;
   const auto path = dir / "app.db";
-  make_baseline(path);
+  if (!scenario.fresh) make_baseline(path);
   TrialResult result;
   {
-    PowerLossVfs vfs(trial.cut, scenario.syncs);
-    result.run = run_workload(path, scenario.durability, vfs);
+    PowerLossVfs vfs({trial.cut, scenario.syncs, !scenario.fresh});
+    result.run = run_workload(path, scenario.durability, vfs, scenario.fresh,
+                              scenario.fresh ? kFreshSteps : kSteps);
     result.stats = vfs.restore(scenario.mode, trial.seed);
   }
   {
@@ -360,24 +405,30 @@ std::string describe(const Trial& trial) {
   return out.str();
 }
 
-// The whole workload without a cut, once per durability: how many calls of each kind
-// it makes, to spread the cuts over.
+// The whole workload without a cut, once per durability and start: how many calls of
+// each kind it makes, to spread the cuts over.
 struct Profile {
   std::uint64_t calls = 0;
+  std::uint64_t calls_at_open = 0;
   std::uint64_t db_writes = 0;
   std::uint64_t db_syncs = 0;
   std::uint64_t calls_at_close = 0;
   std::uint64_t calls_at_reopen = 0;
 };
 
-const Profile& profile(Durability durability) {
-  static std::map<Durability, Profile> profiles;
-  auto it = profiles.find(durability);
+const Profile& profile(const Scenario& scenario) {
+  static std::map<std::pair<Durability, bool>, Profile> profiles;
+  const auto key = std::make_pair(scenario.durability, scenario.fresh);
+  auto it = profiles.find(key);
   if (it != profiles.end()) return it->second;
-  const TrialResult dry = run_trial({durability, CutMode::keep}, {});
-  Profile p{dry.stats.calls, dry.stats.db_writes, dry.stats.db_syncs,
-            dry.run.calls_at_close, dry.run.calls_at_reopen};
-  return profiles.emplace(durability, p).first->second;
+  Scenario dry_scenario;
+  dry_scenario.durability = scenario.durability;
+  dry_scenario.mode = CutMode::keep;
+  dry_scenario.fresh = scenario.fresh;
+  const TrialResult dry = run_trial(dry_scenario, {});
+  Profile p{dry.stats.calls,          dry.run.calls_at_open,  dry.stats.db_writes,
+            dry.stats.db_syncs,       dry.run.calls_at_close, dry.run.calls_at_reopen};
+  return profiles.emplace(key, p).first->second;
 }
 
 // Cut points over the workload: evenly spread calls (with jitter); cuts inside and
@@ -386,13 +437,26 @@ const Profile& profile(Durability durability) {
 // (the last call before the store is open again), after the new -wal's header is
 // written and after it is synced (which syncs the directory), and in the commits
 // after.
-std::vector<Trial> trials_for(Durability durability, std::size_t spread, bool targeted) {
-  const Profile& p = profile(durability);
-  std::mt19937_64 rng(base_seed() ^ (durability == Durability::full ? 0x1f : 0x2e));
+//
+// On a fresh file: a cut after each of the first calls (the rollback journal of the
+// switch to WAL, its deletion, the -wal's creation and first commit), after every
+// fourth call through the migrations and the first transaction, then the spread
+// over the short workload after.
+std::vector<Trial> trials_for(const Scenario& scenario, std::size_t spread, bool targeted) {
+  const Profile& p = profile(scenario);
+  std::mt19937_64 rng(base_seed() ^ (scenario.durability == Durability::full ? 0x1f : 0x2e));
   std::vector<Trial> trials;
   auto add = [&](CutPoint::On on, std::uint64_t n) {
     trials.push_back({{on, std::max<std::uint64_t>(n, 1)}, rng()});
   };
+  if (scenario.fresh) {
+    const std::uint64_t dense = p.calls_at_open + kFreshSetupCalls;
+    for (std::uint64_t n = 1; n <= dense; n += n < 16 ? 1 : 4) add(CutPoint::On::call, n);
+    const std::uint64_t rest = p.calls > dense ? p.calls - dense : 1;
+    for (std::size_t i = 0; i < spread; ++i)
+      add(CutPoint::On::call, dense + rest * i / spread + rng() % (rest / spread + 1) + 1);
+    return trials;
+  }
   const std::uint64_t step = std::max<std::uint64_t>(p.calls / spread, 1);
   for (std::size_t i = 0; i < spread; ++i) add(CutPoint::On::call, i * step + rng() % step + 1);
   if (!targeted) return trials;
@@ -425,8 +489,8 @@ struct Tally {
 Tally run_trials(const Scenario& scenario, std::size_t spread, bool targeted = true,
                  bool expect_sound = true) {
   Tally tally;
-  tally.checkpoints = profile(scenario.durability).db_syncs;
-  for (const Trial& trial : trials_for(scenario.durability, spread, targeted)) {
+  tally.checkpoints = profile(scenario).db_syncs;
+  for (const Trial& trial : trials_for(scenario, spread, targeted)) {
     SCOPED_TRACE(describe(trial));
     const auto started = std::chrono::steady_clock::now();
     const TrialResult r = run_trial(scenario, trial);
@@ -507,6 +571,22 @@ TEST(PowerLoss, NormalDurabilityLeavesACleanPrefixWhenUnsyncedWritesAreTorn) {
   EXPECT_GT(tally.lost_acknowledged, 0u) << "no cut lost anything under normal";
   EXPECT_GT(tally.dropped_bytes, 0u);
   EXPECT_GT(tally.kept_bytes, 0u);
+}
+
+// A store that creates its file: cuts through the creation (the file made outside
+// SQLite, the switch to WAL through a rollback journal, the migration) and its first
+// commits leave no file, or a clean one with what `full` acknowledged.
+TEST(PowerLoss, CreatingAStoreFileSurvivesACutUnderFull) {
+  const Tally dropped =
+      run_trials({Durability::full, CutMode::drop, Syncs::durable, true}, 3);
+  EXPECT_GT(dropped.entries_reverted, 0u) << "no cut lost the new file's entry";
+  const Tally torn = run_trials({Durability::full, CutMode::tear, Syncs::durable, true}, 3);
+  EXPECT_GT(torn.kept_bytes, 0u);
+}
+
+TEST(PowerLoss, CreatingAStoreFileSurvivesACutUnderNormal) {
+  const Tally tally = run_trials({Durability::normal, CutMode::drop, Syncs::durable, true}, 3);
+  EXPECT_GT(tally.entries_reverted, 0u) << "no cut lost the new file's entry";
 }
 
 // The control for the loss seen under normal: with the same cuts and nothing

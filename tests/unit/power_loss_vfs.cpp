@@ -92,8 +92,9 @@ struct PowerLossVfs::State {
   sqlite3_vfs vfs{};            // the shim, as registered; pAppData points here
   sqlite3_vfs* real = nullptr;  // the default VFS underneath; constant
   sqlite3_io_methods methods{};
-  CutPoint cut_at;                 // constant
-  Syncs syncs = Syncs::durable;    // constant
+  CutPoint cut_at;                      // constant
+  Syncs syncs = Syncs::durable;         // constant
+  bool found_files_are_durable = true;  // constant
   bool registered = false;         // guarded by mu
 
   mutable std::mutex mu;
@@ -364,9 +365,10 @@ int shim_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags,
   if (node == nullptr) {
     node = s.new_node(key, main_db);
     s.current[key] = node;
-    // A file that was there before the shim saw it is durable, entry and content;
-    // one created now is in the directory only once the directory is synced.
-    if (existed) s.durable[key] = node;
+    // A file that was there before the shim saw it is durable, entry and content
+    // (unless the options say otherwise); one created now is in the directory only
+    // once the directory is synced.
+    if (existed && s.found_files_are_durable) s.durable[key] = node;
   }
   if (main_db) s.main_dbs.insert(key);
   file->node = node;
@@ -388,9 +390,10 @@ int shim_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
     s.current.erase(it);
   } else {
     if (::access(name, F_OK) != 0) return SQLITE_IOERR_DELETE_NOENT;
-    // A file the shim never opened: as it is on disk, it was durable.
+    // A file the shim never opened: as it is on disk, it was durable (unless the
+    // options say otherwise).
     node = s.new_node(key, false);
-    s.durable[key] = node;
+    if (s.found_files_are_durable) s.durable[key] = node;
   }
   // Aside rather than unlinked: the cut may bring it back.
   if (::rename(name, node->stash().c_str()) != 0) return SQLITE_IOERR_DELETE;
@@ -457,15 +460,16 @@ int shim_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
 
 }  // namespace
 
-PowerLossVfs::PowerLossVfs(CutPoint cut_at, Syncs syncs)
+PowerLossVfs::PowerLossVfs(PowerLossOptions options)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.real = sqlite3_vfs_find(nullptr);
   if (s.real == nullptr) throw std::logic_error("PowerLossVfs: SQLite has no default VFS");
   if (std::string_view(s.real->zName) == "eventlite-power-loss")
     throw std::logic_error("PowerLossVfs: one is installed already");
-  s.cut_at = cut_at;
-  s.syncs = syncs;
+  s.cut_at = options.cut_at;
+  s.syncs = options.syncs;
+  s.found_files_are_durable = options.found_files_are_durable;
 
   // Version 2: no xFetch, so SQLite never reads through a memory map (every read
   // goes through xRead, and every write through xWrite in any case).

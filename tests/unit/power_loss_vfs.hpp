@@ -26,8 +26,9 @@
 //   connection deleted on close (without syncDir, as SQLite does) comes back with its
 //   synced content, as on a real file system. A deleted file is renamed aside (its
 //   name plus ".powerloss-N") rather than unlinked, so that it can come back. Files
-//   that existed before the shim was installed are taken as durable, content and
-//   entry. Under tear each changed entry is, at random, as synced or as last written.
+//   that the shim finds rather than creates are taken as durable, content and entry,
+//   unless the options say they were created just before. Under tear each changed
+//   entry is, at random, as synced or as last written.
 // - The -shm is not durable storage: it is shared memory that SQLite rebuilds from
 //   the -wal when the first connection opens the database. restore() fills it with
 //   garbage, so a test fails if recovery ever trusted it.
@@ -74,6 +75,16 @@ struct CutPoint {
   std::uint64_t n = 0;
 };
 
+struct PowerLossOptions {
+  CutPoint cut_at = {};
+  Syncs syncs = Syncs::durable;
+  // Whether a file that is there when the shim first opens it, and that the shim did
+  // not create, is durable, entry and content. false: it was created since the
+  // directory's last sync, outside SQLite (Store::open creates a new database file
+  // itself), and is in the directory only once the directory is synced.
+  bool found_files_are_durable = true;
+};
+
 // What the shim saw and what the cut threw away.
 struct PowerLossStats {
   std::uint64_t calls = 0;           // writes, syncs, truncates, deletes before the cut
@@ -90,7 +101,7 @@ class PowerLossVfs {
  public:
   // Registers the shim, over the current default VFS, as SQLite's default. Only one
   // may be installed at a time.
-  explicit PowerLossVfs(CutPoint cut_at = {}, Syncs syncs = Syncs::durable);
+  explicit PowerLossVfs(PowerLossOptions options = {});
   // Unregisters the shim (if restore() has not): the previous default is back.
   ~PowerLossVfs();
   PowerLossVfs(const PowerLossVfs&) = delete;
