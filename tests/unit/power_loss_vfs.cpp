@@ -630,6 +630,7 @@ PowerLossStats PowerLossVfs::restore(CutMode mode, std::uint64_t seed) {
       throw;
     }
     ::close(fd);
+    ++s.stats.shm_scrambled;
   }
 
   PowerLossStats stats = s.stats;

@@ -95,6 +95,7 @@ struct PowerLossStats {
   std::uint64_t dropped_bytes = 0;   // unsynced bytes that the cut lost
   std::uint64_t kept_bytes = 0;      // unsynced bytes that a tear kept
   std::uint64_t entries_reverted = 0;  // directory entries put back as last synced
+  std::uint64_t shm_scrambled = 0;     // -shm files filled with garbage
 };
 
 class PowerLossVfs {
