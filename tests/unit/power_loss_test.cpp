@@ -165,7 +165,10 @@ Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs,
     store.emplace(Store::open(path, options_for(durability)));
     // The application's own connection: synchronous is per connection, and under
     // `full` the application must ask for FULL too for its commits to be durable.
-    app.emplace(path, SQLITE_OPEN_READWRITE);
+    // This thread alone uses it, so without SQLite's connection mutex (which
+    // ThreadSanitizer would see in a lock-order inversion with the store's hook
+    // registry that is not this test's subject: see transaction_test under TSan).
+    app.emplace(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
     app->exec(durability == Durability::full ? "PRAGMA synchronous=FULL"
                                              : "PRAGMA synchronous=NORMAL");
   };
@@ -536,7 +539,7 @@ Tally run_trials(const Scenario& scenario, std::size_t spread, bool targeted = t
   return tally;
 }
 
-constexpr std::size_t kSpread = 7;
+constexpr std::size_t kSpread = 6;
 
 // The workload crosses the writer's checkpoint threshold several times, cuts land
 // inside checkpoints, and the reopened files come with a -shm full of garbage.
