@@ -18,16 +18,13 @@
 // EVENTLITE_POWER_LOSS_SEED=N runs the trials with another seed (the cut points'
 // jitter and the tears); a failing trial prints the seed that reproduces it.
 
-#include "power_loss_vfs.hpp"
-
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/Database.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -39,6 +36,7 @@
 
 #include "eventlite/store.hpp"
 #include "eventlite/transaction.hpp"
+#include "power_loss_vfs.hpp"
 #include "test_support.hpp"
 
 namespace eventlite {
@@ -75,10 +73,10 @@ struct Appended {
 
 // What one trial's workload did before the power failed.
 struct Run {
-  std::size_t base = 0;             // events in the file before the workload
-  std::vector<Appended> attempted;  // handed to the store, in seq order after those
-  std::size_t acknowledged = 0;     // of them, returned before the power failed
-  std::string error;                // a failure before the power failed
+  std::size_t base = 0;               // events in the file before the workload
+  std::vector<Appended> attempted;    // handed to the store, in seq order after those
+  std::size_t acknowledged = 0;       // of them, returned before the power failed
+  std::string error;                  // a failure before the power failed
   std::uint64_t calls_at_open = 0;    // the shim's call count once the store was open
   std::uint64_t calls_at_close = 0;   // as the store closed
   std::uint64_t calls_at_reopen = 0;  // and once it was open again
@@ -248,13 +246,14 @@ Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs,
         }
         default: {
           const NewEvent e = next("exact", 700);
-          seqs.push_back(store->append("exact", e,
-                                       Expected::exactly(run.attempted.back().version - 1)));
+          seqs.push_back(store->append(
+              "exact", e, Expected::exactly(run.attempted.back().version - 1)));
           break;
         }
       }
       if (!acknowledge(first, seqs)) {
-        if (!run.error.empty()) run.error = "step " + std::to_string(step) + ": " + run.error;
+        if (!run.error.empty())
+          run.error = "step " + std::to_string(step) + ": " + run.error;
         break;
       }
     }
@@ -289,7 +288,8 @@ Outcome examine(const fs::path& path, const Run& run) {
       for (const auto& line : integrity) all += line + "; ";
       out.problems.push_back("integrity_check: " + all);
     }
-    app_table = raw.query_int("SELECT count(*) FROM sqlite_master WHERE name = 'app_orders'") == 1;
+    app_table = raw.query_int(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'app_orders'") == 1;
     if (app_table)
       app_rows = raw.query_column("SELECT event_id FROM app_orders ORDER BY event_id");
   } catch (const std::exception& e) {
@@ -300,7 +300,8 @@ Outcome examine(const fs::path& path, const Run& run) {
   std::vector<Event> events;
   try {
     auto store = Store::open(path, fast_options());
-    for (const auto& problem : store.verify()) out.problems.push_back("verify: " + problem);
+    for (const auto& problem : store.verify())
+      out.problems.push_back("verify: " + problem);
     events = store.read_all().to_vector();
   } catch (const std::exception& e) {
     out.problems.push_back(std::string("store: ") + e.what());
@@ -431,8 +432,8 @@ const Profile& profile(const Scenario& scenario) {
   dry_scenario.mode = CutMode::keep;
   dry_scenario.fresh = scenario.fresh;
   const TrialResult dry = run_trial(dry_scenario, {});
-  Profile p{dry.stats.calls,          dry.run.calls_at_open,  dry.stats.db_writes,
-            dry.stats.db_syncs,       dry.run.calls_at_close, dry.run.calls_at_reopen};
+  Profile p{dry.stats.calls,    dry.run.calls_at_open,  dry.stats.db_writes,
+            dry.stats.db_syncs, dry.run.calls_at_close, dry.run.calls_at_reopen};
   return profiles.emplace(key, p).first->second;
 }
 
@@ -447,9 +448,11 @@ const Profile& profile(const Scenario& scenario) {
 // switch to WAL, its deletion, the -wal's creation and first commit), after every
 // fourth call through the migrations and the first transaction, then the spread
 // over the short workload after.
-std::vector<Trial> trials_for(const Scenario& scenario, std::size_t spread, bool targeted) {
+std::vector<Trial> trials_for(const Scenario& scenario, std::size_t spread,
+                              bool targeted) {
   const Profile& p = profile(scenario);
-  std::mt19937_64 rng(base_seed() ^ (scenario.durability == Durability::full ? 0x1f : 0x2e));
+  std::mt19937_64 rng(base_seed() ^
+                      (scenario.durability == Durability::full ? 0x1f : 0x2e));
   std::vector<Trial> trials;
   auto add = [&](CutPoint::On on, std::uint64_t n) {
     trials.push_back({{on, std::max<std::uint64_t>(n, 1)}, rng()});
@@ -459,11 +462,13 @@ std::vector<Trial> trials_for(const Scenario& scenario, std::size_t spread, bool
     for (std::uint64_t n = 1; n <= dense; n += n < 16 ? 1 : 4) add(CutPoint::On::call, n);
     const std::uint64_t rest = p.calls > dense ? p.calls - dense : 1;
     for (std::size_t i = 0; i < spread; ++i)
-      add(CutPoint::On::call, dense + rest * i / spread + rng() % (rest / spread + 1) + 1);
+      add(CutPoint::On::call,
+          dense + rest * i / spread + rng() % (rest / spread + 1) + 1);
     return trials;
   }
   const std::uint64_t step = std::max<std::uint64_t>(p.calls / spread, 1);
-  for (std::size_t i = 0; i < spread; ++i) add(CutPoint::On::call, i * step + rng() % step + 1);
+  for (std::size_t i = 0; i < spread; ++i)
+    add(CutPoint::On::call, i * step + rng() % step + 1);
   if (!targeted) return trials;
   add(CutPoint::On::db_write, 1);
   add(CutPoint::On::db_write, rng() % std::max<std::uint64_t>(p.db_writes, 1) + 1);
@@ -486,7 +491,7 @@ struct Tally {
   std::size_t shm_scrambled = 0;      // trials whose -shm the reopen had to ignore
   std::uint64_t dropped_bytes = 0;
   std::uint64_t kept_bytes = 0;
-  std::size_t checkpoints = 0;        // database syncs in the uncut workload
+  std::size_t checkpoints = 0;  // database syncs in the uncut workload
 };
 
 // Runs the trials of `scenario` (`spread` over the workload, and with `targeted` the
@@ -590,12 +595,14 @@ TEST(PowerLoss, CreatingAStoreFileSurvivesACutUnderFull) {
   const Tally dropped =
       run_trials({Durability::full, CutMode::drop, Syncs::durable, true}, 3);
   EXPECT_GT(dropped.entries_reverted, 0u) << "no cut lost the new file's entry";
-  const Tally torn = run_trials({Durability::full, CutMode::tear, Syncs::durable, true}, 3);
+  const Tally torn =
+      run_trials({Durability::full, CutMode::tear, Syncs::durable, true}, 3);
   EXPECT_GT(torn.kept_bytes, 0u);
 }
 
 TEST(PowerLoss, CreatingAStoreFileSurvivesACutUnderNormal) {
-  const Tally tally = run_trials({Durability::normal, CutMode::drop, Syncs::durable, true}, 3);
+  const Tally tally =
+      run_trials({Durability::normal, CutMode::drop, Syncs::durable, true}, 3);
   EXPECT_GT(tally.entries_reverted, 0u) << "no cut lost the new file's entry";
 }
 
@@ -612,19 +619,20 @@ TEST(PowerLossControl, KeepingUnsyncedWritesLosesNothingUnderNormal) {
 // synchronous=OFF would) loses acknowledged appends, and the checks say so; torn, it
 // leaves files that the checks find wrong.
 TEST(PowerLossControl, SyncsThatPersistNothingLoseAcknowledgedAppendsUnderFull) {
-  const Tally dropped =
-      run_trials({Durability::full, CutMode::drop, Syncs::lost}, kSpread / 2, false, false);
+  const Tally dropped = run_trials({Durability::full, CutMode::drop, Syncs::lost},
+                                   kSpread / 2, false, false);
   EXPECT_GT(dropped.lost_acknowledged, 0u);
-  const Tally torn =
-      run_trials({Durability::full, CutMode::tear, Syncs::lost}, kSpread / 2, false, false);
+  const Tally torn = run_trials({Durability::full, CutMode::tear, Syncs::lost},
+                                kSpread / 2, false, false);
   EXPECT_GT(torn.corrupt, 0u);
 }
 
 // A checkpoint whose database sync persists nothing: the -wal restarts over frames
 // the database does not durably hold. The checks see the damage.
 TEST(PowerLossControl, LostCheckpointSyncsAreCaughtUnderFull) {
-  const Tally tally = run_trials({Durability::full, CutMode::drop, Syncs::lost_on_databases},
-                                 kSpread / 2, false, false);
+  const Tally tally =
+      run_trials({Durability::full, CutMode::drop, Syncs::lost_on_databases}, kSpread / 2,
+                 false, false);
   EXPECT_GT(tally.corrupt, 0u);
 }
 

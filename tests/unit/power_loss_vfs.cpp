@@ -1,17 +1,23 @@
 #include "power_loss_vfs.hpp"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace eventlite::test {
 
@@ -63,8 +69,8 @@ struct PowerLossVfs::Node {
     sqlite3_int64 offset = 0;       // write: where it starts; truncate: the size asked
     sqlite3_int64 size_before = 0;  // the file's size before the call
     sqlite3_int64 size_after = 0;   // the file's size after the call
-    std::string before;            // the bytes the call overwrote or cut off, at offset
-    std::string data;              // write: the bytes written
+    std::string before;             // the bytes the call overwrote or cut off, at offset
+    std::string data;               // write: the bytes written
   };
 
   int id = 0;
@@ -82,8 +88,8 @@ struct PowerLossVfs::Node {
 struct PowerLossVfs::File {
   sqlite3_file base;  // first: SQLite sees a File as a sqlite3_file
   State* state;
-  Node* node;              // null: not durable storage, passed through
-  bool dir_sync_pending;   // the unix VFS syncs the directory at this file's first sync
+  Node* node;             // null: not durable storage, passed through
+  bool dir_sync_pending;  // the unix VFS syncs the directory at this file's first sync
 
   sqlite3_file* real() noexcept { return reinterpret_cast<sqlite3_file*>(this + 1); }
 };
@@ -95,16 +101,16 @@ struct PowerLossVfs::State {
   CutPoint cut_at;                      // constant
   Syncs syncs = Syncs::durable;         // constant
   bool found_files_are_durable = true;  // constant
-  bool registered = false;         // guarded by mu
+  bool registered = false;              // guarded by mu
 
   mutable std::mutex mu;
-  bool dead = false;                                 // guarded by mu
-  PowerLossStats stats;                              // guarded by mu
-  std::vector<std::unique_ptr<Node>> nodes;          // guarded by mu
-  std::map<std::string, Node*> current;              // name -> file now; guarded by mu
-  std::map<std::string, Node*> durable;              // as of the last directory sync
-  std::set<std::string> main_dbs;                    // guarded by mu
-  int open_files = 0;                                // guarded by mu
+  bool dead = false;                         // guarded by mu
+  PowerLossStats stats;                      // guarded by mu
+  std::vector<std::unique_ptr<Node>> nodes;  // guarded by mu
+  std::map<std::string, Node*> current;      // name -> file now; guarded by mu
+  std::map<std::string, Node*> durable;      // as of the last directory sync
+  std::set<std::string> main_dbs;            // guarded by mu
+  int open_files = 0;                        // guarded by mu
 
   Node* new_node(const std::string& name, bool main_db) {
     auto node = std::make_unique<Node>();
@@ -208,8 +214,8 @@ int shim_write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 offset) {
   int rc = real->pMethods->xFileSize(real, &op.size_before);
   if (rc != SQLITE_OK) return rc;
   if (offset < op.size_before) {
-    op.before.resize(static_cast<std::size_t>(
-        std::min<sqlite3_int64>(n, op.size_before - offset)));
+    op.before.resize(
+        static_cast<std::size_t>(std::min<sqlite3_int64>(n, op.size_before - offset)));
     rc = real->pMethods->xRead(real, op.before.data(), static_cast<int>(op.before.size()),
                                offset);
     if (rc != SQLITE_OK) return rc;
@@ -460,11 +466,11 @@ int shim_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
 
 }  // namespace
 
-PowerLossVfs::PowerLossVfs(PowerLossOptions options)
-    : state_(std::make_unique<State>()) {
+PowerLossVfs::PowerLossVfs(PowerLossOptions options) : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.real = sqlite3_vfs_find(nullptr);
-  if (s.real == nullptr) throw std::logic_error("PowerLossVfs: SQLite has no default VFS");
+  if (s.real == nullptr)
+    throw std::logic_error("PowerLossVfs: SQLite has no default VFS");
   if (std::string_view(s.real->zName) == "eventlite-power-loss")
     throw std::logic_error("PowerLossVfs: one is installed already");
   s.cut_at = options.cut_at;
@@ -555,7 +561,8 @@ PowerLossStats PowerLossVfs::restore(CutMode mode, std::uint64_t seed) {
     }
     if (node->unsynced.empty()) continue;
     const int fd = ::open(node->path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + node->path);
+    if (fd < 0)
+      throw std::system_error(errno, std::generic_category(), "open " + node->path);
     try {
       for (auto op = node->unsynced.rbegin(); op != node->unsynced.rend(); ++op) {
         if (!op->before.empty()) pwrite_all(fd, op->before, op->offset, node->path);
@@ -571,7 +578,8 @@ PowerLossStats PowerLossVfs::restore(CutMode mode, std::uint64_t seed) {
           const sqlite3_int64 next = std::min(end, (at / kSector + 1) * kSector);
           const auto length = static_cast<std::size_t>(next - at);
           if (mode == CutMode::tear && coin()) {
-            pwrite_all(fd, op.data.substr(static_cast<std::size_t>(at - op.offset), length),
+            pwrite_all(fd,
+                       op.data.substr(static_cast<std::size_t>(at - op.offset), length),
                        at, node->path);
             s.stats.kept_bytes += length;
           } else {

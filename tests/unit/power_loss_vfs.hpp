@@ -37,14 +37,8 @@
 //
 // Thread safety: safe to share; SQLite may call the shim from any thread.
 
-#include <sqlite3.h>
-
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
 
 namespace eventlite::test {
 
@@ -58,8 +52,8 @@ enum class CutMode {
 // What xSync does on the simulated disk. Only `durable` is a working disk; the others
 // are broken ones, for the controls that show the checks catch what they cause.
 enum class Syncs {
-  durable,            // a sync makes the file's writes (and, where due, its entry) durable
-  lost,               // no sync makes anything durable, as under synchronous=OFF
+  durable,  // a sync makes the file's writes (and, where due, its entry) durable
+  lost,     // no sync makes anything durable, as under synchronous=OFF
   lost_on_databases,  // syncs of main database files make nothing durable
 };
 
@@ -87,15 +81,15 @@ struct PowerLossOptions {
 
 // What the shim saw and what the cut threw away.
 struct PowerLossStats {
-  std::uint64_t calls = 0;           // writes, syncs, truncates, deletes before the cut
-  std::uint64_t db_writes = 0;       // of them, writes to main database files
-  std::uint64_t db_syncs = 0;        // of them, syncs of main database files
-  std::uint64_t unsynced_writes = 0; // writes not synced at the cut
+  std::uint64_t calls = 0;            // writes, syncs, truncates, deletes before the cut
+  std::uint64_t db_writes = 0;        // of them, writes to main database files
+  std::uint64_t db_syncs = 0;         // of them, syncs of main database files
+  std::uint64_t unsynced_writes = 0;  // writes not synced at the cut
   std::uint64_t unsynced_db_writes = 0;  // of them, to a main database (mid-checkpoint)
-  std::uint64_t dropped_bytes = 0;   // unsynced bytes that the cut lost
-  std::uint64_t kept_bytes = 0;      // unsynced bytes that a tear kept
-  std::uint64_t entries_reverted = 0;  // directory entries put back as last synced
-  std::uint64_t shm_scrambled = 0;     // -shm files filled with garbage
+  std::uint64_t dropped_bytes = 0;       // unsynced bytes that the cut lost
+  std::uint64_t kept_bytes = 0;          // unsynced bytes that a tear kept
+  std::uint64_t entries_reverted = 0;    // directory entries put back as last synced
+  std::uint64_t shm_scrambled = 0;       // -shm files filled with garbage
 };
 
 class PowerLossVfs {
