@@ -1,11 +1,11 @@
-// Power loss: a workload of appends (single events, batches, the application's own
-// transactions through append_in() and Store::transaction(), a close and reopen, and
-// the writer's FULL checkpoints at 1000 WAL frames) runs on a shim VFS that fails the
-// power after the N-th write or sync (power_loss_vfs.hpp), for N over the whole
-// workload and at the checkpoints and the reopen; a shorter workload starts with the
-// store creating its file and is cut through the creation. Then the files are left
-// as the cut leaves them (unsynced writes dropped, or torn at 512-byte sectors), and
-// the store is opened again and checked:
+// Power loss: a workload of appends (single events, batches, asynchronous ones, the
+// application's own transactions through append_in() and Store::transaction(), a close
+// and reopen, and the writer's FULL checkpoints at 1000 WAL frames) runs on a shim VFS
+// that fails the power after the N-th write or sync (power_loss_vfs.hpp), for N over
+// the whole workload and at the checkpoints and the reopen; a shorter workload starts
+// with the store creating its file and is cut through the creation. Then the files
+// are left as the cut leaves them (unsynced writes dropped, or torn at 512-byte
+// sectors), and the store is opened again and checked:
 // - never a corrupt file: integrity_check is ok, the store opens, verify() is clean;
 // - what is there is a prefix of what was appended, event for event, with the
 //   application's rows exactly beside their events;
@@ -211,7 +211,7 @@ Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs,
       }
       const std::size_t first = run.attempted.size();
       std::vector<Seq> seqs;
-      switch (step % 6) {
+      switch (step % 7) {
         case 0:
         case 1: {
           const NewEvent e = next("single-" + std::to_string(step % 4), (n * 37) % 300);
@@ -244,10 +244,16 @@ Run run_workload(const fs::path& path, Durability durability, PowerLossVfs& vfs,
           tx.commit();
           break;
         }
-        default: {
+        case 5: {
           const NewEvent e = next("exact", 700);
           seqs.push_back(store->append(
               "exact", e, Expected::exactly(run.attempted.back().version - 1)));
+          break;
+        }
+        default: {
+          // Through the store's asynchronous thread, which then does the writing.
+          std::vector<NewEvent> events{next("async", 500), next("async", 900)};
+          seqs = store->append_async("async", events).get();
           break;
         }
       }
