@@ -92,18 +92,26 @@ constexpr int kWalResetFixed = 3051003;
 
 void install_commit_hook(sqlite3* db, const std::shared_ptr<detail::Notifier>& notifier,
                          spdlog::logger& logger) {
+  bool known = false;
+  {
+    std::lock_guard lock(g_hooks_mu);
+    known = g_hooks.count(db) != 0;
+  }
+  // The connection's setting, read the first time only (0 once the hook is ours),
+  // and outside g_hooks_mu: SQLite runs on_foreign_commit, which takes it, under the
+  // connection's own mutex.
+  int auto_checkpoint = 0;
+  if (!known) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA wal_autocheckpoint", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+      auto_checkpoint = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+  }
   {
     std::lock_guard lock(g_hooks_mu);
     auto it = g_hooks.find(db);
     if (it == g_hooks.end()) {
-      // 0 once the hook is ours: read it before, the first time only.
-      int auto_checkpoint = 0;
-      sqlite3_stmt* s = nullptr;
-      if (sqlite3_prepare_v2(db, "PRAGMA wal_autocheckpoint", -1, &s, nullptr) ==
-              SQLITE_OK &&
-          sqlite3_step(s) == SQLITE_ROW)
-        auto_checkpoint = sqlite3_column_int(s, 0);
-      sqlite3_finalize(s);
       // The one place eventlite sees a connection it cannot keep clear of the bug.
       if (auto_checkpoint > 0 && sqlite3_libversion_number() < kWalResetFixed)
         logger.warn(

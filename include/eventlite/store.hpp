@@ -131,7 +131,9 @@ class Store {
   // hook on the connection (replacing any the application set) that goes on doing
   // what the connection's wal_autocheckpoint setting did. On SQLite before 3.51.3,
   // set wal_autocheckpoint=0 on it: its passive checkpoints are exposed to SQLite's
-  // WAL-reset bug, and the store's writer checkpoints without that risk.
+  // WAL-reset bug, and the store's writer checkpoints without that risk. Its commits
+  // are as durable as that connection's own `synchronous` setting, whatever this
+  // store's durability: under Durability::full, give it synchronous=FULL too.
   std::vector<Seq> append_in(sqlite3* db, std::string_view stream,
                              std::span<const NewEvent> events,
                              Expected expected = Expected::any());
