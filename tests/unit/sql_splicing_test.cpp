@@ -657,9 +657,10 @@ struct Allowed {
 
 // Nothing in the tree splices SQL today: every query is a literal with placeholders,
 // and the few built at run time (store/reader.cpp's read plans, store/append.cpp's
-// multi-row INSERT, store/sqlite_util.cpp's PRAGMAs) join literals and constants only,
-// which the scanner accepts without an entry. A table or column an application names
-// would be listed here, spliced through a quoting function, never raw.
+// multi-row INSERT, store/sqlite_util.cpp's PRAGMAs, processor/admin.cpp's status
+// query for one schema version or another) join literals and constants only, which
+// the scanner accepts without an entry. A table or column an application names would
+// be listed here, spliced through a quoting function, never raw.
 const std::vector<Allowed> kAllowed = {};
 
 // The findings no entry of `allowed` explains, and complaints about entries that
