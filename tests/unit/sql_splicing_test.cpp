@@ -739,8 +739,7 @@ TEST(SqlSplicingScan, FlagsSqlJoinedWithAValue) {
       R"~(std::string q = "SELECT * FROM t LIMIT " + std::to_string(n);)~",
       R"~(auto q = fmt::format("SELECT * FROM t WHERE x = {}", v);)~",
       R"~(auto q = std::format("DELETE FROM t WHERE id = {}", id);)~",
-      R"~(auto q = fmt::format(kQuery, v); constexpr const char* kQuery = "x";
-         auto r = fmt::format("UPDATE t SET a = {} WHERE id = ?", f(v));)~",
+      R"~(auto r = fmt::format("UPDATE t SET a = {} WHERE id = ?", f(v));)~",
       R"~(char* q = sqlite3_mprintf("SELECT * FROM t WHERE x = %Q", v);)~",
       R"~(std::ostringstream os; os << "UPDATE t SET a = " << v;)~",
       R"~(std::ostringstream os; os << "SELECT * FROM t WHERE x = "; os << v;)~",
