@@ -1,6 +1,7 @@
 #include "tools/output.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 
 namespace eventlite::cli {
@@ -53,6 +54,43 @@ std::string one_line(std::string_view text) {
       result.begin(), result.end(),
       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; }, ' ');
   return result;
+}
+
+std::string hide_url_passwords(std::string_view text) {
+  std::string out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    if (std::isspace(static_cast<unsigned char>(text[at]))) {
+      out += text[at++];
+      continue;
+    }
+    std::size_t end = at;
+    while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])))
+      ++end;
+    const std::string_view word = text.substr(at, end - at);
+    at = end;
+    const std::size_t scheme = word.find("://");
+    const std::size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const std::size_t last_at = word.rfind('@');
+    if (last_at == std::string_view::npos || last_at < from) {
+      out += word;
+      continue;
+    }
+    const std::string_view userinfo = word.substr(from, last_at - from);
+    const std::size_t colon = userinfo.find(':');
+    // Without a scheme, only user:password@ is taken for one: "name@host" may as well
+    // be a mail address.
+    if (scheme == std::string_view::npos && colon == std::string_view::npos) {
+      out += word;
+      continue;
+    }
+    out += word.substr(0, from);
+    out += colon == std::string_view::npos
+               ? "***"
+               : std::string(userinfo.substr(0, colon)) + ":***";
+    out += word.substr(last_at);
+  }
+  return out;
 }
 
 }  // namespace eventlite::cli

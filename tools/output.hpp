@@ -30,4 +30,12 @@ void print_json_line(std::ostream& out, const nlohmann::ordered_json& value);
 // `text` with every control character (newlines included) replaced by a space.
 std::string one_line(std::string_view text);
 
+// `text` with the user information of every URL in it hidden: "redis://:pw@host" as
+// "redis://:***@host", "nats://user:pw@host" and "user:pw@host" as "...user:***@host",
+// a token ("nats://tok@host") as "***". A URL is a word (up to white space); its user
+// information ends at the last '@' in it, so a password holding '@' or '/' is hidden
+// whole. For messages that quote what was typed (a usage error), which the library's
+// redaction never saw.
+std::string hide_url_passwords(std::string_view text);
+
 }  // namespace eventlite::cli

@@ -47,11 +47,24 @@ std::int64_t nanos(std::chrono::milliseconds d) {
   return static_cast<std::int64_t>(d.count()) * 1000000;
 }
 
+// `o`, once its URL and names are checked (before the inbox is made of them).
+BridgeOptions checked(BridgeOptions o) {
+  detail::check_url(o.url, "nats bridge");
+  detail::refuse_name("nats bridge", "stream", o.stream, detail::name_problem(o.stream));
+  detail::refuse_name("nats bridge", "durable", o.durable,
+                      detail::name_problem(o.durable));
+  if (!o.filter_subject.empty())
+    detail::refuse_name("nats bridge", "filter_subject", o.filter_subject,
+                        detail::subject_problem(o.filter_subject, true));
+  if (o.batch == 0) throw InvalidArgument("nats bridge: the batch is 0");
+  return o;
+}
+
 }  // namespace
 
 struct Bridge::Impl {
   Impl(Store& s, BridgeOptions o)
-      : options(std::move(o)),
+      : options(checked(std::move(o))),
         where(redacted(options.url)),
         inbox(s, {.name = options.name,
                   .broker = "nats",
@@ -59,16 +72,7 @@ struct Bridge::Impl {
                   .lease_time = options.lease_time,
                   .rejected_prefix = options.rejected_prefix,
                   .idle_wait = std::chrono::milliseconds(0),  // a fetch waits `block`
-                  .logger = options.logger}) {
-    detail::check_url(options.url, "nats bridge");
-    if (options.stream.empty()) throw InvalidArgument("nats bridge: the stream is empty");
-    if (options.durable.empty() ||
-        options.durable.find_first_of(". *>") != std::string::npos)
-      throw InvalidArgument(
-          "nats bridge: the durable name must be non-empty, without '.', ' ', '*' or "
-          "'>'");
-    if (options.batch == 0) throw InvalidArgument("nats bridge: the batch is 0");
-  }
+                  .logger = options.logger}) {}
 
   const BridgeOptions options;
   const std::string where;  // the redacted URL

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "eventlite/errors.hpp"
@@ -72,6 +73,57 @@ void check_url(std::string_view url, std::string_view who) {
       refuse("a port must be a number from 1 to 65535");
     if (colon == 0) refuse("a server has no host");
   }
+}
+
+std::string token_problem(std::string_view text) {
+  if (text.empty()) return "is empty";
+  for (const char c : text) {
+    if (c == '.') return "holds '.'";
+    if (c == '*') return "holds '*'";
+    if (c == '>') return "holds '>'";
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v')
+      return "holds white space";
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return "holds a control character";
+  }
+  return {};
+}
+
+std::string subject_problem(std::string_view text, bool wildcards) {
+  if (text.empty()) return "is empty";
+  std::size_t at = 0;
+  for (;;) {
+    const std::size_t dot = std::min(text.find('.', at), text.size());
+    const std::string_view token = text.substr(at, dot - at);
+    const bool last = dot == text.size();
+    if (token.empty()) return "has an empty token (a '.' at either end, or \"..\")";
+    const bool wildcard = wildcards && (token == "*" || (token == ">" && last));
+    if (!wildcard) {
+      if (const std::string why = token_problem(token); !why.empty())
+        return fmt::format("has a token {:?} that {}", token, why);
+    }
+    if (last) return {};
+    at = dot + 1;
+  }
+}
+
+std::string name_problem(std::string_view text) {
+  if (std::string why = token_problem(text); !why.empty()) return why;
+  if (text.find('/') != std::string_view::npos) return "holds '/'";
+  if (text.find('\\') != std::string_view::npos) return "holds '\\'";
+  return {};
+}
+
+std::string header_value_problem(std::string_view text) {
+  if (text.find_first_of("\r\n") != std::string_view::npos) return "holds a line break";
+  if (text.find('\0') != std::string_view::npos) return "holds a NUL";
+  return {};
+}
+
+void refuse_name(std::string_view who, std::string_view field, std::string_view text,
+                 const std::string& problem) {
+  if (!problem.empty())
+    throw InvalidArgument(fmt::format("{}: {} {:?} {}", who, field, text, problem));
 }
 
 ConnPtr connect(const Settings& settings, std::string_view where) {

@@ -66,6 +66,28 @@ inline void check(natsStatus s, std::string_view where, std::string_view what) {
 // 65535: a URL libnats would refuse only when connecting.
 void check_url(std::string_view url, std::string_view who);
 
+// Names that become parts of subjects, validated where they do: what is stored is
+// never changed, a name that cannot be one is refused. Each returns why `text`
+// cannot be what it names ("holds '.'"), or "" when it can be.
+//
+// One token of a subject: not empty, no '.', '*', '>', white space or other control
+// character (a NUL would cut the C string libnats is given).
+std::string token_problem(std::string_view text);
+// A subject: tokens joined by '.', each as token_problem() says; with `wildcards` (a
+// filter) a token may also be '*', and the last one '>'.
+std::string subject_problem(std::string_view text, bool wildcards);
+// A JetStream stream or consumer name, which the server puts into its API subjects
+// and its storage directory: a token, and no '/' or '\' either.
+std::string name_problem(std::string_view text);
+// A header value (Nats-Msg-Id): no line break, which would end the header and start
+// another, and no NUL.
+std::string header_value_problem(std::string_view text);
+
+// Throws InvalidArgument("<who>: <field> <text quoted> <problem>") unless `problem`
+// is empty.
+void refuse_name(std::string_view who, std::string_view field, std::string_view text,
+                 const std::string& problem);
+
 // Connects without reconnecting on its own (a lost connection is the caller's error
 // to retry). Throws BrokerError.
 ConnPtr connect(const Settings& settings, std::string_view where);

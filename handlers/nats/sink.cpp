@@ -64,15 +64,6 @@ namespace {
 
 constexpr const char* kSeqHeader = "Eventlite-Seq";
 
-// A subject token as NATS allows it: no white space, no wildcards.
-bool valid_token(std::string_view t) {
-  if (t.empty()) return false;
-  for (char c : t)
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '*' || c == '>')
-      return false;
-  return t.front() != '.' && t.back() != '.';
-}
-
 using detail::InfoFree;
 using detail::MsgFree;
 using detail::retryable_status;
@@ -118,10 +109,12 @@ class NatsSink final : public Sink {
   explicit NatsSink(SinkOptions options)
       : options_(std::move(options)), where_(redacted(options_.url)) {
     detail::check_url(options_.url, "nats sink");
-    if (!valid_token(options_.subject_prefix))
-      throw InvalidArgument("nats sink: the subject prefix is not a valid subject");
-    if (options_.jetstream && options_.stream.empty())
-      throw InvalidArgument("nats sink: the JetStream stream name is empty");
+    // The prefix may be several tokens ("app.events"); the type adds exactly one.
+    detail::refuse_name("nats sink", "subject_prefix", options_.subject_prefix,
+                        detail::subject_problem(options_.subject_prefix, false));
+    if (options_.jetstream)
+      detail::refuse_name("nats sink", "stream", options_.stream,
+                          detail::name_problem(options_.stream));
     if (options_.window == 0) throw InvalidArgument("nats sink: the window is 0");
     logger_ = options_.logger ? options_.logger : spdlog::default_logger();
   }
@@ -175,10 +168,7 @@ class NatsSink final : public Sink {
     try {
       for (std::size_t i = 0; i < n; ++i) {
         const Event& e = batch.event(i);
-        if (!valid_token(e.type))
-          throw BrokerError(
-              "nats", false,
-              fmt::format("event type \"{}\" is not a valid subject token", e.type));
+        check_names(e);
         const std::string subject = options_.subject_prefix + "." + e.type;
         const std::string payload = options_.format == Format::envelope
                                         ? to_envelope(e)
@@ -236,6 +226,26 @@ class NatsSink final : public Sink {
  private:
   void check(natsStatus s, std::string_view what) const {
     detail::check(s, where_, what);
+  }
+
+  // An event whose type is not one subject token (or, on JetStream, whose id cannot
+  // be a header value) cannot be sent as it is stored: no retry mends it, it is
+  // parked. A type with a '.' would publish on a subject of more tokens than
+  // <prefix>.<type>, one that subscribers to <prefix>.* never see; a line break in an
+  // id would start another header (libnats sends it as spaces: the server would then
+  // deduplicate by an id that is not the event's).
+  void check_names(const Event& e) const {
+    if (const std::string why = detail::token_problem(e.type); !why.empty())
+      throw BrokerError("nats", false,
+                        fmt::format("seq {}: event type {:?} is not a valid subject "
+                                    "token: it {}",
+                                    e.seq, e.type, why));
+    if (!options_.jetstream) return;
+    if (const std::string why = detail::header_value_problem(e.id); !why.empty())
+      throw BrokerError("nats", false,
+                        fmt::format("seq {}: event id {:?} cannot be the Nats-Msg-Id "
+                                    "header: it {}",
+                                    e.seq, e.id, why));
   }
 
   // The seq in the Eventlite-Seq header of the stream's last message; 0 for an

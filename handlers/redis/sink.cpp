@@ -52,10 +52,32 @@ std::optional<Seq> seq_of_id(std::string_view id) {
   return seq;
 }
 
-void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  for (std::size_t at = s.find(from); at != std::string::npos;
-       at = s.find(from, at + to.size()))
-    s.replace(at, from.size(), to);
+constexpr std::string_view kTypeField = "{type}";
+constexpr std::string_view kStreamField = "{stream}";
+
+// `key` with "{type}" and "{stream}" replaced by the event's, in one pass over the
+// template: a type or stream that holds "{stream}" or "{type}" itself is put in as it
+// is, never expanded again (the key is binary-safe; no name changes another's place).
+void expand_key(std::string_view key, const Event& e, std::string& out) {
+  out.clear();
+  std::size_t at = 0;
+  while (at < key.size()) {
+    const std::size_t brace = key.find('{', at);
+    if (brace == std::string_view::npos) break;
+    out.append(key.substr(at, brace - at));
+    const std::string_view rest = key.substr(brace);
+    if (rest.starts_with(kTypeField)) {
+      out += e.type;
+      at = brace + kTypeField.size();
+    } else if (rest.starts_with(kStreamField)) {
+      out += e.stream;
+      at = brace + kStreamField.size();
+    } else {
+      out += '{';
+      at = brace + 1;
+    }
+  }
+  out.append(key.substr(std::min(at, key.size())));
 }
 
 class RedisSink final : public Sink {
@@ -66,8 +88,8 @@ class RedisSink final : public Sink {
       throw InvalidArgument("redis sink: the stream key is empty");
     if (options_.format == Format::cloudevents && options_.source.empty())
       throw InvalidArgument("redis sink: the CloudEvents source is empty");
-    templated_ = options_.key.find("{type}") != std::string::npos ||
-                 options_.key.find("{stream}") != std::string::npos;
+    templated_ = options_.key.find(kTypeField) != std::string::npos ||
+                 options_.key.find(kStreamField) != std::string::npos;
     if (options_.maxlen) maxlen_ = std::to_string(*options_.maxlen);
     logger_ = options_.logger ? options_.logger : spdlog::default_logger();
   }
@@ -169,9 +191,7 @@ class RedisSink final : public Sink {
       key += e.type;
       return;
     }
-    key.assign(options_.key);
-    replace_all(key, "{type}", e.type);
-    replace_all(key, "{stream}", e.stream);
+    expand_key(options_.key, e, key);
   }
 
   std::string_view key(std::size_t i) const {

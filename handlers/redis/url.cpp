@@ -59,10 +59,11 @@ Url Url::parse(std::string_view text) {
     bad("must start with redis:// (redis://[[user]:password@]host[:port][/db])");
   std::string_view rest = text.substr(kScheme.size());
   Url url;
-  // The credentials end at the last '@' before the path: a password may hold '@'
-  // when percent-encoded, and some people leave it raw.
-  const std::size_t slash = rest.find('/');
-  const std::size_t at = rest.substr(0, slash).rfind('@');
+  // The credentials end at the last '@': a password may hold '@' or '/' when
+  // percent-encoded, and some people leave them raw; the path (a database number)
+  // never holds an '@'. Splitting at the first '/' instead would put the rest of such
+  // a password into the host or the database, and from there into an error message.
+  const std::size_t at = rest.rfind('@');
   if (at != std::string_view::npos) {
     const std::string_view creds = rest.substr(0, at);
     const std::size_t colon = creds.find(':');

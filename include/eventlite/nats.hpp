@@ -22,8 +22,11 @@
 //
 // Errors: no server, a lost connection, a timeout, a stream that is missing are
 // retryable (lag grows, nothing is parked); a refused authorization, a payload over
-// the server's limit, a type that is not a valid subject token are not (the event is
-// parked with the message). Messages name the server by its redacted URL.
+// the server's limit, a type that is not a valid subject token (empty, or holding
+// '.', '*', '>', white space or another control character), an id holding a line
+// break (JetStream: it cannot be the Nats-Msg-Id header) are not (the event is parked
+// with the message; what is stored is never changed). Messages name the server by its
+// redacted URL.
 
 #include <chrono>
 #include <cstddef>
@@ -49,9 +52,11 @@ struct SinkOptions {
   // nats://[user:password@|token@]host[:port], several separated by commas.
   std::string url = "nats://127.0.0.1:4222";
   bool jetstream = false;
-  // The subject is subject_prefix + "." + the event's type.
+  // The subject is subject_prefix + "." + the event's type. The prefix may be
+  // several tokens ("app.events"), without wildcards or empty ones.
   std::string subject_prefix = "events";
-  // JetStream: the stream the subjects belong to.
+  // JetStream: the stream the subjects belong to (a JetStream name: no '.', '*',
+  // '>', '/', '\' or white space).
   std::string stream = "EVENTS";
   // JetStream: create the stream when it is missing (file storage, subjects
   // "<subject_prefix>.>", this duplicate window).
@@ -71,8 +76,9 @@ struct SinkOptions {
   std::shared_ptr<spdlog::logger> logger = {};
 };
 
-// Throws InvalidArgument for a malformed URL (see Bridge), an empty prefix or stream;
-// connects in open().
+// Throws InvalidArgument, naming the option, for a malformed URL (see Bridge), a
+// prefix that is not a subject, or a stream name JetStream cannot take; connects in
+// open().
 std::shared_ptr<Sink> make_sink(SinkOptions options);
 
 // `url` with passwords and tokens replaced by "***", for logs and errors.
@@ -122,8 +128,10 @@ struct BridgeOptions {
 class Bridge {
  public:
   // Throws InvalidArgument for a malformed URL (not [nats|tls|ws|wss://][user:pass@|
-  // token@]host[:port], comma-separated), an empty stream or durable name, a durable name
-  // with a '.', or a batch of 0; connects on the first step.
+  // token@]host[:port], comma-separated), a stream or durable name that JetStream
+  // cannot take (empty, or holding '.', '*', '>', '/', '\', white space or another
+  // control character), a filter_subject that is not a subject, or a batch of 0;
+  // connects on the first step.
   Bridge(Store& store, BridgeOptions options);
   ~Bridge();
   Bridge(const Bridge&) = delete;

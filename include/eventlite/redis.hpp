@@ -72,8 +72,9 @@ struct SinkOptions {
   std::string url = "redis://127.0.0.1:6379";
   Mode mode = Mode::stream;
   // Stream mode: the stream's key. "{type}" and "{stream}" in it are replaced by the
-  // event's type and stream (one key per type or per stream); with either, open()
-  // cannot tell where the copy stands, and resends are still refused key by key.
+  // event's type and stream (one key per type or per stream), in one pass: a name
+  // holding "{stream}" or "{type}" is put in as it is. With either, open() cannot tell
+  // where the copy stands, and resends are still refused key by key.
   std::string key = "events";
   // Stream mode: trim with XADD MAXLEN ~ N (approximate: Redis trims whole nodes, so
   // a few more entries may remain). nullopt: never trim.

@@ -115,6 +115,34 @@ TEST_F(Cli, UsageErrorsExitTwoWithOneLineAndChangeNothing) {
   EXPECT_EQ(event_count(db()), 0);
 }
 
+// A usage error quotes what was typed; a broker URL typed in the wrong place is
+// quoted with its password hidden, whatever the password holds.
+TEST_F(Cli, UsageErrorsQuoteNoUrlsPassword) {
+  init();
+  const struct {
+    std::vector<std::string> args;
+    std::string shown;
+  } cases[] = {
+      {{"forward", db(), "redis://:Pw1x@h:1"}, "redis://:***@h:1"},
+      {{"forward", db(), "--redis", "redis://h:1", "nats://app:Pw1x/y@z@h:2"},
+       "nats://app:***@h:2"},
+      {{"bridge", db(), "--nats", "nats://h", "app:Pw1x@h"}, "app:***@h"},
+      {{"bridge", db(), "--nats", "nats://h", "x", "\"nats://T0k-Pw1x@h\""},
+       "\"nats://***@h\""},
+      {{"redis://app:Pw1x@h:1"}, "redis://app:***@h:1"},
+      {{"forward", db(), "--redis", "redis://h", "--maxlen", "tls://Pw1x@h"},
+       "tls://***@h"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(joined(c.args));
+    Result result = run(c.args);
+    EXPECT_EQ(result.status, 2);
+    expect_one_error_line(result);
+    EXPECT_NE(result.err.find(c.shown), std::string::npos) << result.err;
+    EXPECT_EQ(result.err.find("Pw1x"), std::string::npos) << result.err;
+  }
+}
+
 TEST_F(Cli, SubscriptionUsageErrorsExitTwoWithOneLineAndChangeNothing) {
   seed_subscriptions();
   const std::string deliveries_before = deliveries();

@@ -268,6 +268,42 @@ TEST_F(Follow, OneStreamAndTypeAcrossRoundsThenTheLimit) {
   EXPECT_EQ(read_bytes(out), run({"read", db(), "--stream", "s-1", "--type", "Later"}).out);
 }
 
+// What the tool creates is its owner's alone, whatever the umask: the database `init`
+// makes, and the -wal and -shm that SQLite makes beside it (with the database's mode)
+// while a command holds it open, here `read --follow` and an `append` beside it.
+// Under umask 0, SQLite alone would make them 0644, open()'s default 0666.
+TEST_F(Follow, FilesTheToolCreatesAreOwnerOnlyWhateverTheUmask) {
+  struct Umask {
+    mode_t old = ::umask(0);
+    ~Umask() { ::umask(old); }
+  } umask_zero;
+  seed(2);
+  const auto mode = [](const fs::path& p) {
+    return fs::status(p).permissions() & fs::perms::all;
+  };
+  constexpr fs::perms kOwnerOnly = fs::perms::owner_read | fs::perms::owner_write;
+  EXPECT_EQ(mode(db()), kOwnerOnly);
+  const fs::path out = file("followed.jsonl");
+  const pid_t pid = spawn({kCli, "read", db(), "--follow"}, out);
+  ASSERT_TRUE(wait_for([&] { return lines(read_bytes(out)).size() == 2; },
+                       std::chrono::seconds(10)));
+  append_jsonl("{\"stream\":\"s-1\",\"type\":\"Later\",\"data\":{}}\n");
+  ASSERT_TRUE(wait_for([&] { return lines(read_bytes(out)).size() == 3; },
+                       std::chrono::seconds(10)));
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const fs::path side = db() + suffix;
+    ASSERT_TRUE(fs::exists(side)) << side;
+    EXPECT_EQ(mode(side), kOwnerOnly) << side;
+  }
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(exit_within(pid, std::chrono::seconds(10)), 0);
+  for (const fs::path& f : fs::directory_iterator(file(""))) {
+    if (f.filename().string().rfind("events.db", 0) == 0) {
+      EXPECT_EQ(mode(f), kOwnerOnly) << f;
+    }
+  }
+}
+
 TEST_F(Follow, StopsAtTheLimit) {
   seed(3);
   const Result r = run({"read", db(), "--follow", "--limit", "2"});

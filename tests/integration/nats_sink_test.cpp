@@ -234,20 +234,72 @@ TEST(NatsSink, WrongPasswordParksTheEventWithoutThePassword) {
   EXPECT_EQ(dead[0].last_error.find("wrong-secret"), std::string::npos);
 }
 
+// A type that is not one subject token is parked at once, naming the type and why,
+// and the events after it go on; what is stored is never changed. A '.' would put
+// the event on a subject of more tokens than <prefix>.<type> (one that subscribers to
+// events.* never see); a NUL would cut the subject short.
 TEST(NatsSink, TypeThatIsNotASubjectTokenIsParked) {
+  using namespace std::string_literals;
   NatsServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  store.append("s", event("Has Space"));
+  const std::vector<std::string> bad = {"Has Space", "user.created", "*",         ">",
+                                        "Tab\there", "Line\nbreak",  "Nul\0cut"s, ".x"};
+  for (const std::string& type : bad) store.append("s", event(type));
   store.append("s", event("Fine"));
   Processor processor(store);
   processor.sink("to-nats", nats::make_sink(jetstream_to(server)), sink_options());
   processor.run_until_idle();
   const auto dead = dead_letters(store);
-  ASSERT_EQ(dead.size(), 1u);
-  EXPECT_NE(dead[0].last_error.find("not a valid subject token"), std::string::npos);
+  ASSERT_EQ(dead.size(), bad.size());
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(testing::PrintToString(bad[i]));
+    EXPECT_EQ(dead[i].attempts, 1);  // no retry mends it
+    EXPECT_NE(dead[i].last_error.find("not a valid subject token"), std::string::npos)
+        << dead[i].last_error;
+    EXPECT_EQ(dead[i].last_error.find('\n'), std::string::npos) << "one line";
+  }
+  EXPECT_NE(dead[1].last_error.find(R"(event type "user.created")"), std::string::npos)
+      << dead[1].last_error;
+  EXPECT_NE(dead[1].last_error.find("holds '.'"), std::string::npos);
   NatsConn conn = server.connect();
-  EXPECT_EQ(stream_messages(conn.get(), "EVENTS").size(), 1u);  // "Fine" went on
+  const auto messages = stream_messages(conn.get(), "EVENTS");
+  ASSERT_EQ(messages.size(), 1u);  // "Fine" went on
+  EXPECT_EQ(std::string(natsMsg_GetSubject(messages[0].get())), "events.Fine");
+  const auto stored = events_of(store);
+  for (std::size_t i = 0; i < bad.size(); ++i) EXPECT_EQ(stored[i].type, bad[i]);
+}
+
+// JetStream carries the event id in the Nats-Msg-Id header, where a line break would
+// end the header and start another (here a Nats-Expected-Stream). libnats sends the
+// break as spaces instead, so the server would deduplicate by an id that is not the
+// event's: either way the id cannot travel as it is stored, and the event is parked
+// at once; other ids go on, the injected header nowhere.
+TEST(NatsSink, IdThatCannotBeAHeaderValueIsParkedOnJetStream) {
+  NatsServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  NewEvent injected = event("Created");
+  injected.id = "x\r\nNats-Expected-Stream: OTHER";
+  store.append("s", std::vector<NewEvent>{injected});
+  NewEvent odd = event("Created");
+  odd.id = "id with spaces: and a colon";  // a header value may hold these
+  store.append("s", std::vector<NewEvent>{odd});
+  Processor processor(store);
+  processor.sink("to-nats", nats::make_sink(jetstream_to(server)), sink_options());
+  processor.run_until_idle();
+  const auto dead = dead_letters(store);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].seq, 1);
+  EXPECT_NE(dead[0].last_error.find("cannot be the Nats-Msg-Id header"),
+            std::string::npos)
+      << dead[0].last_error;
+  NatsConn conn = server.connect();
+  const auto messages = stream_messages(conn.get(), "EVENTS");
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(header(messages[0].get(), "Nats-Msg-Id"), odd.id);
+  EXPECT_EQ(header(messages[0].get(), "Nats-Expected-Stream"), "");
+  EXPECT_EQ(events_of(store).at(0).id, injected.id);
 }
 
 // A URL libnats would refuse only at connect time is refused at once, with its

@@ -195,6 +195,50 @@ TEST(RedisSink, KeyTemplateGivesOneStreamPerType) {
   EXPECT_EQ(entries(client, "events:Renamed").size(), 1u);
 }
 
+// A type or stream holding "{stream}" or "{type}" is put into the key as it is: the
+// template is expanded once, so no name moves another name's events elsewhere.
+TEST(RedisSink, KeyTemplateExpandsOnceWhateverTheNamesHold) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  store.append("s{type}", event("T{stream}"));
+  store.append("plain", event("{type}"));
+  auto options = stream_to(server);
+  options.key = "ev:{type}:{stream}:{other}";
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  RedisClient client = server.client();
+  EXPECT_EQ(entries(client, "ev:T{stream}:s{type}:{other}").size(), 1u);
+  EXPECT_EQ(entries(client, "ev:{type}:plain:{other}").size(), 1u);
+  auto keys = client.run({"KEYS", "*"});
+  ASSERT_EQ(keys->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(keys->elements, 2u);
+  EXPECT_TRUE(dead_letters(store).empty());
+}
+
+// Keys and channels go to Redis as arguments of their own (binary-safe), never
+// spliced into a command line: a type with spaces, quotes and a line break is one
+// channel, and no command hides in it.
+TEST(RedisSink, NamesWithSpacesAndLineBreaksAreOneKeyAndNoCommand) {
+  RedisServer server;
+  TempDir dir;
+  Store store = Store::open(dir / "app.db", fast_options());
+  const std::string type = "A b\r\nSET injected 1\r\n\"q\"";
+  store.append("s x", event(type));
+  auto options = stream_to(server);
+  options.key = "events:{type}:{stream}";
+  Processor processor(store);
+  processor.sink("to-redis", redis::make_sink(options), sink_options());
+  processor.run_until_idle();
+
+  RedisClient client = server.client();
+  EXPECT_EQ(entries(client, "events:" + type + ":s x").size(), 1u);
+  EXPECT_EQ(client.integer({"EXISTS", "injected"}), 0);
+  EXPECT_EQ(events_of(store).at(0).type, type);  // what is stored is as it was
+}
+
 TEST(RedisSink, PubSubReachesALivePatternSubscriber) {
   RedisServer server;
   RedisClient subscriber = server.client();
@@ -369,8 +413,10 @@ TEST(RedisSink, KeyOfAnotherTypeParksTheEventWithWrongtype) {
 }
 
 TEST(RedisSink, MalformedUrlIsRefusedAtOnceWithoutItsPassword) {
-  for (const char* url : {"http://host:6379", "redis://:pw@host:notaport",
-                          "redis://:pw@host:99999", "redis://:p%zzw@host", "redis://"}) {
+  for (const char* url :
+       {"http://host:6379", "redis://:pw@host:notaport", "redis://:pw@host:99999",
+        "redis://:p%zzw@host", "redis://", "redis://:pw/pw@host:6379/notadb",
+        "redis://:pw@/pw@host:1/x"}) {
     try {
       redis::make_sink(redis::SinkOptions{.url = url});
       ADD_FAILURE() << "accepted " << url;
@@ -396,6 +442,15 @@ TEST(RedisUrl, ParsesEveryPartAndRedactsThePassword) {
   EXPECT_EQ(plain.port, 6379);
   EXPECT_EQ(plain.redacted(), "redis://localhost:6379");
   EXPECT_EQ(redis::Url::parse("redis://secret@h").password, "secret");
+  // A password may hold '/' and '@' raw: the credentials end at the last '@', so the
+  // rest of it never lands in the host or the database (or an error naming them).
+  const auto raw = redis::Url::parse("redis://app:pa/ss@wo/rd@cache:6390/2");
+  EXPECT_EQ(raw.user, "app");
+  EXPECT_EQ(raw.password, "pa/ss@wo/rd");
+  EXPECT_EQ(raw.host, "cache");
+  EXPECT_EQ(raw.port, 6390);
+  EXPECT_EQ(raw.db, 2);
+  EXPECT_EQ(raw.redacted(), "redis://app:***@cache:6390/2");
   EXPECT_EQ(redis::Url::parse("redis://[::1]:7000").host, "::1");
 }
 

@@ -76,18 +76,27 @@ TEST(StoreOpen, NewFileAnswersWalJournalMode) {
   EXPECT_EQ(db.query_text("PRAGMA journal_mode"), "wal");
 }
 
-TEST(StoreOpen, NewFileAndItsWalAreOwnerReadWriteOnly) {
-  UmaskGuard umask_guard(022);  // SQLite alone would create 0644 under it
-  TempDir dir;
-  const auto path = dir / "app.db";
-  auto store = Store::open(path, fast_options());
-  store.append("s", event("Created"));
-  EXPECT_EQ(file_mode(path), 0600u);
+// The -wal and -shm files, which exist while a connection has the file open in WAL
+// mode; SQLite creates them with the database's mode.
+void expect_side_files_mode(const fs::path& path, unsigned mode) {
   for (const char* suffix : {"-wal", "-shm"}) {
     const fs::path side = path.string() + suffix;
-    if (fs::exists(side)) {
-      EXPECT_EQ(file_mode(side), 0600u) << side;
-    }
+    ASSERT_TRUE(fs::exists(side)) << side;
+    EXPECT_EQ(file_mode(side), mode) << side;
+  }
+}
+
+// Under umask 022 SQLite alone creates 0644; under 0, open()'s 0666 would stay.
+TEST(StoreOpen, NewFileAndItsWalAreOwnerReadWriteOnly) {
+  for (const mode_t mask : {mode_t{022}, mode_t{0}}) {
+    SCOPED_TRACE(mask);
+    UmaskGuard umask_guard(mask);
+    TempDir dir;
+    const auto path = dir / "app.db";
+    auto store = Store::open(path, fast_options());
+    store.append("s", event("Created"));
+    EXPECT_EQ(file_mode(path), 0600u);
+    expect_side_files_mode(path, 0600u);
   }
 }
 
@@ -99,7 +108,28 @@ TEST(StoreOpen, FileModeOptionAppliesToACreatedFile) {
   options.file_mode =
       fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read;
   auto store = Store::open(path, options);
+  store.append("s", event("Created"));
   EXPECT_EQ(file_mode(path), 0640u);
+  expect_side_files_mode(path, 0640u);
+}
+
+// A reader that opens the file after every writer closed it creates the -shm (and
+// -wal) again: with the database's mode, not SQLite's default.
+TEST(StoreOpen, ReadOnlyOpenRecreatesItsSideFilesOwnerOnly) {
+  UmaskGuard umask_guard(0);
+  TempDir dir;
+  const auto path = dir / "app.db";
+  {
+    auto store = Store::open(path, fast_options());
+    store.append("s", event("Created"));
+  }
+  ASSERT_FALSE(fs::exists(path.string() + "-shm")) << "closing leaves it behind";
+  auto options = fast_options();
+  options.read_only = true;
+  const auto reader = Store::open(path, options);
+  EXPECT_EQ(reader.head(), 1);
+  EXPECT_EQ(file_mode(path), 0600u);
+  expect_side_files_mode(path, 0600u);
 }
 
 TEST(StoreOpen, ExistingFileKeepsItsMode) {
