@@ -318,8 +318,8 @@ int run_verify(const VerifyArgs& args) {
     std::cerr << fmt::format(
         "eventlite: warning: SQLite {} has the WAL-reset bug fixed in 3.51.3: "
         "eventlite's own connections never checkpoint while another commits, but an "
-        "application's connection that writes this file does by default; give it "
-        "PRAGMA wal_autocheckpoint=0\n",
+        "application's connection that writes this file does by default; set "
+        "wal_autocheckpoint=0 on it\n",
         sqlite3_libversion());
   }
   std::vector<std::string> problems = store.verify();
