@@ -64,9 +64,15 @@ void create_file(const std::filesystem::path& path, std::filesystem::perms mode)
 // did before the hook replaced it (every N frames, passive; none when the
 // application set wal_autocheckpoint=0, which it should: the store's writer
 // checkpoints safely, see WalCheckpointer in store/sqlite_util.hpp).
+//
+// Entries are keyed by the connection's address, which a later connection may reuse
+// once the application closes this one: each installation passes a token of its own
+// as the hook's argument, and an entry counts only while SQLite hands that token
+// back (sqlite3_wal_hook returns the argument it replaces).
 struct ForeignHook {
   std::weak_ptr<detail::Notifier> notifier;
   int auto_checkpoint = 0;  // the connection's wal_autocheckpoint before the hook
+  void* token = nullptr;    // the argument this entry's hook was installed with
 };
 std::mutex g_hooks_mu;
 std::map<sqlite3*, ForeignHook> g_hooks;  // guarded by g_hooks_mu
@@ -92,39 +98,37 @@ constexpr int kWalResetFixed = 3051003;
 
 void install_commit_hook(sqlite3* db, const std::shared_ptr<detail::Notifier>& notifier,
                          spdlog::logger& logger) {
-  bool known = false;
-  {
-    std::lock_guard lock(g_hooks_mu);
-    known = g_hooks.count(db) != 0;
-  }
-  // The connection's setting, read the first time only (0 once the hook is ours),
-  // and outside g_hooks_mu: SQLite runs on_foreign_commit, which takes it, under the
+  // The connection's setting, before the hook is (again) ours: 0 once it is. Read
+  // outside g_hooks_mu: SQLite runs on_foreign_commit, which takes it, under the
   // connection's own mutex.
   int auto_checkpoint = 0;
-  if (!known) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, "PRAGMA wal_autocheckpoint", -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-      auto_checkpoint = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA wal_autocheckpoint", -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW)
+    auto_checkpoint = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+
+  // Tokens far above any wal_autocheckpoint value, which SQLite's own hook takes as
+  // its argument.
+  static std::atomic<std::uintptr_t> next_token{std::uintptr_t{1} << 40};
+  void* const token = reinterpret_cast<void*>(next_token.fetch_add(1));
+  void* const replaced = sqlite3_wal_hook(db, on_foreign_commit, token);
+  std::lock_guard lock(g_hooks_mu);
+  auto [it, added] = g_hooks.try_emplace(db);
+  ForeignHook& hook = it->second;
+  if (added || hook.token != replaced) {  // not ours until now: a new connection
+    hook.auto_checkpoint = auto_checkpoint;
+    // The one place eventlite sees a connection it cannot keep clear of the bug.
+    if (auto_checkpoint > 0 && sqlite3_libversion_number() < kWalResetFixed)
+      logger.warn(
+          "append_in: the application's connection checkpoints passively (every {} "
+          "frames), which SQLite {} can corrupt the file with (its WAL-reset bug, fixed "
+          "in 3.51.3); set PRAGMA wal_autocheckpoint=0 on it: the store's writer "
+          "checkpoints without that risk",
+          auto_checkpoint, sqlite3_libversion());
   }
-  {
-    std::lock_guard lock(g_hooks_mu);
-    auto it = g_hooks.find(db);
-    if (it == g_hooks.end()) {
-      // The one place eventlite sees a connection it cannot keep clear of the bug.
-      if (auto_checkpoint > 0 && sqlite3_libversion_number() < kWalResetFixed)
-        logger.warn(
-            "append_in: the application's connection checkpoints passively (every {} "
-            "frames), which SQLite {} can corrupt the file with (its WAL-reset bug, fixed "
-            "in 3.51.3); set PRAGMA wal_autocheckpoint=0 on it: the store's writer "
-            "checkpoints without that risk",
-            auto_checkpoint, sqlite3_libversion());
-      it = g_hooks.emplace(db, ForeignHook{{}, auto_checkpoint}).first;
-    }
-    it->second.notifier = notifier;
-  }
-  sqlite3_wal_hook(db, on_foreign_commit, nullptr);
+  hook.token = token;
+  hook.notifier = notifier;
 }
 
 }  // namespace
