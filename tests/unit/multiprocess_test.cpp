@@ -190,9 +190,8 @@ TEST(MultiProcess, ConcurrentFirstOpenOfANewFileSucceedsInEveryProcess) {
 }
 
 // The store's own connections never checkpoint passively (SQLite's WAL-reset bug
-// needs a checkpoint racing another connection's commit): the writer checkpoints in
-// FULL mode, which holds the log's write lock when it can get it. The log stays
-// bounded all the same.
+// needs a checkpoint racing another connection's commit): the writer checkpoints
+// while it holds the log's write lock itself. The log stays bounded all the same.
 TEST(Checkpoints, NoPassiveAutoCheckpointAndTheLogStaysBounded) {
   TempDir dir;
   const auto path = dir / "app.db";

@@ -1,6 +1,6 @@
 // Power loss: a workload of appends (single events, batches, asynchronous ones, the
 // application's own transactions through append_in() and Store::transaction(), a close
-// and reopen, and the writer's FULL checkpoints at 1000 WAL frames) runs on a shim VFS
+// and reopen, and the writer's checkpoints at 1000 WAL frames) runs on a shim VFS
 // that fails the power after the N-th write or sync (power_loss_vfs.hpp), for N over
 // the whole workload and at the checkpoints and the reopen; a shorter workload starts
 // with the store creating its file and is cut through the creation. Then the files
@@ -47,7 +47,7 @@ namespace fs = std::filesystem;
 
 // The workload: steps of several kinds in turn; the store is closed and reopened at
 // kReopenAt, so that its -wal is deleted and created again. Enough frames for the
-// writer's FULL checkpoint (at 1000 frames) to run several times.
+// writer's checkpoint (at 1000 frames) to run several times.
 constexpr int kSteps = 580;
 constexpr int kReopenAt = 200;
 constexpr std::size_t kBaseline = 3;  // events in the file before the shim is installed
