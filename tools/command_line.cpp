@@ -217,8 +217,10 @@ CLI::App* add_dead_change(CLI::App& dead, DeadChangeArgs& args, const char* name
   CLI::Option* all =
       command->add_flag("--all", args.all, "every dead letter of the subscription");
   seq->excludes(all);
-  command->parse_complete_callback([seq, all] {
-    if (seq->count() == 0 && all->count() == 0) {
+  // The flag's value, not its count: --all=false is given but means not all, and
+  // no seqs would mean every dead letter of the subscription.
+  command->parse_complete_callback([&args, seq] {
+    if (seq->count() == 0 && !args.all) {
       throw CLI::ValidationError("--seq N... or --all is required");
     }
   });
