@@ -40,6 +40,15 @@ void require_utf8(std::size_t index, const char* field, std::string_view text) {
   if (!valid_utf8(text)) throw InvalidEvent(index, field, "not valid UTF-8");
 }
 
+// A name with a NUL byte: SQLite's text functions stop at it (the schema's CHECK
+// length(stream) > 0 fails for "\0x", with a StorageError), and SQLite leaves the
+// result of expressions on such text undefined.
+void require_no_nul(std::size_t index, const char* field, std::string_view name) {
+  if (auto nul = name.find('\0'); nul != std::string_view::npos)
+    throw InvalidEvent(index, field,
+                       fmt::format("contains a NUL byte (at byte {})", nul + 1));
+}
+
 std::string_view trim_left(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
@@ -129,9 +138,13 @@ struct DepthCounter : nlohmann::json_sax<nlohmann::json> {
 // Why `text` is refused as JSON, or "" if it is accepted. The errors are those the
 // store has always given: nlohmann's wording for malformed text (and for numbers no
 // double holds, and surrogate escapes with no pair, which no reader could parse),
-// "JSON nested too deeply" past SQLite's limit. The slow path: only for payloads the
-// fast check refused.
+// "JSON nested too deeply" past SQLite's limit; a NUL byte is named as such. The
+// slow path: only for payloads the fast check refused.
 std::string json_problem(std::string_view text) {
+  // nlohmann's lexer takes a NUL byte for the end of the input, so whatever follows
+  // one would pass unchecked (and SQLite's JSON functions stop at it too).
+  if (auto nul = text.find('\0'); nul != std::string_view::npos)
+    return fmt::format("malformed JSON: a NUL byte (at byte {})", nul + 1);
   DepthCounter counter;
   (void)nlohmann::json::sax_parse(text.begin(), text.end(), &counter);
   if (!counter.error.empty()) return "malformed JSON: " + counter.error;
@@ -333,6 +346,7 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
   if (stream.size() > kMaxNameBytes)
     throw InvalidEvent(0, "stream", fmt::format("longer than {} bytes", kMaxNameBytes));
   require_utf8(0, "stream", stream);
+  require_no_nul(0, "stream", stream);
   if (events.empty()) throw InvalidArgument("append of no events");
   thread_local JsonChecker checker;
   // Which error wins when several events are bad is as it always was: names, sizes,
@@ -353,6 +367,8 @@ void validate(std::string_view stream, std::span<const NewEvent> events,
                       e.data.size() + e.metadata.size(), limits.max_event_bytes));
     require_utf8(i, "type", e.type);
     require_utf8(i, "id", e.id);
+    require_no_nul(i, "type", e.type);
+    require_no_nul(i, "id", e.id);
     if (!e.time.empty() && !valid_time(e.time)) throw InvalidEvent(i, "time", kTimeFormat);
     // A payload simdjson accepts is valid UTF-8 and valid JSON within the depth cap.
     const bool data_ok = checker.check(e.data) != JsonChecker::Result::refused;

@@ -332,8 +332,13 @@ DecodedEvent decode_cloudevent(std::string_view line) {
       d.version = reader.positive(value, key, /*digits_too=*/true);
     } else if (key == "eventlitemetadata") {
       d.event.metadata = reader.text(value, key);
+    } else if (!nlohmann::json::accept(reader.raw(value))) {
+      // Other attributes (dataschema, other producers' extensions) are not ours, but
+      // the line is one JSON object only if they are JSON too: on-demand parsing
+      // skips a value it does not read without looking inside.
+      throw InvalidEvent(0, "cloudevent",
+                         fmt::format("not valid JSON: the value of \"{}\"", key));
     }
-    // Other attributes (dataschema, other producers' extensions) are not ours.
   });
   reader.require("specversion");
   reader.require("id");

@@ -23,10 +23,16 @@ namespace {
 
 constexpr std::uint64_t kProgressEvery = 1024;
 
-// The version of the event at `seq`, committed before this import began.
-Version stored_version(const Store& store, Seq seq) {
-  for (const Event& e : store.read_all({.from = seq, .to = seq})) return e.version;
-  return 0;
+// The version of the event at `seq`, as the import's own transaction sees it: stored
+// before the import or by one of its earlier lines. Not through the store's readers:
+// they do not see an earlier line's event (not committed yet), and in an in-memory
+// store they cannot read at all while the import holds the write lock.
+Version stored_version(Transaction& txn, Seq seq) {
+  detail::Stmt version(txn.database().getHandle(),
+                       "SELECT version FROM eventlite_events WHERE seq = ?", false);
+  version.bind(1, seq);
+  detail::StmtScope scope(version);
+  return version.step("read a stored version") ? version.column_int(0) : 0;
 }
 
 bool blank(std::string_view line) {
@@ -99,9 +105,10 @@ ImportResult import_envelopes(Store& store, std::istream& in, const ProgressFn& 
         high = seq;
         ++result.appended;
       } else {
-        // Stored before, with this content: its version must be the line's too.
+        // Stored before or by an earlier line, with this content: its version must be
+        // the line's too.
         if (d.version) {
-          const Version stored = stored_version(store, seq);
+          const Version stored = stored_version(txn, seq);
           if (stored != *d.version)
             throw InvalidEvent(0, "version",
                                fmt::format("{}, but the event with this id is stored at "

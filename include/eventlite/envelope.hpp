@@ -77,8 +77,9 @@ DecodedEvent decode_envelope(std::string_view line);
 // (2026-11-23T10:00:00.123Z); "seq" and "streamversion" are positive integers (or
 // strings of decimal digits, as some SDKs write extensions); "eventlitemetadata" is
 // a string holding a JSON object. Other attributes (dataschema, other extensions)
-// are ignored. Throws InvalidEvent naming the attribute; for a line that is not one
-// JSON object the field is "cloudevent".
+// are ignored, once their values are found to be JSON. Throws InvalidEvent naming
+// the attribute; for a line that is not one JSON object (a malformed value of an
+// ignored attribute included) the field is "cloudevent".
 DecodedEvent decode_cloudevent(std::string_view line);
 
 }  // namespace eventlite

@@ -99,11 +99,11 @@ class Store {
   // stored seqs are returned. Throws, and writes nothing of this call:
   // VersionConflict if `expected` does not hold (checked only when something new is
   // written), InvalidEvent for a bad event (empty stream or type, a name or id over
-  // 1024 bytes, malformed JSON, metadata not an object, one new id twice in the
-  // batch, data and metadata over max_event_bytes), IdConflict for an id stored with
-  // other content, InvalidArgument for an empty batch or a read-only store,
-  // StorageError if SQLite fails. Other appenders sharing the commit are
-  // not affected by this call's failure. Must not be called on a thread that holds
+  // 1024 bytes or holding a NUL byte, malformed JSON, metadata not an object, one new
+  // id twice in the batch, data and metadata over max_event_bytes), IdConflict for an
+  // id stored with other content, InvalidArgument for an empty batch or a read-only
+  // store, StorageError if SQLite fails. Other appenders sharing the commit are not
+  // affected by this call's failure. Must not be called on a thread that holds
   // an open Transaction of this store (InvalidArgument): use Transaction::append.
   std::vector<Seq> append(std::string_view stream, std::span<const NewEvent> events,
                           Expected expected = Expected::any());

@@ -163,6 +163,9 @@ TEST_F(Cli, SubscriptionUsageErrorsExitTwoWithOneLineAndChangeNothing) {
       {"dead", "discard", db(), "--subscription", "mail"},
       {"dead", "discard", db(), "--subscription", "mail", "--all", "--seq", "3"},
       {"dead", "discard", db(), "--all"},
+      // Given, but not all: without seqs that is nothing to do, not everything.
+      {"dead", "retry", db(), "--subscription", "mail", "--all=false"},
+      {"dead", "discard", db(), "--subscription", "mail", "--all=false"},
       {"rewind", db()},
       {"rewind", db(), "mail"},
       {"rewind", db(), "mail", "--from", "0"},

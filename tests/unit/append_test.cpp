@@ -696,5 +696,55 @@ TEST(Append, InvalidUtf8IsInvalidEventAndWritesNothing) {
             1);
 }
 
+// nlohmann's parser stops at a NUL byte: the text after one must not pass unchecked.
+TEST(Append, ANulByteInDataOrMetadataIsInvalidEventAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  const std::string data("\"d800\"\0garbage", 14);
+  try {
+    store.append("s", event("T", data));
+    FAIL() << "data with a NUL byte was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.field(), "data");
+    EXPECT_EQ(e.reason(), "malformed JSON: a NUL byte (at byte 7)");
+  }
+  NewEvent with_metadata = event("T");
+  with_metadata.metadata = std::string("{}\0{", 4);
+  try {
+    store.append("s", with_metadata);
+    FAIL() << "metadata with a NUL byte was stored";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.field(), "metadata");
+  }
+  EXPECT_EQ(store.head(), 0);
+}
+
+// SQLite's length() stops at a NUL byte, so "\0x" would fail the schema's CHECK as a
+// StorageError: a NUL byte in a name or an id is the event's fault, InvalidEvent.
+TEST(Append, ANulByteInANameOrIdIsInvalidEventAndWritesNothing) {
+  auto store = Store::open(":memory:");
+  const std::string nul_first("\0x", 2), nul_inside("a\0b", 3);
+  for (const std::string& stream : {nul_first, nul_inside}) {
+    try {
+      store.append(stream, event("T"));
+      FAIL() << "a stream with a NUL byte was accepted";
+    } catch (const InvalidEvent& e) {
+      EXPECT_EQ(e.field(), "stream");
+      EXPECT_EQ(e.reason().rfind("contains a NUL byte", 0), 0u) << e.reason();
+    }
+  }
+  auto events = numbered_events(2);
+  events[1].type = nul_first;
+  try {
+    auto tx = store.transaction();
+    tx.append("s", events);
+    FAIL() << "a type with a NUL byte was accepted";
+  } catch (const InvalidEvent& e) {
+    EXPECT_EQ(e.index(), 1u);
+    EXPECT_EQ(e.field(), "type");
+  }
+  EXPECT_THROW(store.append("s", with_id(event("T"), nul_inside)), InvalidEvent);
+  EXPECT_EQ(store.head(), 0);
+}
+
 }  // namespace
 }  // namespace eventlite

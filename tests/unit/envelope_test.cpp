@@ -337,5 +337,22 @@ TEST(DecodeCloudEvent, RefusesEachBadLineNamingTheAttribute) {
   }
 }
 
+// Attributes that are not ours are skipped, but the line is JSON only if they are.
+TEST(DecodeCloudEvent, RefusesMalformedJsonInForeignAttributes) {
+  const std::string head =
+      R"({"specversion":"1.0","id":"a","source":"/s","type":"T","subject":"s",)";
+  for (const char* value :
+       {R"(e"-1")", "[1 2]", R"({"a":})", "tru", R"("\x")", "1.2.3"}) {
+    SCOPED_TRACE(value);
+    const InvalidEvent e =
+        refusal(cloudevent, head + R"("sq":)" + value + R"(,"data":{}})");
+    EXPECT_EQ(e.field(), "cloudevent") << e.what();
+    EXPECT_NE(e.reason().find("not valid JSON"), std::string::npos) << e.what();
+  }
+  const DecodedEvent d = decode_cloudevent(
+      head + R"("ext":[1,{"a":null}],"big":123456789012345678901234567890,"data":{}})");
+  EXPECT_EQ(d.event.data, "{}");
+}
+
 }  // namespace
 }  // namespace eventlite

@@ -111,6 +111,52 @@ TEST(Transfer, AStoredIdAtAnotherVersionOrABrokenInputStoresNothing) {
   EXPECT_EQ(b.head(), 3);  // none of the lines read before the failure
 }
 
+// A line given twice in one input is found stored the second time, as on a second
+// import: its version is checked against what its first line stored (version 1), not
+// against what was committed before the import (nothing).
+TEST(Transfer, ALineRepeatedInOneInputIsStoredOnce) {
+  TempDir dir;
+  const std::string line =
+      R"({"id":"e1","stream":"user-42","version":1,"type":"UserCreated","data":{}})";
+  Store b = Store::open(dir / "b.db", fast_options());
+  std::stringstream twice(line + "\n" + line + "\n");
+  const ImportResult r = import_envelopes(b, twice);
+  EXPECT_EQ(r.appended, 1u);
+  EXPECT_EQ(r.already_stored, 1u);
+  EXPECT_EQ(b.head(), 1);
+
+  std::string moved = line;
+  moved.replace(moved.find("\"version\":1"), 11, "\"version\":2");
+  Store c = Store::open(dir / "c.db", fast_options());
+  std::stringstream conflicting(line + "\n" + moved + "\n");
+  try {
+    import_envelopes(c, conflicting);
+    FAIL() << "imported";
+  } catch (const ImportError& e) {
+    EXPECT_EQ(e.line(), 2u);
+    EXPECT_EQ(e.code(), ErrorCode::invalid_event);
+    EXPECT_NE(std::string(e.what()).find("stored at version 1"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(c.head(), 0);
+}
+
+// An in-memory store checks the versions of lines it finds stored as a file does.
+TEST(Transfer, ImportIntoAnInMemoryStoreChecksTheVersionsOfStoredLines) {
+  const std::string line =
+      R"({"id":"e1","stream":"user-42","version":1,"type":"UserCreated","data":{}})";
+  Store m = Store::open(":memory:");
+  std::stringstream first(line + "\n");
+  import_envelopes(m, first);
+  std::stringstream again(line + "\n");
+  EXPECT_EQ(import_envelopes(m, again).already_stored, 1u);
+  std::string moved = line;
+  moved.replace(moved.find("\"version\":1"), 11, "\"version\":2");
+  std::stringstream conflicting(moved + "\n");
+  EXPECT_THROW(import_envelopes(m, conflicting), ImportError);
+  EXPECT_EQ(m.head(), 1);
+}
+
 TEST(Transfer, ExportFollowsTheFiltersAndReportsProgress) {
   TempDir dir;
   Store a = Store::open(dir / "a.db", fast_options());
