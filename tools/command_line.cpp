@@ -255,18 +255,21 @@ std::string command_path(const CLI::App& app) {
   }
 }
 
-// One line for a malformed command line, pointing at the help that explains it.
+// One line for a malformed command line, pointing at the help that explains it. It
+// may quote what was typed, a URL misplaced on the line among it: its password is
+// hidden.
 std::string usage_error(const CLI::App& app, const CLI::ParseError& error, int argc,
                         char** argv) {
   if (!app.get_subcommands().empty()) {
-    return fmt::format("{} (see `eventlite {} --help`)", one_line(error.what()),
-                       command_path(app));
+    return fmt::format("{} (see `eventlite {} --help`)",
+                       hide_url_passwords(one_line(error.what())), command_path(app));
   }
   if (argc > 1 && argv[1][0] != '-') {
     return fmt::format("unknown command \"{}\" (see `eventlite --help`)",
-                       one_line(argv[1]));
+                       hide_url_passwords(one_line(argv[1])));
   }
-  return fmt::format("{} (see `eventlite --help`)", one_line(error.what()));
+  return fmt::format("{} (see `eventlite --help`)",
+                     hide_url_passwords(one_line(error.what())));
 }
 
 }  // namespace

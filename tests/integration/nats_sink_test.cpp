@@ -243,8 +243,9 @@ TEST(NatsSink, TypeThatIsNotASubjectTokenIsParked) {
   NatsServer server;
   TempDir dir;
   Store store = Store::open(dir / "app.db", fast_options());
-  const std::vector<std::string> bad = {"Has Space", "user.created", "*",         ">",
-                                        "Tab\there", "Line\nbreak",  "Nul\0cut"s, ".x"};
+  // (A type with a NUL byte never gets this far: the store refuses it.)
+  const std::vector<std::string> bad = {"Has Space", "user.created", "*",          ">",
+                                        "Tab\there", "Line\nbreak",  "Bell\acut"s, ".x"};
   for (const std::string& type : bad) store.append("s", event(type));
   store.append("s", event("Fine"));
   Processor processor(store);
