@@ -358,24 +358,14 @@ void create(const Config& config) {
 
 pid_t spawn(const Config& config, int run, bool drain, const RedisServer& redis,
             const NatsServer& nats) {
-  std::vector<std::string> args = {"/proc/self/exe", "--child",
+  std::vector<std::string> args = {"--child",
                                    "--dir", config.dir,
                                    "--run", std::to_string(run),
                                    "--seed", std::to_string(config.seed),
                                    "--redis-port", std::to_string(redis.port()),
                                    "--nats-port", std::to_string(nats.port())};
   if (drain) args.push_back("--drain");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) fail("fork");
-  if (pid == 0) {
-    ::execv("/proc/self/exe", argv.data());
-    ::_exit(127);
-  }
-  return pid;
+  return spawn_self(std::move(args));
 }
 
 int run_driver(Config config) {

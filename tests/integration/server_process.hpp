@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,24 @@ inline pid_t start_server(const std::vector<std::string>& args,
     ::dup2(out, 1);
     ::dup2(out, 2);
     ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Runs this program again with `args` (after argv[0]) in a child process, by fork and
+// exec: a driver's child starts clean, with none of the driver's library threads or
+// SQLite connections (libnats's threads do not survive a bare fork). Returns its pid.
+inline pid_t spawn_self(std::vector<std::string> args) {
+  args.insert(args.begin(), "/proc/self/exe");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::execv("/proc/self/exe", argv.data());
     ::_exit(127);
   }
   return pid;

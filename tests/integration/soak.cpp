@@ -133,21 +133,9 @@ std::int64_t rss_kib(pid_t pid) {
 }
 
 pid_t spawn(const Config& config, int id, int redis_port) {
-  std::vector<std::string> args = {"/proc/self/exe", "--child",        "--id",
-                                   std::to_string(id), "--dir",        config.dir,
-                                   "--events", std::to_string(config.events), "--redis-port",
-                                   std::to_string(redis_port)};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) fail("fork");
-  if (pid == 0) {
-    ::execv("/proc/self/exe", argv.data());
-    ::_exit(127);
-  }
-  return pid;
+  return spawn_self({"--child", "--id", std::to_string(id), "--dir", config.dir, "--events",
+                     std::to_string(config.events), "--redis-port",
+                     std::to_string(redis_port)});
 }
 
 int run_driver(Config config) {
