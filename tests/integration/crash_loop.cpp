@@ -245,6 +245,7 @@ void read_redis(int port, BrokerCopy& copy, Seq head) {
   for (;;) {
     const std::string from = copy.redis_after == "-" ? "-" : "(" + copy.redis_after;
     auto r = client.run({"XRANGE", "events", from, "+", "COUNT", "1000"});
+    if (r->type == REDIS_REPLY_ERROR) fail(fmt::format("redis: XRANGE: {}", r->str));
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) return;
     for (std::size_t i = 0; i < r->elements; ++i) {
       copy.redis_after = std::string(r->element[i]->element[0]->str);
@@ -257,7 +258,10 @@ void read_jetstream(const NatsServer& server, BrokerCopy& copy, Seq head) {
   NatsConn conn = server.connect();
   const NatsJs ctx = jetstream(conn.get());
   jsStreamInfo* info = nullptr;
-  if (js_GetStreamInfo(&info, ctx.get(), "EVENTS", nullptr, nullptr) != NATS_OK) return;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetStreamInfo(&info, ctx.get(), "EVENTS", nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSStreamNotFoundErr) return;  // not made yet
+  if (s != NATS_OK) fail(fmt::format("jetstream: stream info: {}", natsStatus_GetText(s)));
   const std::uint64_t last = info->State.LastSeq;
   jsStreamInfo_Destroy(info);
   for (; copy.nats_after < last; ++copy.nats_after) {

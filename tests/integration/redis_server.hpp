@@ -113,7 +113,8 @@ class RedisServer {
   RedisClient client() const { return RedisClient(port_, options_.password); }
 
   // Starts the server (again, on the same port and data after a kill) and waits
-  // until it answers PING.
+  // until it answers PING: not just accepts connections, which it does while it
+  // still loads its append-only file and answers every command with -LOADING.
   void start() {
     if (port_ == 0) port_ = free_port();
     std::vector<std::string> args = {"redis-server",
@@ -142,12 +143,13 @@ class RedisServer {
     pid_ = start_server(args, dir_.path() / "redis.out");
     const bool up = wait_until(
         [&] {
-          redisContext* c = redisConnect("127.0.0.1", port_);
-          const bool ok = c && !c->err;
-          redisFree(c);
-          return ok;
+          try {
+            return client().run({"PING"})->type == REDIS_REPLY_STATUS;
+          } catch (const std::exception&) {
+            return false;  // not listening yet
+          }
         },
-        10s);
+        30s);
     if (!up)
       throw std::runtime_error("redis-server did not come up on port " +
                                std::to_string(port_));
