@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
-#include <optional>
 #include <thread>
 
 #include "eventlite/errors.hpp"
@@ -98,13 +97,15 @@ int bridge_until_idle(const BridgeArgs& args, Bridge& bridge, const std::string&
   const auto give_up = std::chrono::seconds(args.run.retry_for);
   const auto stand_by_until = std::chrono::steady_clock::now() +
                               std::chrono::seconds(args.run.lease_time) + give_up;
-  std::optional<std::chrono::steady_clock::time_point> failing_since;
+  // When the failures in a row began; the far future while the last step worked.
+  constexpr auto kNotFailing = std::chrono::steady_clock::time_point::max();
+  auto failing_since = kNotFailing;
   std::size_t total = 0;
   auto pause = 100ms;
   for (;;) {
     try {
       const std::size_t n = bridge.step();
-      failing_since.reset();
+      failing_since = kNotFailing;
       pause = 100ms;
       total += n;
       if (n > 0) continue;
@@ -118,8 +119,8 @@ int bridge_until_idle(const BridgeArgs& args, Bridge& bridge, const std::string&
     } catch (const BrokerError& e) {
       if (!e.retryable()) throw;
       const auto now = std::chrono::steady_clock::now();
-      if (!failing_since) failing_since = now;
-      if (now - *failing_since > give_up)
+      failing_since = std::min(failing_since, now);
+      if (now - failing_since > give_up)
         throw CommandError(kExitError, fmt::format("cannot bridge from {} for {}s: {}",
                                                    where, args.run.retry_for, e.what()));
       std::this_thread::sleep_for(pause);
