@@ -58,9 +58,10 @@ struct AppendLimits {
   std::size_t max_event_bytes;
 };
 
-// Every check of the events' content, done in memory before any SQL: names, sizes,
-// UTF-8, no NUL byte in a name or id, data valid JSON, metadata a JSON object, a given time in the store's form, JSON nested at most 2000 deep (the
-// INSERT checks nothing more). Throws InvalidEvent naming the event and the field.
+// Every check of the events' content, done in memory before any SQL (store/validate.cpp):
+// names, sizes, UTF-8, no NUL byte in a name or id, data valid JSON, metadata a JSON
+// object, a given time in the store's form, JSON nested at most 2000 deep (the INSERT
+// checks nothing more). Throws InvalidEvent naming the event and the field.
 // Thread safety: safe to call from any thread (each keeps its own parser).
 void validate(std::string_view stream, std::span<const NewEvent> events,
               const AppendLimits& limits);
