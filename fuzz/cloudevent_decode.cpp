@@ -16,6 +16,7 @@
 #include "store/time_text.hpp"
 
 using namespace eventlite;
+using eventlite::fuzz::as_stored;
 using eventlite::fuzz::require;
 
 namespace {
@@ -77,15 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   require(line.contains("time") ? line["time"] == d.event.time : d.event.time.empty(),
           "the decoded time is the line's");
 
-  Event e;
-  e.seq = d.seq.value_or(1);
-  e.id = d.event.id;
-  e.stream = d.stream;
-  e.version = d.version.value_or(1);
-  e.type = d.event.type;
-  e.data = d.event.data;
-  e.metadata = d.event.metadata;
-  e.time = d.event.time.empty() ? "2026-11-23T10:00:00.123Z" : d.event.time;
+  const Event e = as_stored(d);
 
   const std::string cloudevent = to_cloudevent(e, "eventlite://fuzz");
   require(cloudevent.find_first_of("\n\r") == std::string::npos,

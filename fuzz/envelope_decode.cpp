@@ -16,6 +16,7 @@
 #include "store/time_text.hpp"
 
 using namespace eventlite;
+using eventlite::fuzz::as_stored;
 using eventlite::fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
@@ -58,15 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
               (d.seq ? given["seq"] == *d.seq : !given.contains("seq")),
           "the decoded version and seq are the line's");
 
-  Event e;
-  e.seq = d.seq.value_or(1);
-  e.id = d.event.id;
-  e.stream = d.stream;
-  e.version = d.version.value_or(1);
-  e.type = d.event.type;
-  e.data = d.event.data;
-  e.metadata = d.event.metadata;
-  e.time = d.event.time.empty() ? "2026-11-23T10:00:00.123Z" : d.event.time;
+  const Event e = as_stored(d);
   const std::string line = to_envelope(e);
   require(line.find_first_of("\n\r") == std::string::npos, "an envelope is one line");
   DecodedEvent again;

@@ -1,7 +1,8 @@
 #pragma once
 
 // What the fuzz targets share: stopping the run as a crash when an invariant does not
-// hold, the input as text, and a store that logs nothing.
+// hold, the input as text, a decoded line as a stored event, and a store that logs
+// nothing.
 
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
@@ -13,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "eventlite/envelope.hpp"
+#include "eventlite/event.hpp"
 #include "eventlite/store.hpp"
 
 namespace eventlite::fuzz {
@@ -40,6 +43,21 @@ inline std::string as_decoded(std::string_view text) {
   const auto first = s.find_first_not_of(" \t");
   if (first == std::string::npos) return {};
   return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
+// The stored event a decoded line stands for, to encode again: a seq and version of 1
+// and a fixed time where the line gave none.
+inline Event as_stored(const DecodedEvent& d) {
+  Event e;
+  e.seq = d.seq.value_or(1);
+  e.id = d.event.id;
+  e.stream = d.stream;
+  e.version = d.version.value_or(1);
+  e.type = d.event.type;
+  e.data = d.event.data;
+  e.metadata = d.event.metadata;
+  e.time = d.event.time.empty() ? "2026-11-23T10:00:00.123Z" : d.event.time;
+  return e;
 }
 
 // A fresh in-memory store whose log goes nowhere: a million runs must not fill the
