@@ -1,11 +1,11 @@
-// Figures 15 and 16: forwarding to JetStream, and bridging it in. A nats-server of the benchmark's own
-// (127.0.0.1, a free port, JetStream with file storage in the temp dir) takes the same
-// messages from both sides, into the stream EVENTS (subjects events.>), deleted
-// before each run:
+// Figures 15 and 16: forwarding to JetStream, and bridging it in. A nats-server of the
+// benchmark's own (127.0.0.1, a free port, JetStream with file storage in the temp dir)
+// takes the same messages from both sides, into the stream EVENTS (subjects events.>),
+// deleted before each run:
 // - eventlite: a processor with the NATS sink (eventlite::nats, JetStream, window 256)
 //   drains a copy of a 200k-event file: reading, encoding each envelope, publishing
-//   asynchronously with Nats-Msg-Id and Eventlite-Seq headers, waiting for each
-//   batch's acks, checkpoints;
+//   asynchronously with Nats-Msg-Id, Eventlite-Seq and Eventlite-Store headers,
+//   waiting for each batch's acks, checkpoints;
 // - the baseline: a raw libnats loop publishing the same messages (envelopes encoded
 //   beforehand, untimed) with js_PublishMsgAsync, the same headers and at most 256
 //   awaiting acks, then js_PublishAsyncComplete.
@@ -147,6 +147,7 @@ void publish_all(Js& js, const std::vector<Message>& messages) {
                    static_cast<int>(m.payload.size()));
     natsMsgHeader_Set(msg, "Nats-Msg-Id", m.id.c_str());
     natsMsgHeader_Set(msg, "Eventlite-Seq", m.seq.c_str());
+    natsMsgHeader_Set(msg, "Eventlite-Store", "0193a2b4-5c6d-4e7f-8a9b-0c1d2e3f4a5b");
     if (js_PublishMsgAsync(js.js, &msg, nullptr) != NATS_OK)
       throw std::runtime_error("raw publish failed");
     natsMsg_Destroy(msg);

@@ -127,11 +127,16 @@ const Entries& entries_of(Context& ctx, std::size_t n) {
   return cache.emplace(n, std::move(out)).first->second;
 }
 
-// XADDs every entry, `batch` a pipeline.
+// A store id as the sink sends it (the raw loop sends the same bytes).
+constexpr std::string_view kStoreId = "0193a2b4-5c6d-4e7f-8a9b-0c1d2e3f4a5b";
+
+// XADDs every entry, `batch` a pipeline, with the fields the sink writes: the
+// envelope and the store's id.
 void xadd_all(redisContext* c, const Entries& entries, std::size_t batch) {
   const std::size_t n = entries.ids.size();
-  const char* argv[5] = {"XADD", "events", nullptr, "event", nullptr};
-  size_t lens[5] = {4, 6, 0, 5, 0};
+  const char* argv[7] = {"XADD",  "events", nullptr,        "event",
+                         nullptr, "store",  kStoreId.data()};
+  size_t lens[7] = {4, 6, 0, 5, 0, 5, kStoreId.size()};
   for (std::size_t at = 0; at < n; at += batch) {
     const std::size_t end = std::min(n, at + batch);
     for (std::size_t i = at; i < end; ++i) {
@@ -139,7 +144,7 @@ void xadd_all(redisContext* c, const Entries& entries, std::size_t batch) {
       lens[2] = entries.ids[i].size();
       argv[4] = entries.payloads[i].data();
       lens[4] = entries.payloads[i].size();
-      redisAppendCommandArgv(c, 5, argv, lens);
+      redisAppendCommandArgv(c, 7, argv, lens);
     }
     for (std::size_t i = at; i < end; ++i) {
       void* r = nullptr;

@@ -214,9 +214,10 @@ std::string_view activity_name(Activity a, bool sink) noexcept {
 }
 
 StatusReport status(const Store& store) {
+  StatusReport report;
+  report.store = store.identity();
   auto conn = detail::StoreAccess::impl(store)->readers->acquire();
   sqlite3* db = conn->db->getHandle();
-  StatusReport report;
   const auto now = std::chrono::system_clock::now();
   const std::string now_text = detail::format_time(now);
   // One read transaction, so that the subscriptions and the bridges are one snapshot.

@@ -312,7 +312,10 @@ class LaneRun {
       sub_.failed.fetch_add(1, std::memory_order_relaxed);
       notify(env_, env_.observer->on_failed, ctx, std::string_view(f.error));
       lower(*lane_.stop_at, bad.event->seq - 1);
-      if (lane_.unavailable) *lane_.unavailable = f.error;
+      if (lane_.unavailable)
+        *lane_.unavailable = result->error()
+                                 ? result->error()
+                                 : std::make_exception_ptr(std::runtime_error(f.error));
       pending.clear();
       return false;
     }

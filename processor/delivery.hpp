@@ -92,7 +92,7 @@ struct LaneWork {
   std::vector<RowWrite>* rows = nullptr;  // the rows to write, appended
   // Sinks: set to the error when the sink failed in a way a retry can help; the lane
   // then stops before the event that failed (`stop_at`), keeping what went before.
-  std::string* unavailable = nullptr;
+  std::exception_ptr* unavailable = nullptr;
   // Sinks: open() failed in a way no retry mends (a refused password, a key of the
   // wrong type): each call fails at once with it, so the events are parked with the
   // broker's message instead of being retried for ever.

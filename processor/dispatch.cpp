@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/logger.h>
 
+#include "eventlite/errors.hpp"
+#include "eventlite/sink.hpp"
 #include "eventlite/transaction.hpp"
 #include "eventlite/upcast.hpp"
 #include "processor/backoff.hpp"
@@ -262,13 +264,23 @@ void Dispatcher::run_unit(const std::shared_ptr<Unit>& unit) noexcept {
 // again. Owed deliveries (retried dead letters) are sent whatever it holds.
 void Dispatcher::open_sink(Unit& unit) {
   SubscriptionState& sub = *unit.sub;
-  unit.reconciled = sub.target.sink->open();
+  const Store& store = writer_.store();  // reads on the store's readers: any thread
+  SinkContext context;
+  context.store = store.identity();
+  context.event_id = [&store](Seq seq) -> std::optional<std::string> {
+    for (const Event& e : store.read_all({.from = seq, .to = seq, .limit = 1}))
+      return e.id;
+    return std::nullopt;
+  };
+  context.logger = env_.logger;
+  unit.reconciled = sub.target.sink->open(context);
   sub.sink_open = true;
   sub.sink_epoch = unit.epoch;
   env_.logger->info("sink opened: subscription={} outside copy at={}", sub.name,
                     unit.reconciled ? std::to_string(*unit.reconciled) : "unknown");
   if (unit.reconciled && *unit.reconciled > unit.head) {
-    // Another store forwards there too: never skip what this one has not sent.
+    // A sink that does not check whose entries it reads (an application's own): never
+    // skip what this store has not sent.
     env_.logger->error(
         "sink's outside copy is at seq {}, past this store's head {}: not skipping; "
         "subscription={}",
@@ -346,9 +358,9 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
     sub.more = true;
     return {};
   }
-  const std::string* unavailable = nullptr;
-  for (const std::string& error : unit.lane_unavailable)
-    if (!error.empty()) unavailable = &error;
+  const std::exception_ptr* unavailable = nullptr;
+  for (const std::exception_ptr& error : unit.lane_unavailable)
+    if (error) unavailable = &error;
   if (!unavailable) {
     sub.pause = {};
     if (sub.target.sink && unit.delivered > 0) sub.sink_recovered();
@@ -414,7 +426,7 @@ void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime
     if (sub.target.sink) {
       // open() failed (the broker is down): a failed attempt at the batch.
       sub.failed.fetch_add(1, std::memory_order_relaxed);
-      pause_sink(sub, e.what());
+      pause_sink(sub, std::current_exception());
       return;
     }
     const auto wait = pause.storage.next();
@@ -435,17 +447,34 @@ void Dispatcher::forget_batches(std::span<SubscriptionState* const> subs) {
 
 // The broker is down or timed out: close, wait the retry policy's backoff (never
 // parked: lag grows instead), open again and reconcile.
-void Dispatcher::pause_sink(SubscriptionState& sub, const std::string& error) noexcept {
+void Dispatcher::pause_sink(SubscriptionState& sub,
+                            const std::exception_ptr& error) noexcept {
   SubscriptionState* one[] = {&sub};
   close_sinks(one, true);
   const auto wait = retry_delay(sub.retry, ++sub.pause.sink_failures, rng_);
   sub.pause.until = std::chrono::steady_clock::now() + wait;
+  std::string text = "unknown error";
+  bool conflict = false;
   try {
-    sub.sink_failed(env_.clock->now(), error);
+    std::rethrow_exception(error);
+  } catch (const DestinationConflict& e) {
+    text = e.what();
+    conflict = true;
+  } catch (const std::exception& e) {
+    text = e.what();
+  } catch (...) {
+  }
+  try {
+    sub.sink_failed(env_.clock->now(), text, conflict);
   } catch (...) {  // bad_alloc: the figure in metrics() stays as it was
   }
-  env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}", wait.count(),
-                    sub.name, error);
+  if (conflict)
+    env_.logger->error(
+        "sink refused its destination, retrying in {}ms: subscription={}: {}",
+        wait.count(), sub.name, text);
+  else
+    env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}", wait.count(),
+                      sub.name, text);
 }
 
 void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs,

@@ -61,7 +61,7 @@ struct Unit {
   std::vector<std::vector<WorkItem>> lanes;
   std::vector<std::vector<RowWrite>> lane_rows;
   std::vector<std::exception_ptr> lane_errors;
-  std::vector<std::string> lane_unavailable;  // sinks: a lane's retryable failure
+  std::vector<std::exception_ptr> lane_unavailable;  // sinks: a lane's retryable failure
   std::unordered_set<std::string> blocked;
   std::atomic<Seq> stop_at{kNoStop};
   std::atomic<int> remaining{0};
@@ -128,7 +128,7 @@ class Dispatcher {
   void run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept;
   void run_transactional(Unit& unit) noexcept;
   void on_failure(Unit& unit, const std::exception_ptr& error, SysTime now);
-  void pause_sink(SubscriptionState& sub, const std::string& error) noexcept;
+  void pause_sink(SubscriptionState& sub, const std::exception_ptr& error) noexcept;
 
   DeliveryEnv env_;  // constant after construction
   Writer& writer_;

@@ -20,6 +20,8 @@
 #include "eventlite/lease.hpp"
 #include "eventlite/transaction.hpp"
 #include "store/clock.hpp"
+#include "store/sqlite_util.hpp"
+#include "store/store_impl.hpp"
 
 namespace eventlite {
 
@@ -87,7 +89,7 @@ struct Inbox::Impl {
       : store(s),
         options(std::move(o)),
         lease(store, "bridge:" + options.name, options.lease_time),
-        logger(options.logger ? options.logger : spdlog::default_logger()),
+        logger(options.logger ? options.logger : detail::StoreAccess::impl(s)->logger),
         kind(options.broker + " bridge") {}
 
   Store& store;
@@ -205,11 +207,23 @@ bool Inbox::append(std::span<const InboxEntry> entries) {
       ++rejected;
       continue;
     }
+    // The reason names the problem: the entry's own shape, or what the store refuses
+    // in an event that decoded.
+    DecodedEvent d;
     try {
-      const DecodedEvent d = decode(*e.payload);
+      d = decode(*e.payload);
+    } catch (const InvalidEvent& bad) {
+      m.reject(txn, e,
+               fmt::format("cannot be decoded: {}: {}", bad.field(), bad.reason()));
+      ++rejected;
+      continue;
+    }
+    try {
       txn.append(d.stream, d.event);  // an id stored with this content: a no-op
     } catch (const InvalidEvent& bad) {
-      m.reject(txn, e, std::string("not an envelope: ") + bad.what());
+      m.reject(
+          txn, e,
+          fmt::format("the store refuses the event: {}: {}", bad.field(), bad.reason()));
       ++rejected;
     } catch (const IdConflict& conflict) {
       m.reject(txn, e, conflict.what());
@@ -222,12 +236,13 @@ bool Inbox::append(std::span<const InboxEntry> entries) {
 }
 
 std::optional<std::string> Inbox::last_entry() {
-  Transaction txn = impl_->store.transaction();
-  SQLite::Statement q(txn.database(),
-                      "SELECT last_entry FROM eventlite_bridges WHERE name = ?1");
+  // On a reader: the write lock is for writes.
+  auto conn = detail::StoreAccess::impl(impl_->store)->readers->acquire();
+  auto& q = conn->statement("SELECT last_entry FROM eventlite_bridges WHERE name = ?1");
+  detail::StmtScope scope(q);
   q.bind(1, impl_->options.name);
-  if (!q.executeStep()) return std::nullopt;
-  return q.getColumn(0).getString();
+  if (!q.step("read the bridge's position")) return std::nullopt;
+  return std::string(q.column_text(0));
 }
 
 void Inbox::run(const std::function<std::size_t()>& step) {

@@ -156,6 +156,7 @@ std::vector<SubscriptionMetrics> Processor::Impl::metrics() const {
     auto health = sub->sink_health();
     m.failing_since = health.failing_since;
     m.last_error = std::move(health.last_error);
+    m.destination_conflict = health.conflict;
     m.round_trip_p50 = sub->round_trip.quantile(0.5);
     m.round_trip_p99 = sub->round_trip.quantile(0.99);
     out.push_back(std::move(m));

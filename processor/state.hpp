@@ -140,11 +140,13 @@ struct SubscriptionState {
   struct SinkHealth {
     std::optional<SysTime> failing_since;
     std::string last_error;
+    bool conflict = false;  // the last error was a DestinationConflict
   };
-  void sink_failed(SysTime now, const std::string& error) {
+  void sink_failed(SysTime now, const std::string& error, bool conflict) {
     std::lock_guard lock(health_mu_);
     if (!health_.failing_since) health_.failing_since = now;
     health_.last_error = error;
+    health_.conflict = conflict;
     health_dirty = true;  // the failure count moved: the row shows it
   }
   void sink_recovered() {

@@ -178,6 +178,14 @@ class LineReader {
     return t;
   }
 
+  // Any RFC 3339 date-time, stored in the store's form (UTC, milliseconds).
+  std::string rfc3339_time(od::value& value, const std::string& field) const {
+    const std::string t = text(value, field);
+    const auto parsed = detail::parse_rfc3339(t);
+    if (!parsed) throw InvalidEvent(0, field, detail::kRfc3339Format);
+    return detail::format_time(*parsed);
+  }
+
  private:
   [[noreturn]] void fail_line(const std::string& reason) const {
     throw InvalidEvent(0, what_, reason);
@@ -270,6 +278,14 @@ std::string to_cloudevent(const Event& e, std::string_view source) {
   return out;
 }
 
+std::string encode(const Event& e, PayloadFormat format, std::string_view source) {
+  return format == PayloadFormat::envelope ? to_envelope(e) : to_cloudevent(e, source);
+}
+
+std::string store_source(std::string_view store_label) {
+  return "eventlite://" + std::string(store_label);
+}
+
 DecodedEvent decode_envelope(std::string_view line) {
   DecodedEvent d;
   LineReader reader("envelope");
@@ -315,7 +331,7 @@ DecodedEvent decode_cloudevent(std::string_view line) {
     } else if (key == "subject") {
       d.stream = reader.text(value, key);
     } else if (key == "time") {
-      d.event.time = reader.time(value, key);
+      d.event.time = reader.rfc3339_time(value, key);
     } else if (key == "datacontenttype") {
       std::string type = reader.text(value, key);
       constexpr std::string_view kJson = "application/json";

@@ -86,6 +86,9 @@ BrokerError::BrokerError(std::string broker, bool retryable, const std::string& 
       broker_(std::move(broker)),
       retryable_(retryable) {}
 
+DestinationConflict::DestinationConflict(std::string broker, const std::string& message)
+    : BrokerError(std::move(broker), true, message) {}
+
 PermanentError::PermanentError(const std::string& message)
     : Error(ErrorCode::permanent, message) {}
 

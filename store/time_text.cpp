@@ -58,4 +58,57 @@ std::optional<std::chrono::system_clock::time_point> parse_time_text(
   return Clock::time_point(t);
 }
 
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(
+    std::string_view text) {
+  // 2026-11-23T10:00:00[.fff...](Z|+hh:mm)
+  // 0123456789012345678
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':')
+    return std::nullopt;
+  bool ok = true;
+  auto number = [&](std::size_t at, std::size_t digits) {
+    int value = 0;
+    for (std::size_t i = at; i < at + digits; ++i) {
+      if (i >= text.size() || text[i] < '0' || text[i] > '9') {
+        ok = false;
+        return 0;
+      }
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  std::string canonical(text.substr(0, 19));
+  canonical[10] = 'T';
+  std::size_t at = 19;
+  int millis = 0;
+  if (at < text.size() && text[at] == '.') {
+    std::size_t digits = 0;
+    for (++at; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at, ++digits)
+      if (digits < 3) millis = millis * 10 + (text[at] - '0');
+    if (digits == 0) return std::nullopt;
+    for (; digits < 3; ++digits) millis *= 10;
+  }
+  int offset_minutes = 0;
+  if (at < text.size() && (text[at] == 'Z' || text[at] == 'z')) {
+    ++at;
+  } else if (at < text.size() && (text[at] == '+' || text[at] == '-')) {
+    const int sign = text[at] == '-' ? -1 : 1;
+    if (at + 6 != text.size() || text[at + 3] != ':') return std::nullopt;
+    const int oh = number(at + 1, 2), om = number(at + 4, 2);
+    if (!ok || oh > 23 || om > 59) return std::nullopt;
+    offset_minutes = sign * (oh * 60 + om);
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != text.size()) return std::nullopt;
+  canonical += fmt::format(".{:03}Z", millis);
+  const auto local = parse_time_text(canonical);  // checks the date and the clock
+  if (!ok || !local) return std::nullopt;
+  using Clock = std::chrono::system_clock;
+  if (*local == Clock::time_point::max() || *local == Clock::time_point::min())
+    return local;
+  return *local - std::chrono::minutes(offset_minutes);
+}
+
 }  // namespace eventlite::detail

@@ -21,6 +21,17 @@ std::string format_time(std::chrono::system_clock::time_point t);
 std::optional<std::chrono::system_clock::time_point> parse_time_text(
     std::string_view text);
 
+// The time that an RFC 3339 date-time names (what CloudEvents' `time` holds):
+// 2026-11-23T10:00:00Z, 2026-11-23T11:00:00.5+01:00, 2026-11-23t10:00:00.123456789z;
+// any number of fraction digits (truncated to the millisecond), an offset of "Z" or
+// +-HH:MM. nullopt for anything else, a leap second (:60) included.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+
+// What a malformed RFC 3339 time is told.
+inline constexpr const char* kRfc3339Format =
+    "must be an RFC 3339 date-time, like 2026-11-23T10:00:00Z or "
+    "2026-11-23T11:00:00.123+01:00";
+
 // Whether parse_time_text() accepts `text`.
 inline bool valid_time(std::string_view text) {
   return parse_time_text(text).has_value();

@@ -31,6 +31,16 @@ CLI::App* add_init(CLI::App& app, InitArgs& args) {
       "the application's own tables alone), and migrate it to this version's schema. "
       "Idempotent.");
   add_db(command, args.db, "the SQLite file; created with mode 0600 if missing");
+  command
+      ->add_option("--name", args.name,
+                   "name the store (or rename it): 1 to 64 of A-Z a-z 0-9 _ -, starting "
+                   "with a letter or digit; what sinks send says it (CloudEvents "
+                   "source eventlite://NAME, {store} in a Redis key)")
+      ->type_name("NAME")
+      ->check([](const std::string& name) {
+        const std::string why = store_name_problem(name);
+        return why.empty() ? why : "\"" + name + "\" " + why;
+      });
   return command;
 }
 

@@ -152,8 +152,11 @@ int run_init(const InitArgs& args) {
   const bool created = create_new_file(args.db);
   try {
     Store store = open_store(args.db, /*read_only=*/false, /*create_if_missing=*/true);
-    std::cout << fmt::format("{}: eventlite schema version {}\n", args.db,
-                             store.schema_version());
+    if (args.name) store.set_name(*args.name);
+    const StoreIdentity id = store.identity();
+    std::cout << fmt::format("{}: eventlite schema version {}, store {}{}\n", args.db,
+                             store.schema_version(), id.id,
+                             id.name.empty() ? "" : " (" + id.name + ")");
   } catch (...) {
     // Disk full, a file SQLite refused: leave no half-made store behind.
     if (created) remove_store_files(args.db);

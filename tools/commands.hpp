@@ -20,6 +20,7 @@ namespace eventlite::cli {
 
 struct InitArgs {
   std::string db;
+  std::optional<std::string> name;  // --name: names (or renames) the store
 };
 
 struct AppendArgs {

@@ -36,7 +36,8 @@ std::shared_ptr<Sink> redis_sink(const ForwardArgs& args, std::string& where) {
   options.key = args.key;
   if (args.maxlen) options.maxlen = static_cast<std::size_t>(*args.maxlen);
   options.format =
-      args.format == "cloudevents" ? redis::Format::cloudevents : redis::Format::envelope;
+      args.format == "cloudevents" ? PayloadFormat::cloudevents : PayloadFormat::envelope;
+  options.source = args.source;
   auto sink = redis::make_sink(options);  // checks the URL: a usage error is exit 1
   where = redis::Url::parse(args.redis).redacted();
   return sink;
@@ -58,7 +59,8 @@ std::shared_ptr<Sink> nats_sink(const ForwardArgs& args, std::string& where) {
   options.create_stream = args.jetstream;
   options.subject_prefix = args.subject_prefix;
   options.format =
-      args.format == "cloudevents" ? nats::Format::cloudevents : nats::Format::envelope;
+      args.format == "cloudevents" ? PayloadFormat::cloudevents : PayloadFormat::envelope;
+  options.source = args.source;
   auto sink = nats::make_sink(options);
   where = nats::redacted(args.nats);
   return sink;
@@ -106,6 +108,8 @@ int forward_until_idle(const ForwardArgs& args, Store& store, Processor& process
       }
       return kExitOk;
     }
+    // Another store's entries at the destination: no retry mends it.
+    if (m.destination_conflict) throw CommandError(kExitError, m.last_error);
     if (m.failing_since &&
         std::chrono::system_clock::now() - *m.failing_since > give_up) {
       throw CommandError(
@@ -159,6 +163,8 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
   command->callback([&args, command] {
     if (args.redis.empty() && args.nats.empty())
       throw CLI::RequiredError("--redis or --nats");
+    if (!args.source.empty() && args.format != "cloudevents")
+      throw CLI::ValidationError("--source", "only with --format cloudevents");
     (void)command;
   });
   command
@@ -191,6 +197,12 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"envelope", "cloudevents"}))
       ->capture_default_str();
+  command
+      ->add_option("--source", args.source,
+                   "with --format cloudevents: the source attribute [default: "
+                   "eventlite://<the store's name, or its id>]")
+      ->type_name("URI")
+      ->check(non_empty());
   add_run_options(command, args.run,
                   "exit 0 once every event is forwarded, or 1 when the server stays "
                   "unreachable past --retry-for");

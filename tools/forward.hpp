@@ -26,6 +26,7 @@ struct ForwardArgs {
   std::optional<std::uint64_t> maxlen;
   std::string name;                 // empty: forward-redis or forward-nats
   std::string format = "envelope";  // envelope | cloudevents
+  std::string source;               // the CloudEvents source; empty: the store's
   RunOptions run;                   // --until-idle, --retry-for, --lease-time
 };
 

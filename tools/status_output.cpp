@@ -172,14 +172,22 @@ void print_status_json(std::ostream& out, const StatusReport& report) {
                         {"started", r.started},
                         {"updated", r.updated},
                         {"lease", lease_json(r.lease)}});
-  print_json_line(out, {{"head", report.head},
+  nlohmann::ordered_json store = {{"id", nullptr}, {"name", nullptr}};
+  if (!report.store.id.empty()) store["id"] = report.store.id;
+  if (!report.store.name.empty()) store["name"] = report.store.name;
+  print_json_line(out, {{"store", std::move(store)},
+                        {"head", report.head},
                         {"subscriptions", std::move(subscriptions)},
                         {"bridges", std::move(bridges)},
                         {"rebuilds", std::move(rebuilds)}});
 }
 
 void print_status_tables(std::ostream& out, const StatusReport& report) {
-  out << "SQLite " << sqlite3_libversion() << '\n' << "head " << report.head << '\n';
+  out << "store " << (report.store.id.empty() ? "-" : report.store.id);
+  if (!report.store.name.empty()) out << " (" << report.store.name << ')';
+  out << '\n'
+      << "SQLite " << sqlite3_libversion() << '\n'
+      << "head " << report.head << '\n';
   std::vector<std::vector<std::string>> rows;
   for (const SubscriptionStatus& sub : report.subscriptions) {
     rows.push_back(

@@ -6,6 +6,16 @@
 // each message's outcome by its Eventlite-Seq header; the batch is done up to the
 // first event whose ack did not come back positive. A duplicate ack (the server had
 // the Nats-Msg-Id already) counts as delivered.
+//
+// Whose messages: each carries Eventlite-Store (the store's id) beside Eventlite-Seq
+// and Nats-Msg-Id (the event id), so many stores may share one stream and its
+// subjects. open() reads the stream back from its end, message by message, to this
+// store's newest one (store id and event id matching this store's event at its seq),
+// skipping every other store's; the checkpoint moves to it. Messages of one
+// connection are stored in the order sent, so everything of this store before that
+// message is in the stream too: nothing is sent twice, even past the duplicate
+// window. The read-back costs one round trip per message published since by other
+// stores, at most reconcile_limit (past it: nullopt, at least once).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -63,6 +73,15 @@ std::string redacted(std::string_view url) {
 namespace {
 
 constexpr const char* kSeqHeader = "Eventlite-Seq";
+constexpr const char* kStoreHeader = "Eventlite-Store";
+constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
+
+// A header's value, or "" when the message has none.
+std::string header_of(natsMsg* msg, const char* name) {
+  const char* value = nullptr;
+  if (natsMsgHeader_Get(msg, name, &value) != NATS_OK || !value) return {};
+  return value;
+}
 
 using detail::InfoFree;
 using detail::MsgFree;
@@ -116,12 +135,17 @@ class NatsSink final : public Sink {
       detail::refuse_name("nats sink", "stream", options_.stream,
                           detail::name_problem(options_.stream));
     if (options_.window == 0) throw InvalidArgument("nats sink: the window is 0");
-    logger_ = options_.logger ? options_.logger : spdlog::default_logger();
   }
   ~NatsSink() override { close(); }
 
-  std::optional<Seq> open() override {
+  std::optional<Seq> open(const SinkContext& context) override {
     close();
+    context_ = context;
+    if (context_.store.id.empty())
+      throw InvalidArgument("nats sink: the store has no id (open it for writing)");
+    logger_ = options_.logger ? options_.logger.get() : context_.logger;
+    source_ =
+        options_.source.empty() ? store_source(context_.store.label()) : options_.source;
     conn_ = detail::connect(detail::settings_of(options_), where_);
     if (!options_.jetstream) return std::nullopt;
 
@@ -139,7 +163,7 @@ class NatsSink final : public Sink {
   }
 
   BatchResult publish(const BatchContext& batch) override {
-    if (!conn_) open();
+    if (!conn_) open(context_);
     const std::size_t n = batch.size();
     {
       std::lock_guard lock(acks_.mu);
@@ -170,9 +194,7 @@ class NatsSink final : public Sink {
         const Event& e = batch.event(i);
         check_names(e);
         const std::string subject = options_.subject_prefix + "." + e.type;
-        const std::string payload = options_.format == Format::envelope
-                                        ? to_envelope(e)
-                                        : to_cloudevent(e, options_.source);
+        const std::string payload = encode(e, options_.format, source_);
         if (!options_.jetstream) {
           const natsStatus s =
               natsConnection_Publish(conn_.get(), subject.c_str(), payload.data(),
@@ -185,8 +207,10 @@ class NatsSink final : public Sink {
                                       static_cast<int>(payload.size()));
         std::unique_ptr<natsMsg, MsgFree> msg(raw);
         const std::string seq = std::to_string(e.seq);
-        if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), "Nats-Msg-Id", e.id.c_str());
+        if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), kMsgIdHeader, e.id.c_str());
         if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), kSeqHeader, seq.c_str());
+        if (s == NATS_OK)
+          s = natsMsgHeader_Set(msg.get(), kStoreHeader, context_.store.id.c_str());
         if (s == NATS_OK) {
           natsMsg* owned = msg.release();
           s = js_PublishMsgAsync(js_.get(), &owned, nullptr);
@@ -248,8 +272,8 @@ class NatsSink final : public Sink {
                                     e.seq, e.id, why));
   }
 
-  // The seq in the Eventlite-Seq header of the stream's last message; 0 for an
-  // empty stream; nullopt when the last message is not one of ours.
+  // The seq of this store's newest message in the stream (see the file's comment); 0
+  // when it has none.
   std::optional<Seq> last_forwarded() {
     jsStreamInfo* raw = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
@@ -267,21 +291,62 @@ class NatsSink final : public Sink {
       return Seq{0};
     }
     check(s, "read the stream's state");
-    const std::uint64_t last = info->State.LastSeq;
-    if (last == 0 || info->State.Msgs == 0) return Seq{0};
-    natsMsg* raw_msg = nullptr;
-    s = js_GetMsg(&raw_msg, js_.get(), options_.stream.c_str(), last, nullptr, &code);
-    std::unique_ptr<natsMsg, MsgFree> msg(raw_msg);
-    check(s, "read the stream's last message");
-    const char* value = nullptr;
-    Seq seq = 0;
-    if (natsMsgHeader_Get(msg.get(), kSeqHeader, &value) != NATS_OK || !value ||
-        std::from_chars(value, value + std::strlen(value), seq).ec != std::errc()) {
-      logger_->warn("nats sink: the last message of stream {} has no {} header",
-                    options_.stream, kSeqHeader);
-      return std::nullopt;
+    if (info->State.Msgs == 0) return Seq{0};
+    const std::uint64_t first = std::max<std::uint64_t>(info->State.FirstSeq, 1);
+    std::uint64_t skipped = 0;
+    for (std::uint64_t at = info->State.LastSeq; at >= first; --at) {
+      if (skipped >= options_.reconcile_limit) {
+        if (logger_)
+          logger_->warn(
+              "nats sink: stream {}: none of this store's messages among the last {}: "
+              "sending from the checkpoint",
+              options_.stream, skipped);
+        return std::nullopt;
+      }
+      natsMsg* raw_msg = nullptr;
+      code = static_cast<jsErrCode>(0);
+      s = js_GetMsg(&raw_msg, js_.get(), options_.stream.c_str(), at, nullptr, &code);
+      std::unique_ptr<natsMsg, MsgFree> msg(raw_msg);
+      if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) continue;  // deleted
+      check(s, "read the stream back");
+      if (const auto seq = ours(msg.get(), at)) {
+        if (skipped > 0 && logger_)
+          logger_->debug(
+              "nats sink: stream {}: this store's newest message is seq {}, "
+              "{} messages of other stores after it",
+              options_.stream, *seq, skipped);
+        return seq;
+      }
+      ++skipped;
     }
-    return seq;
+    return Seq{0};
+  }
+
+  // The seq of `msg` (stream seq `at`) when it is this store's event at that seq.
+  // Throws DestinationConflict when it carries this store's id with another event:
+  // another copy of this file forwards there too.
+  std::optional<Seq> ours(natsMsg* msg, std::uint64_t at) const {
+    const std::string store = header_of(msg, kStoreHeader);
+    if (!store.empty() && store != context_.store.id) return std::nullopt;
+    const std::string seq_text = header_of(msg, kSeqHeader);
+    Seq seq = 0;
+    const auto [end, ec] =
+        std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
+    if (seq_text.empty() || ec != std::errc() ||
+        end != seq_text.data() + seq_text.size() || seq <= 0)
+      return std::nullopt;
+    const std::string msg_id = header_of(msg, kMsgIdHeader);
+    const auto id = context_.event_id ? context_.event_id(seq) : std::nullopt;
+    if (id && *id == msg_id) return seq;
+    // Without a store header (an older eventlite, another producer): not ours.
+    if (store.empty()) return std::nullopt;
+    throw DestinationConflict(
+        "nats",
+        fmt::format(
+            "stream {} on {}: message {} carries this store's id ({}) and seq {}, "
+            "but event {:?}, not this store's event at that seq: another copy of "
+            "this file forwards there too (each copy needs a store of its own)",
+            options_.stream, where_, at, context_.store.id, seq, msg_id));
   }
 
   void create_stream() {
@@ -299,8 +364,9 @@ class NatsSink final : public Sink {
     const natsStatus s = js_AddStream(&raw, js_.get(), &cfg, nullptr, &code);
     std::unique_ptr<jsStreamInfo, InfoFree> info(raw);
     check(s, "create the JetStream stream");
-    logger_->info("nats sink: created JetStream stream {} for {}", options_.stream,
-                  subjects);
+    if (logger_)
+      logger_->info("nats sink: created JetStream stream {} for {}", options_.stream,
+                    subjects);
   }
 
   void wait_acks() {
@@ -347,7 +413,9 @@ class NatsSink final : public Sink {
 
   SinkOptions options_;
   std::string where_;
-  std::shared_ptr<spdlog::logger> logger_;
+  SinkContext context_;               // as of the last open()
+  spdlog::logger* logger_ = nullptr;  // options_.logger, or the processor's
+  std::string source_;                // the CloudEvents source
   detail::ConnPtr conn_;
   detail::JsPtr js_;
   Acks acks_;

@@ -60,6 +60,20 @@ void append_envelope(const Event& event, std::string& out);
 // InvalidArgument if `source` is empty.
 std::string to_cloudevent(const Event& event, std::string_view source);
 
+// What a sink sends as each message's body.
+enum class PayloadFormat {
+  envelope,     // the envelope (to_envelope)
+  cloudevents,  // CloudEvents 1.0 structured JSON (to_cloudevent)
+};
+
+// `event` in `format`; `source` is the CloudEvents source (unused for the envelope).
+// Throws InvalidArgument for CloudEvents with an empty source.
+std::string encode(const Event& event, PayloadFormat format, std::string_view source);
+
+// The CloudEvents source that names a store: "eventlite://" + its name, or its id
+// when it has no name (StoreIdentity::label()).
+std::string store_source(std::string_view store_label);
+
 // Decodes an envelope line: "stream", "type" and "data" are required; "id",
 // "metadata" (an object), "version", "seq" and "time" are optional, so both the
 // `append --jsonl` shape {"stream","type","data"[,"id","metadata","version"]} and
@@ -73,9 +87,10 @@ DecodedEvent decode_envelope(std::string_view line);
 // Decodes a CloudEvents 1.0 structured JSON line: "specversion" must be "1.0";
 // "id", "source", "type" and "subject" (the stream) are required strings; "data" is
 // required (data_base64 is refused); "datacontenttype", if given, must be
-// application/json; "time", if given, must be in the store's form
-// (2026-11-23T10:00:00.123Z); "seq" and "streamversion" are positive integers (or
-// strings of decimal digits, as some SDKs write extensions); "eventlitemetadata" is
+// application/json; "time", if given, is any RFC 3339 date-time (2026-11-23T10:00:00Z,
+// 2026-11-23T11:00:00.123456+01:00) and is stored in the store's form, in UTC to the
+// millisecond (2026-11-23T10:00:00.123Z); "seq" and "streamversion" are positive integers
+// (or strings of decimal digits, as some SDKs write extensions); "eventlitemetadata" is
 // a string holding a JSON object. Other attributes (dataschema, other extensions)
 // are ignored, once their values are found to be JSON. Throws InvalidEvent naming
 // the attribute; for a line that is not one JSON object (a malformed value of an

@@ -129,6 +129,17 @@ class BrokerError : public Error {
   bool retryable_;
 };
 
+// A sink's destination holds another store's entries where this store's must go (a
+// Redis Stream whose entry ids are seqs, written by another store): forwarding there
+// would take the other store's events for this one's, or mix two stores' seqs in one
+// key. Retryable in the sense that nothing is parked: the sink retries after its
+// backoff, and only a change of the destination or of the sink's options mends it
+// (what() names the destination, the other store and the fix).
+class DestinationConflict : public BrokerError {
+ public:
+  DestinationConflict(std::string broker, const std::string& message);
+};
+
 // A line of an import (transfer.hpp) was refused: not an envelope, a version its
 // stream is not at, an id stored with other content. Nothing of the import was
 // stored. code() is the cause's (invalid_event, version_conflict, id_conflict);

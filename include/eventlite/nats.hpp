@@ -9,13 +9,16 @@
 //   processor.sink("to-nats", sink, {.max_lanes = 1});
 //
 // JetStream (the reliable mode): each message carries the event id as `Nats-Msg-Id`
-// (the server drops a copy sent again within the stream's duplicate window) and its
-// seq as `Eventlite-Seq`. Up to `window` publishes await their acks at once; the
-// checkpoint moves only past acknowledged events. On open() the sink reads the
-// stream's last message and the processor moves the checkpoint forward to its seq,
-// so a forwarder killed between the ack and its checkpoint resends nothing, even
-// after the duplicate window has passed. A failure inside a window stops the batch at
-// the first event not acknowledged; the next open() reconciles before resending.
+// (the server drops a copy sent again within the stream's duplicate window), its seq
+// as `Eventlite-Seq` and the store's id as `Eventlite-Store`. Up to `window` publishes
+// await their acks at once; the checkpoint moves only past acknowledged events. Many
+// stores may forward into one stream, on the same subjects: on open() the sink reads
+// the stream back from its end to this store's newest message (skipping other
+// stores'; one round trip per message) and the processor moves the checkpoint forward
+// to its seq, so a forwarder killed between the ack and its checkpoint resends
+// nothing, even after the duplicate window has passed. A failure inside a window stops
+// the batch at the first event not acknowledged; the next open() reconciles before
+// resending.
 //
 // Core NATS reaches only the subscribers connected at that moment (at most once),
 // as Redis Pub/Sub does.
@@ -34,6 +37,7 @@
 #include <string>
 #include <string_view>
 
+#include "eventlite/envelope.hpp"
 #include "eventlite/sink.hpp"
 #include "eventlite/store.hpp"
 
@@ -42,11 +46,6 @@ class logger;
 }
 
 namespace eventlite::nats {
-
-enum class Format {
-  envelope,     // DESIGN.md's envelope (eventlite::to_envelope)
-  cloudevents,  // CloudEvents 1.0 structured JSON (eventlite::to_cloudevent)
-};
 
 struct SinkOptions {
   // nats://[user:password@|token@]host[:port], several separated by commas.
@@ -64,8 +63,15 @@ struct SinkOptions {
   std::chrono::milliseconds duplicate_window{120000};
   // JetStream: asynchronous publishes awaiting their acks at most.
   std::size_t window = 256;
-  Format format = Format::envelope;
-  std::string source = "eventlite";  // CloudEvents `source`
+  // JetStream: open() reads at most this many messages back, newest first, looking
+  // for this store's newest (one round trip each, skipping other stores'; a stream
+  // with none of this store's messages is read whole, up to this). Past it, where the
+  // copy stands is unknown: the sink sends from the checkpoint (at least once; the
+  // stream's duplicate window drops the copies it still remembers).
+  std::size_t reconcile_limit = 100000;
+  PayloadFormat format = PayloadFormat::envelope;
+  // CloudEvents `source`; empty: the store's, "eventlite://<name or id>".
+  std::string source = {};
   // Passed to libnats: a credentials file (JWT and NKey), a token, TLS with a CA file.
   std::string credentials_file = {};
   std::string token = {};

@@ -161,6 +161,9 @@ struct SubscriptionMetrics {
   // (`delivered` counts the events the broker acknowledged: forwarded.)
   std::optional<std::chrono::system_clock::time_point> failing_since = std::nullopt;
   std::string last_error = {};
+  // Sinks: the last failure was a DestinationConflict (errors.hpp): the destination
+  // holds another store's entries. Retrying will not mend it; a person must.
+  bool destination_conflict = false;
   // Sinks: how long one publish() call took (a batch, one round trip to the broker
   // when pipelined), median and 99th percentile, within a factor of two.
   std::chrono::microseconds round_trip_p50{0};

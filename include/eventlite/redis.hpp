@@ -7,12 +7,20 @@
 //   processor.sink("to-redis", sink, {.max_lanes = 1});
 //
 // Stream mode (the default) is the reliable one. Each event becomes the entry
-// `<seq>-0` (so `XRANGE events 100 200` is seqs 100 to 200) with one field, `event`,
-// holding the envelope (or CloudEvent). Redis refuses an id at or below the stream's
-// last one, so an event sent twice (after a crash between Redis's reply and the
-// checkpoint, or after a rewind) is stored once; on open() the sink reads the stream's
-// last entry and the processor moves the checkpoint forward to it before sending.
-// Keep max_lanes at 1 for one key: lanes in parallel would append out of seq order.
+// `<seq>-0` (so `XRANGE events 100 200` is seqs 100 to 200) with two fields: `event`,
+// holding the envelope (or CloudEvent), and `store`, the store's id. Redis refuses an
+// id at or below the stream's last one, so an event sent twice (after a crash between
+// Redis's reply and the checkpoint, or after a rewind) is stored once; on open() the
+// sink reads the stream's last entry and, when it is this store's event at that seq
+// (store id and event id), the processor moves the checkpoint forward to it before
+// sending. Keep max_lanes at 1 for one key: lanes in parallel would append out of seq
+// order.
+//
+// One key, one store: entry ids are seqs, so a second store forwarding into the same
+// key is refused (DestinationConflict, at open or at the first id Redis refuses),
+// never mixed in or taken for the first one's events. Give each store its own key with
+// `{store}` in the key ("events:{store}" becomes "events:billing", or the store's id
+// when it has no name).
 //
 // Pub/Sub mode publishes to `events:<type>` for services that `PSUBSCRIBE events:*`.
 // Redis Pub/Sub reaches only the subscribers connected at that moment: a subscriber
@@ -33,6 +41,7 @@
 #include <string>
 #include <string_view>
 
+#include "eventlite/envelope.hpp"
 #include "eventlite/sink.hpp"
 #include "eventlite/store.hpp"
 
@@ -62,33 +71,30 @@ enum class Mode {
   pubsub,  // PUBLISH: only subscribers connected at the time receive it
 };
 
-enum class Format {
-  envelope,     // DESIGN.md's envelope (eventlite::to_envelope)
-  cloudevents,  // CloudEvents 1.0 structured JSON (eventlite::to_cloudevent)
-};
-
 struct SinkOptions {
   // Where to connect; see Url.
   std::string url = "redis://127.0.0.1:6379";
   Mode mode = Mode::stream;
-  // Stream mode: the stream's key. "{type}" and "{stream}" in it are replaced by the
-  // event's type and stream (one key per type or per stream), in one pass: a name
-  // holding "{stream}" or "{type}" is put in as it is. With either, open() cannot tell
-  // where the copy stands, and resends are still refused key by key.
+  // Stream mode: the stream's key. "{store}" in it is replaced by the store's name (or
+  // id, without one) at open. "{type}" and "{stream}" are replaced by the event's type
+  // and stream (one key per type or per stream), in one pass: a name holding
+  // "{stream}" or "{type}" is put in as it is. With either of these two, open() cannot
+  // tell where the copy stands, and resends are still refused key by key (and checked
+  // to be this store's).
   std::string key = "events";
   // Stream mode: trim with XADD MAXLEN ~ N (approximate: Redis trims whole nodes, so
   // a few more entries may remain). nullopt: never trim.
   std::optional<std::size_t> maxlen = std::nullopt;
   // Pub/Sub mode: the channel is channel_prefix + the event's type.
   std::string channel_prefix = "events:";
-  Format format = Format::envelope;
-  // CloudEvents `source` attribute.
-  std::string source = "eventlite";
+  PayloadFormat format = PayloadFormat::envelope;
+  // CloudEvents `source` attribute; empty: the store's, "eventlite://<name or id>".
+  std::string source = {};
   // Connecting, and each round trip (a whole pipelined batch's replies); past it the
   // batch fails as retryable and the connection is dropped.
   std::chrono::milliseconds timeout{5000};
-  // Where the sink logs what it cannot return (an outside copy it cannot read, an
-  // entry appended out of seq order); null: spdlog's default logger.
+  // Where the sink logs what it cannot return (an entry appended out of seq order);
+  // null: the processor's logger (the store's, unless the processor was given one).
   std::shared_ptr<spdlog::logger> logger = {};
 };
 

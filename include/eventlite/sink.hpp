@@ -7,12 +7,36 @@
 // after every failure, batches to pipeline, and a reconciliation with the outside
 // copy, so that what the broker already holds is never sent twice.
 
+#include <functional>
 #include <optional>
+#include <string>
 
 #include "eventlite/event.hpp"
 #include "eventlite/handlers.hpp"
+#include "eventlite/store.hpp"
+
+namespace spdlog {
+class logger;
+}
 
 namespace eventlite {
+
+// What the processor tells a sink when it opens it. A sink may keep it until its
+// close(): the processor closes its sinks before it, or the store it reads, goes
+// away, and `event_id` reads that store.
+// Thread safety: immutable.
+struct SinkContext {
+  // Whose events these are. Whatever the sink sends carries store.id, so that its
+  // open() can tell this store's entries at the destination from another's.
+  StoreIdentity store = {};
+  // The id of this store's event at `seq`, nullopt when there is none. A sink trusts
+  // an entry at the destination as this store's event at seq only when its store id
+  // and event id match.
+  std::function<std::optional<std::string>(Seq seq)> event_id = {};
+  // The processor's logger, for what the sink cannot return; never null from the
+  // processor. A sink's own `logger` option, when set, takes precedence.
+  spdlog::logger* logger = nullptr;
+};
 
 // Implemented by the Redis and NATS sinks (eventlite::redis, eventlite::nats), and by
 // applications for their own destinations.
@@ -34,13 +58,17 @@ class Sink {
  public:
   virtual ~Sink() = default;
 
-  // Connects. Returns the seq of the last event the outside copy already holds, when
-  // the sink can tell (the last entry of a Redis stream, the last message of a
-  // JetStream stream): the processor moves the checkpoint forward to it and sends
-  // nothing up to it again. nullopt: it cannot tell (Pub/Sub), and what was sent
-  // before a crash may be sent again (at least once). Throws when it cannot connect;
-  // the processor retries after its backoff.
-  virtual std::optional<Seq> open() = 0;
+  // Connects. Returns the seq of the last event of this store (context.store) that the
+  // outside copy already holds, when the sink can tell (this store's last entry of a
+  // Redis stream, its last message in a JetStream stream), checked against
+  // context.event_id: the processor moves the checkpoint forward to it and sends
+  // nothing up to it again. 0: none of this store's events are there. nullopt: it
+  // cannot tell (Pub/Sub), and what was sent before a crash may be sent again (at
+  // least once). Another store's entry is never taken for this one's. Throws
+  // DestinationConflict when the destination cannot hold two stores and holds
+  // another's (the processor retries after its backoff and parks nothing), another
+  // BrokerError when it cannot connect.
+  virtual std::optional<Seq> open(const SinkContext& context) = 0;
 
   // Forwards the batch's events in order; returns once the outside acknowledged them
   // (BatchResult::ok()), or where the first one failed. Events of a batch that were

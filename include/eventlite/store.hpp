@@ -69,6 +69,25 @@ struct StoreOptions {
   std::shared_ptr<const Upcasters> upcasters = {};
 };
 
+// Who a store is. `id` is a UUID made once, when the file was created or first
+// migrated (schema 6), and never changed: a copy of the file, or a backup restored,
+// is the same store. `name` is optional, given by people (`eventlite init DB --name
+// billing`). Whatever a sink sends carries the id, so that a sink tells its own
+// entries at a shared destination from another store's.
+// Thread safety: a value.
+struct StoreIdentity {
+  std::string id = {};    // empty only for a read-only file of schema 5 or older
+  std::string name = {};  // empty: none given
+  // Where a store is named in a URI, a key or a subject: the name, or else the id.
+  const std::string& label() const noexcept { return name.empty() ? id : name; }
+  bool operator==(const StoreIdentity&) const = default;
+};
+
+// Why `name` cannot name a store ("" when it can): 1 to 64 characters of A-Z, a-z,
+// 0-9, '_' and '-', starting with a letter or digit, since a name becomes part of
+// broker keys, NATS subjects and the CloudEvents source URI.
+std::string store_name_problem(std::string_view name);
+
 // A stream's summary, as `eventlite streams` prints it.
 // Thread safety: a value.
 struct StreamInfo {
@@ -164,6 +183,14 @@ class Store {
 
   const std::filesystem::path& path() const noexcept;
   const StoreOptions& options() const noexcept;
+  // The store's identity, as the file holds it now. Throws StorageError.
+  StoreIdentity identity() const;
+  // Names the store, or removes its name when `name` is empty, in one write
+  // transaction. Throws InvalidArgument for a name store_name_problem() refuses or a
+  // read-only store, StorageError if SQLite fails. A renamed store sends under its new
+  // name from the next sink open (CloudEvents source, `{store}` in a key).
+  void set_name(std::string_view name);
+
   // The eventlite schema version of the file.
   int schema_version() const;
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "eventlite/event.hpp"
+#include "eventlite/store.hpp"
 
 namespace eventlite {
 
@@ -109,6 +110,7 @@ struct RebuildStatus {
 
 // Thread safety: a value.
 struct StatusReport {
+  StoreIdentity store = {};  // empty id: a read-only file of schema 5 or older
   Seq head = 0;
   std::vector<SubscriptionStatus> subscriptions = {};  // by name
   std::vector<BridgeStatus> bridges = {};              // by name

@@ -289,6 +289,38 @@ TEST_F(Init, CreatesOwnerOnlyFileWithEventliteTables) {
             fs::perms::owner_read | fs::perms::owner_write);
 }
 
+TEST_F(Init, NameNamesTheStoreKeepsItsIdAndStatusShowsBoth) {
+  Result first = run({"init", db()});
+  ASSERT_EQ(first.status, 0) << first.err;
+  const std::string id = query(db(), "SELECT id FROM eventlite_store");
+  EXPECT_EQ(id.size(), 36u);
+  EXPECT_NE(first.out.find("store " + id), std::string::npos) << first.out;
+  Result named = run({"init", db(), "--name", "billing"});
+  ASSERT_EQ(named.status, 0) << named.err;
+  EXPECT_NE(named.out.find("store " + id + " (billing)"), std::string::npos) << named.out;
+  Result renamed = run({"init", db(), "--name", "billing-eu"});
+  ASSERT_EQ(renamed.status, 0) << renamed.err;
+  EXPECT_EQ(query(db(), "SELECT id FROM eventlite_store"), id);
+  Result table = run({"status", db()});
+  EXPECT_EQ(lines(table.out).at(0), "store " + id + " (billing-eu)");
+  const auto json = nlohmann::ordered_json::parse(run({"status", db(), "--json"}).out);
+  EXPECT_EQ(json.at("store"), nlohmann::ordered_json::parse(R"({"id":")" + id +
+                                                            R"(","name":"billing-eu"})"));
+}
+
+TEST_F(Init, AMalformedNameIsAUsageErrorAndChangesNothing) {
+  init();
+  const std::string id = query(db(), "SELECT id FROM eventlite_store");
+  const std::vector<std::string> bads = {"has.dot", "_x", "a b", std::string(65, 'n')};
+  for (const std::string& bad : bads) {
+    Result result = run({"init", db(), "--name", bad});
+    EXPECT_EQ(result.status, 2) << bad << ": " << result.err;
+    EXPECT_NE(result.err.find("--name"), std::string::npos) << result.err;
+  }
+  EXPECT_EQ(query(db(), "SELECT coalesce(name, 'none') FROM eventlite_store"), "none");
+  EXPECT_EQ(query(db(), "SELECT id FROM eventlite_store"), id);
+}
+
 TEST_F(Init, IsIdempotentAndKeepsEvents) {
   init();
   ASSERT_EQ(run({"append", db(), "s", "T", R"({"n":1})"}).status, 0);
@@ -721,6 +753,7 @@ TEST_F(Status, PrintsSqliteVersionHeadAndAlignedTable) {
   // mail owes seq 2, appended a moment ago: its lag in time is a fraction of a second
   // (seconds on a slow machine); audit owes nothing.
   const std::regex expected(
+      "store " + query(db(), "SELECT id FROM eventlite_store") + "\n" +
       std::string("SQLite ") + sqlite3_libversion() +
       "\n"
       "head 6\n"
@@ -759,8 +792,10 @@ TEST_F(Status, JsonIsOneObjectWithKeysInOrder) {
   // Keys in the documented order, nothing else.
   std::vector<std::string> keys;
   for (const auto& item : status.items()) keys.push_back(item.key());
-  EXPECT_EQ(keys,
-            (std::vector<std::string>{"head", "subscriptions", "bridges", "rebuilds"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"store", "head", "subscriptions", "bridges",
+                                            "rebuilds"}));
+  EXPECT_EQ(status.at("store").at("id"), query(db(), "SELECT id FROM eventlite_store"));
+  EXPECT_TRUE(status.at("store").at("name").is_null());
   keys.clear();
   for (const auto& item : subscriptions[1].items()) keys.push_back(item.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"name", "position", "lag", "lag_ms",
@@ -793,18 +828,19 @@ TEST_F(Status, ShowsASinkRetryingWithItsBrokerErrorAndWhoStandsBy) {
   Result result = run({"status", db()});
   ASSERT_EQ(result.status, 0) << result.err;
   const std::vector<std::string> out = lines(result.out);
-  ASSERT_EQ(out.size(), 11u) << result.out;
-  EXPECT_EQ(out[4].rfind("mail          retrying", 0), 0u) << result.out;
+  ASSERT_EQ(out.size(), 12u) << result.out;
+  EXPECT_EQ(out[0].rfind("store ", 0), 0u) << result.out;
+  EXPECT_EQ(out[5].rfind("mail          retrying", 0), 0u) << result.out;
   EXPECT_EQ(
-      out[6],
+      out[7],
       "SINK  STATE     FAILING_SINCE             FORWARDED  FAILED  RTT_P50  RTT_P99  "
       "LAST_ERROR");
   EXPECT_EQ(
-      out[7],
+      out[8],
       "mail  retrying  2026-11-23T10:04:00.000Z       1200       5    400us    2.1ms  "
       "connect to redis://app:***@cache:6379/0: Connection refused");
-  EXPECT_EQ(out[9], "STANDING_BY_FOR  OWNER        SINCE");
-  EXPECT_EQ(out[10], "mail             host:200:b2  2026-11-23T10:00:00.000Z");
+  EXPECT_EQ(out[10], "STANDING_BY_FOR  OWNER        SINCE");
+  EXPECT_EQ(out[11], "mail             host:200:b2  2026-11-23T10:00:00.000Z");
 
   const auto json = nlohmann::ordered_json::parse(run({"status", db(), "--json"}).out);
   const auto& mail = json.at("subscriptions")[1];
@@ -827,13 +863,16 @@ TEST_F(Status, EmptyStorePrintsHeadZeroAndHeaderOnly) {
   init();
   Result table = run({"status", db()});
   ASSERT_EQ(table.status, 0) << table.err;
+  const std::string id = query(db(), "SELECT id FROM eventlite_store");
   EXPECT_EQ(lines(table.out),
             (std::vector<std::string>{
-                std::string("SQLite ") + sqlite3_libversion(), "head 0",
+                "store " + id, std::string("SQLite ") + sqlite3_libversion(), "head 0",
                 "SUBSCRIPTION  STATE  POSITION  LAG  LAG_TIME  RETRYING  DEAD  HELD  "
                 "LEASE_OWNER  LEASE_EXPIRES"}));
   EXPECT_EQ(run({"status", db(), "--json"}).out,
-            "{\"head\":0,\"subscriptions\":[],\"bridges\":[],\"rebuilds\":[]}\n");
+            "{\"store\":{\"id\":\"" + id +
+                "\",\"name\":null},\"head\":0,\"subscriptions\":[],\"bridges\":[],"
+                "\"rebuilds\":[]}\n");
 }
 
 TEST_F(Status, SeveralProcessesHoldingLeasesAreNoLongerWarnedAbout) {

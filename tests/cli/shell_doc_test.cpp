@@ -276,7 +276,18 @@ std::map<std::string, std::function<void(const json&)>> checks() {
          }
        }},
       {"SELECT version FROM eventlite_schema;",
-       [](const json& rows) { EXPECT_EQ(rows, json::parse(R"([{"version":5}])")); }},
+       [](const json& rows) {
+         EXPECT_EQ(
+             rows,
+             json::parse(R"([{"version":)" +
+                         std::to_string(eventlite::supported_schema_version()) + "}]"));
+       }},
+      {"SELECT id, name FROM eventlite_store;",
+       [](const json& rows) {
+         ASSERT_EQ(rows.size(), 1u);
+         EXPECT_EQ(rows[0].at("id").get<std::string>().size(), 36u) << rows;
+         EXPECT_TRUE(rows[0].at("name").is_null()) << rows;
+       }},
       {"PRAGMA journal_mode;",
        [](const json& rows) {
          EXPECT_EQ(rows, json::parse(R"([{"journal_mode":"wal"}])"));

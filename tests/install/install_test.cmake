@@ -1,11 +1,15 @@
 # Script mode, run by ctest (see CMakeLists.txt beside this file):
 #   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... -DCONFIG=...
 #         -DCXX_COMPILER=... -DGENERATOR=... [-DSANITIZE=...] [-DPKG_CONFIG=...]
+#         [-DCOMPONENTS=redis,nats]
 #         -P install_test.cmake
 # 1. cmake --install BUILD_DIR into WORK_DIR/prefix;
 # 2. configures consumer/ with only that prefix to find eventlite in, builds it, runs it;
 # 3. with PKG_CONFIG, compiles consumer/main.cpp with the flags that
-#    `pkg-config --cflags --libs eventlite` gives for that prefix, and runs it.
+#    `pkg-config --cflags --libs eventlite` gives for that prefix, and runs it;
+# 4. each of COMPONENTS (redis, nats) is built both ways too: consumer/<c>_app.cpp
+#    with find_package(eventlite COMPONENTS ...) (consumer-build/<c>_app) and with
+#    eventlite-<c>.pc (pkg-config/<c>_app); installed_components_test runs them.
 # Any failure stops the script with an error, which fails the test.
 cmake_minimum_required(VERSION 3.20)
 
@@ -18,6 +22,8 @@ if(NOT CONFIG)
   set(CONFIG RelWithDebInfo)
 endif()
 
+set(components_arg "${COMPONENTS}")  # comma-separated, passed on as it is
+string(REPLACE "," ";" COMPONENTS "${COMPONENTS}")
 set(prefix ${WORK_DIR}/prefix)
 set(consumer_build ${WORK_DIR}/consumer-build)
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -64,6 +70,7 @@ run("configuring the consumer" ${CMAKE_COMMAND}
   "-DCMAKE_CXX_FLAGS=${flags}"
   "-DCMAKE_EXE_LINKER_FLAGS=${flags}"
   -DCMAKE_PREFIX_PATH=${prefix}
+  -DEVENTLITE_CONSUMER_COMPONENTS=${components_arg}
   -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
   -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
 
@@ -122,3 +129,17 @@ if(at EQUAL -1)
   message(FATAL_ERROR "the pkg-config consumer printed an unexpected line: ${last_output}")
 endif()
 message(STATUS "pkg-config package works: ${last_output}")
+
+# Each broker component, compiled with its own .pc file's flags; the programs are run
+# against real servers by installed_components_test.
+file(MAKE_DIRECTORY ${WORK_DIR}/pkg-config)
+foreach(component IN LISTS COMPONENTS)
+  run("pkg-config --cflags --libs eventlite-${component}" ${PKG_CONFIG} --cflags --libs
+    eventlite-${component})
+  string(STRIP "${last_output}" pc_flags)
+  separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+  run("compiling ${component}_app with pkg-config's flags" ${CXX_COMPILER} -std=c++20
+    ${flags} ${CONSUMER_DIR}/${component}_app.cpp -o ${WORK_DIR}/pkg-config/${component}_app
+    ${pc_flags})
+  message(STATUS "pkg-config eventlite-${component} builds")
+endforeach()

@@ -76,7 +76,7 @@ TEST(RedisSink, CloudEventsFormatCarriesSubjectSeqAndStreamVersion) {
   Store store = Store::open(dir / "app.db", fast_options());
   append_user_events(store, 3);
   auto options = stream_to(server);
-  options.format = redis::Format::cloudevents;
+  options.format = PayloadFormat::cloudevents;
   options.source = "/signup";
   Processor processor(store);
   processor.sink("to-redis", redis::make_sink(options), sink_options());

@@ -35,6 +35,8 @@
 namespace eventlite {
 namespace {
 
+const SinkContext kSomeStore{.store = {.id = "00000000-0000-4000-8000-000000000001"}};
+
 using namespace eventlite::test;
 
 struct Secret {
@@ -256,7 +258,8 @@ TEST(Secrets, RedisSinkAndBridgeTellNoPasswordRightWrongOrServerDown) {
     forward_to_nothing(store, redis_sink(redis_url("", kRight, free_port()), capture),
                        capture, out);
   }
-  out.add("open() refused", thrown_by([&] { redis_sink(wrong, capture)->open(); }));
+  out.add("open() refused",
+          thrown_by([&] { redis_sink(wrong, capture)->open(kSomeStore); }));
   for (const std::string& malformed : {right + "/notadb", right + "999999",
                                        "rediss://:" + kRight.password + "@127.0.0.1:1"})
     out.add("malformed URL", thrown_by([&] { redis_sink(malformed, capture); }));
@@ -372,7 +375,8 @@ TEST(Secrets, NatsSinkAndBridgeTellNoPasswordRightWrongOrServerDown) {
     forward_to_nothing(store, nats_sink(nats_url(kRight, free_port()), capture), capture,
                        out);
   }
-  out.add("open() refused", thrown_by([&] { nats_sink(wrong, capture)->open(); }));
+  out.add("open() refused",
+          thrown_by([&] { nats_sink(wrong, capture)->open(kSomeStore); }));
   for (const std::string& malformed :
        {right + "0000000", "http://app:" + kRight.password + "@127.0.0.1:1",
         right + ",nats://app:" + kWrong.password + "@:1"})

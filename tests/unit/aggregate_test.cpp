@@ -196,7 +196,7 @@ TEST(Upcasters, OldPayloadsAreMadeCurrentForReadsReplaysFoldsAndHandlersNotExpor
 // A sink that keeps what it is given.
 class KeepingSink : public Sink {
  public:
-  std::optional<Seq> open() override { return std::nullopt; }
+  std::optional<Seq> open(const SinkContext&) override { return std::nullopt; }
   BatchResult publish(const BatchContext& batch) override {
     for (std::size_t i = 0; i < batch.size(); ++i) data.push_back(batch.event(i).data);
     return BatchResult::ok();

@@ -291,6 +291,27 @@ TEST(DecodeCloudEvent, AcceptsOtherProducersEventsIgnoringForeignAttributes) {
   EXPECT_EQ(d.version, 2);
 }
 
+// Foreign producers write `time` in any RFC 3339 form; it is stored in the store's
+// one form, in UTC to the millisecond, so that the text still sorts as the time does.
+TEST(DecodeCloudEvent, AcceptsEveryRfc3339TimeAndStoresItNormalized) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"2026-11-23T10:00:00.123Z", "2026-11-23T10:00:00.123Z"},
+      {"2026-11-23T10:00:00Z", "2026-11-23T10:00:00.000Z"},
+      {"2026-11-23T10:00:00+00:00", "2026-11-23T10:00:00.000Z"},
+      {"2026-11-23T11:30:00.5+01:30", "2026-11-23T10:00:00.500Z"},
+      {"2026-11-23T05:00:00.123456789-05:00", "2026-11-23T10:00:00.123Z"},
+      {"2026-11-24T00:30:00+02:00", "2026-11-23T22:30:00.000Z"},
+      {"2026-11-23t10:00:00.1z", "2026-11-23T10:00:00.100Z"},
+  };
+  for (const auto& [given, stored] : cases) {
+    const DecodedEvent d = decode_cloudevent(
+        R"({"specversion":"1.0","id":"a-1","source":"/shop","type":"T","subject":"s",)"
+        R"("time":")" +
+        given + R"(","data":{}})");
+    EXPECT_EQ(d.event.time, stored) << given;
+  }
+}
+
 TEST(DecodeCloudEvent, RefusesEachBadLineNamingTheAttribute) {
   const std::string head = R"("specversion":"1.0","id":"a","source":"/s","type":"T")";
   const std::string ok = head + R"(,"subject":"s","data":{})";
@@ -319,7 +340,12 @@ TEST(DecodeCloudEvent, RefusesEachBadLineNamingTheAttribute) {
        "application/json"},
       {"{" + ok + R"(,"datacontenttype":"application/jsonx"})", "datacontenttype",
        "application/json"},
-      {"{" + ok + R"(,"time":"2026-11-23T10:00:00.123456Z"})", "time", "ISO-8601"},
+      {"{" + ok + R"(,"time":"2026-11-23T10:00:00"})", "time", "RFC 3339"},
+      {"{" + ok + R"(,"time":"2026-11-23 10:00:00Z"})", "time", "RFC 3339"},
+      {"{" + ok + R"(,"time":"2026-02-30T10:00:00Z"})", "time", "RFC 3339"},
+      {"{" + ok + R"(,"time":"2026-11-23T23:59:60Z"})", "time", "RFC 3339"},
+      {"{" + ok + R"(,"time":"2026-11-23T10:00:00.Z"})", "time", "RFC 3339"},
+      {"{" + ok + R"(,"time":"2026-11-23T10:00:00+0100"})", "time", "RFC 3339"},
       {"{" + ok + R"(,"seq":"12a"})", "seq", "must be a positive integer"},
       {"{" + ok + R"(,"seq":"-1"})", "seq", "must be a positive integer"},
       {"{" + ok + R"(,"streamversion":0})", "streamversion",

@@ -80,6 +80,38 @@ TEST(Inbox, TakesCloudEventsInAsWell) {
   EXPECT_EQ(events[0].id, decode_cloudevent(*entries[0].payload).event.id);
 }
 
+// Another producer's CloudEvents carry `time` in any RFC 3339 form: stored, in the
+// store's form. A rejection says what is wrong: the entry's shape, or what the store
+// refuses in an event that decoded; never a batch index.
+TEST(Inbox, ForeignTimesAreStoredNormalizedAndRejectionsNameTheProblem) {
+  TempDir dir;
+  Store store = Store::open(dir / "b.db", fast_options());
+  Inbox inbox(store, options_for());
+  inbox.hold();
+  const std::string head =
+      R"({"specversion":"1.0","id":"shop-1","source":"/shop","type":"OrderPlaced",)"
+      R"("subject":"order-1","data":{},"time":)";
+  const std::vector<InboxEntry> entries = {
+      {"1", head + R"("2026-11-23T11:00:00+01:00"})"},
+      {"2",
+       R"({"stream":"s","type":"T","data":{},"id":")" + std::string(2000, 'x') + R"("})"},
+      {"3", R"({"specversion":"1.0","id":"shop-3","source":"/shop","type":"OrderPlaced",)"
+            R"("subject":"order-1","data":{},"time":"yesterday"})"}};
+  ASSERT_TRUE(inbox.append(entries));
+  const auto events = events_of(store);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].id, "shop-1");
+  EXPECT_EQ(events[0].time, "2026-11-23T10:00:00.000Z");
+  const auto reason = [&](std::size_t i) {
+    return nlohmann::json::parse(events[i].data).at("reason").get<std::string>();
+  };
+  EXPECT_EQ(reason(1).rfind("the store refuses the event: id: ", 0), 0u) << reason(1);
+  EXPECT_EQ(reason(2).rfind("cannot be decoded: time: must be an RFC 3339", 0), 0u)
+      << reason(2);
+  for (std::size_t i : {1u, 2u})
+    EXPECT_EQ(reason(i).find("index"), std::string::npos) << reason(i);
+}
+
 // The same entry rejected again (redelivered after a crash between commit and ack)
 // is kept once; an oversized one keeps its first 4 KiB and its size, and does not
 // wedge the batch.
@@ -104,8 +136,9 @@ TEST(Inbox, RejectionsAreKeptOnceAndCapped) {
   EXPECT_EQ(first.at("source"), "orders");
   EXPECT_EQ(first.at("entry"), "7");
   EXPECT_EQ(first.at("event"), "not json");
-  EXPECT_NE(first.at("reason").get<std::string>().find("not an envelope"),
-            std::string::npos);
+  EXPECT_EQ(
+      first.at("reason").get<std::string>().rfind("cannot be decoded: envelope: ", 0), 0u)
+      << first.at("reason");
   EXPECT_EQ(nlohmann::json::parse(events[1].data).at("reason"), "no field");
   const auto third = nlohmann::json::parse(events[2].data);
   EXPECT_EQ(third.at("bytes"), big.size());

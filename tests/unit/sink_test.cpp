@@ -25,12 +25,14 @@ using namespace std::chrono_literals;
 // An outside copy of the events, like a Redis stream: it knows its last entry.
 class MemorySink : public Sink {
  public:
-  std::optional<Seq> open() override {
+  std::optional<Seq> open(const SinkContext& context) override {
     std::lock_guard lock(mu_);
     ++tries_;
     if (down_) throw BrokerError("memory", true, "connection refused");
+    if (conflict_) throw DestinationConflict("memory", "another store's entries there");
     ++opens_;
     is_open_ = true;
+    context_ = context;
     if (!reconciles_ || copy_.empty()) return std::nullopt;
     return copy_.back();
   }
@@ -58,6 +60,14 @@ class MemorySink : public Sink {
     is_open_ = false;
   }
 
+  void set_conflict(bool conflict) {
+    std::lock_guard lock(mu_);
+    conflict_ = conflict;
+  }
+  SinkContext context() {
+    std::lock_guard lock(mu_);
+    return context_;
+  }
   void set_down(bool down) {
     std::lock_guard lock(mu_);
     down_ = down;
@@ -110,8 +120,10 @@ class MemorySink : public Sink {
   std::set<Seq> refused_;
   std::optional<Seq> fail_after_;
   bool down_ = false;
+  bool conflict_ = false;
   bool reconciles_ = true;
   bool is_open_ = false;
+  SinkContext context_;  // guarded by mu_: as of the last open()
   int tries_ = 0;
   int opens_ = 0;
   int closes_ = 0;
@@ -150,6 +162,51 @@ TEST(Sink, ForwardsEveryEventInSeqOrderInBatchesAndCheckpoints) {
   EXPECT_EQ(sink->opens(), 1);
   EXPECT_LT(sink->calls(), 100);  // batches, not one call per event
   EXPECT_EQ(status_of(store, "out").position, 100);
+}
+
+TEST(Sink, OpenIsGivenTheStoresIdentityAndItsEventIds) {
+  TempDir dir;
+  auto store = Store::open(dir / "a.db");
+  store.set_name("billing");
+  append_mixed(store, 3);
+  auto sink = std::make_shared<MemorySink>();
+  Processor p(store);
+  p.sink("out", sink);
+  p.run_until_idle();
+  const SinkContext c = sink->context();
+  EXPECT_EQ(c.store, store.identity());
+  EXPECT_EQ(c.store.name, "billing");
+  EXPECT_NE(c.logger, nullptr);
+  std::vector<std::string> ids;
+  for (const Event& e : store.read_all()) ids.push_back(e.id);
+  ASSERT_TRUE(c.event_id);
+  EXPECT_EQ(c.event_id(2), ids[1]);
+  EXPECT_EQ(c.event_id(4), std::nullopt);
+}
+
+// Another store's entries at the destination: nothing is parked and the checkpoint
+// does not move; metrics say so, and the sink tries again after its backoff.
+TEST(Sink, ADestinationConflictHoldsTheSinkAndParksNothing) {
+  auto store = Store::open(":memory:");
+  append_mixed(store, 20);
+  auto sink = std::make_shared<MemorySink>();
+  sink->set_conflict(true);
+  Processor p(store);
+  p.sink("out", sink, {.retry = fast_retry()});
+  p.run_until_idle();
+  SubscriptionMetrics m = p.metrics().at(0);
+  EXPECT_TRUE(m.destination_conflict);
+  EXPECT_TRUE(m.failing_since.has_value());
+  EXPECT_NE(m.last_error.find("another store"), std::string::npos) << m.last_error;
+  EXPECT_EQ(m.dead, 0u);
+  EXPECT_EQ(status_of(store, "out").position, 0);
+  EXPECT_TRUE(sink->copy().empty());
+  sink->set_conflict(false);
+  ASSERT_TRUE(wait_until(
+      [&] { return p.run_until_idle() == 0 && sink->copy().size() == 20; }, 10s));
+  m = p.metrics().at(0);
+  EXPECT_FALSE(m.destination_conflict);
+  EXPECT_EQ(status_of(store, "out").position, 20);
 }
 
 TEST(Sink, StartedSinkForwardsAndIsClosedOnStop) {

@@ -399,6 +399,70 @@ TEST(StoreOpen, MovedStoreKeepsItsEvents) {
   EXPECT_EQ(c.append("s", event("Two")), 2);
 }
 
+TEST(StoreIdentity, NewStoreHasAUuidThatReopeningAndCopyingKeep) {
+  TempDir dir;
+  std::string id;
+  {
+    Store store = Store::open(dir / "a.db");
+    id = store.identity().id;
+    EXPECT_EQ(store.identity().name, "");
+    EXPECT_EQ(store.identity().label(), id);
+  }
+  ASSERT_EQ(id.size(), 36u);
+  EXPECT_EQ(id[14], '4') << id;  // version 4
+  EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+  EXPECT_EQ(Store::open(dir / "a.db").identity().id, id);
+  std::filesystem::copy_file(dir / "a.db", dir / "copy.db");
+  EXPECT_EQ(Store::open(dir / "copy.db").identity().id, id);
+  EXPECT_NE(Store::open(dir / "b.db").identity().id, id);
+  EXPECT_NE(Store::open(":memory:").identity().id, Store::open(":memory:").identity().id);
+}
+
+TEST(StoreIdentity, NameIsSetChangedAndRemovedAndOtherProcessesSeeIt) {
+  TempDir dir;
+  Store store = Store::open(dir / "a.db");
+  const std::string id = store.identity().id;
+  store.set_name("billing");
+  EXPECT_EQ(Store::open(dir / "a.db").identity(), (StoreIdentity{id, "billing"}));
+  EXPECT_EQ(store.identity().label(), "billing");
+  store.set_name("billing-2_eu");
+  EXPECT_EQ(Store::open(dir / "a.db").identity().name, "billing-2_eu");
+  store.set_name("");
+  EXPECT_EQ(store.identity(), (StoreIdentity{id, ""}));
+}
+
+TEST(StoreIdentity, AMalformedNameIsRefusedAndTheOldOneKept) {
+  auto store = Store::open(":memory:");
+  store.set_name("ok");
+  const std::vector<std::string> bads = {"-lead",      "has.dot", "has space",
+                                         "a/b",        "x{y}",    std::string(65, 'a'),
+                                         "caf\xc3\xa9"};
+  for (const std::string& bad : bads) {
+    EXPECT_THROW(store.set_name(bad), InvalidArgument) << bad;
+    EXPECT_FALSE(store_name_problem(bad).empty()) << bad;
+  }
+  EXPECT_EQ(store.identity().name, "ok");
+  EXPECT_TRUE(store_name_problem(std::string(64, 'a')).empty());
+}
+
+TEST(StoreIdentity, AFileOfSchema5IsGivenAnIdWhenMigrated) {
+  TempDir dir;
+  {
+    Store store = Store::open(dir / "old.db");
+    store.append("s", event("E"));
+  }
+  {  // Back to what schema 5 had: no eventlite_store.
+    RawDb raw(dir / "old.db");
+    raw.exec("DROP TABLE eventlite_store");
+    raw.exec("UPDATE eventlite_schema SET version = 5");
+  }
+  EXPECT_TRUE(Store::open(dir / "old.db", {.read_only = true}).identity().id.empty());
+  Store store = Store::open(dir / "old.db");
+  EXPECT_EQ(store.schema_version(), 6);
+  EXPECT_EQ(store.identity().id.size(), 36u);
+  EXPECT_EQ(store.head(), 1);
+}
+
 TEST(StoreOpen, WriterConnectionIsConfiguredAsDesigned) {
   TempDir dir;
   auto options = fast_options();
