@@ -6,22 +6,6 @@
 
 namespace eventlite::detail {
 
-namespace {
-
-SinkHealthRow health_row(const SubscriptionState& sub) {
-  const SubscriptionState::SinkHealth h = sub.sink_health();
-  SinkHealthRow row;
-  if (h.failing_since) row.failing_since = format_time(*h.failing_since);
-  row.last_error = h.last_error;
-  row.forwarded = sub.delivered.load(std::memory_order_relaxed);
-  row.failed = sub.failed.load(std::memory_order_relaxed);
-  row.round_trip_p50_us = sub.round_trip.quantile(0.5).count();
-  row.round_trip_p99_us = sub.round_trip.quantile(0.99).count();
-  return row;
-}
-
-}  // namespace
-
 std::vector<SubscriptionState*> Checkpointer::dirty(
     std::span<SubscriptionState* const> subs) {
   std::vector<SubscriptionState*> out;
@@ -29,7 +13,7 @@ std::vector<SubscriptionState*> Checkpointer::dirty(
     if (!sub->leased()) continue;
     if (sub->options.transactional && sub->in_flight) continue;  // it fences on it
     if (sub->position() != sub->committed || !sub->pending_rows.empty() ||
-        (sub->target.sink && sub->health_dirty))
+        (sub->sink() && sub->sink()->health_dirty))
       out.push_back(sub);
   }
   return out;
@@ -57,7 +41,11 @@ std::optional<std::vector<SubscriptionState*>> Checkpointer::commit(
         q.write_rows(sub->name, sub->pending_rows, now_text);
         if (sub->position() != sub->committed)
           q.write_position(sub->name, sub->position(), now_text);
-        if (sub->target.sink) q.write_sink_health(sub->name, owner, health_row(*sub), now_text);
+        if (const SinkSession* sink = sub->sink())
+          q.write_sink_health(sub->name, owner,
+                              sink->row(sub->delivered.load(std::memory_order_relaxed),
+                                        sub->failed.load(std::memory_order_relaxed)),
+                              now_text);
         done.push_back(sub);
       }
     });
@@ -74,7 +62,7 @@ std::optional<std::vector<SubscriptionState*>> Checkpointer::commit(
                    sub->position(), sub->pending_rows.size());
     sub->committed = sub->position();
     sub->pending_rows.clear();
-    sub->health_dirty = false;
+    if (SinkSession* sink = sub->sink()) sink->health_dirty = false;
   }
   return lost;
 }

@@ -111,7 +111,7 @@ class LaneRun {
 
   std::size_t run() {
     mark_ = std::chrono::steady_clock::now();
-    if (sub_.target.handler) {
+    if (sub_.handler()) {
       for (const WorkItem& item : lane_.items) {
         if (stopped(item)) break;
         if (!deliverable(item)) continue;
@@ -144,7 +144,7 @@ class LaneRun {
 
   // A sink forwards nothing past an event that gets a row in this unit.
   void cut_after(Seq seq) {
-    if (sub_.target.sink) lower(*lane_.stop_at, seq);
+    if (sub_.sink()) lower(*lane_.stop_at, seq);
   }
 
   bool blocked(const std::string& stream) const {
@@ -226,7 +226,7 @@ class LaneRun {
     const auto started = clock_mark();
     std::exception_ptr error;
     try {
-      sub_.target.handler(ctx);
+      (*sub_.handler())(ctx);
     } catch (...) {
       error = std::current_exception();
     }
@@ -267,6 +267,7 @@ class LaneRun {
              Context(*item->event, sub_.name, item->attempt, lane_.transaction, &env_));
     }
     const BatchContext batch(events, attempts, sub_.name, lane_.transaction);
+    SinkSession* const sink = sub_.sink();
     DeliverySavepoint savepoint(lane_.transaction);
     const auto started = std::chrono::steady_clock::now();
     std::optional<BatchResult> result;
@@ -274,16 +275,12 @@ class LaneRun {
       if (lane_.open_error)
         result = BatchResult::failed(0, lane_.open_error);
       else
-        result = sub_.target.sink ? sub_.target.sink->publish(batch)
-                                  : sub_.target.batch(batch);
+        result = sink ? sink->publish(batch) : (*sub_.batch_handler())(batch);
     } catch (...) {
       result = BatchResult::failed(0, std::current_exception());
     }
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started);
-    // A round trip takes time, if less than the microseconds it is counted in.
-    if (sub_.target.sink)
-      sub_.round_trip.record(std::max(took, std::chrono::microseconds(1)));
     // A failure reported past the batch's end is taken as its last event's.
     const std::size_t done =
         result->all_done() ? pending.size()
@@ -303,7 +300,7 @@ class LaneRun {
     const WorkItem& bad = *pending[done];
     const Context ctx(*bad.event, sub_.name, bad.attempt, lane_.transaction, &env_);
     Failure f = failure_of(result->error());
-    if (sub_.target.sink && !f.permanent) {
+    if (sink && !f.permanent) {
       // The broker is down or timed out: what it acknowledged counts, and the lane
       // stops before the failed event, which is sent again after the backoff, once
       // the sink is open again.

@@ -153,7 +153,7 @@ void Dispatcher::apply_unrecorded(Unit& unit, std::vector<WorkItem>& items) {
 // Old payloads made current for handlers (a sink forwards the stored bytes). An
 // event whose steps throw is parked at once: no retry makes it convert.
 void Dispatcher::apply_upcasters(Unit& unit, std::vector<WorkItem>& items) {
-  if (!upcasters_ || unit.sub->target.sink) return;
+  if (!upcasters_ || unit.sub->sink()) return;
   for (WorkItem& item : items) {
     if (item.park_error || !upcasters_->covers(item.event->type)) continue;
     Event copy = *item.event;
@@ -177,7 +177,8 @@ void Dispatcher::start(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> 
   unit->expected = sub.committed;
   unit->token = sub.lease.token;
   // A sink about to open: the head bounds what its reconciliation may skip to.
-  if (sub.target.sink && !sub.sink_open) unit->head = reads_->head();
+  if (SinkSession* sink = sub.sink(); sink && !sink->is_open())
+    unit->head = reads_->head();
   sub.in_flight = true;
   ++in_flight_;
   split_lanes(*unit, std::move(items));
@@ -192,7 +193,7 @@ void Dispatcher::split_lanes(Unit& unit, std::vector<WorkItem> items) {
   const std::size_t max_lanes =
       inline_ || sub.options.transactional ? 1 : std::max<std::size_t>(sub.lanes, 1);
   if (max_lanes == 1) {
-    unit.lanes.push_back(std::move(items));
+    unit.lanes.emplace_back().items = std::move(items);
   } else {
     std::vector<std::string_view> first;  // first[i]: the stream given lane i
     first.reserve(max_lanes);
@@ -213,13 +214,10 @@ void Dispatcher::split_lanes(Unit& unit, std::vector<WorkItem> items) {
           lane = std::hash<std::string_view>{}(stream) % max_lanes;
         }
       }
-      unit.lanes[lane].push_back(item);
+      unit.lanes[lane].items.push_back(item);
     }
-    std::erase_if(unit.lanes, [](const std::vector<WorkItem>& l) { return l.empty(); });
+    std::erase_if(unit.lanes, [](const Lane& l) { return l.items.empty(); });
   }
-  unit.lane_rows.resize(unit.lanes.size());
-  unit.lane_errors.resize(unit.lanes.size());
-  unit.lane_unavailable.resize(unit.lanes.size());
   unit.remaining = static_cast<int>(unit.lanes.size());
 }
 
@@ -229,25 +227,16 @@ void Dispatcher::run_unit(const std::shared_ptr<Unit>& unit) noexcept {
     done_(unit);
     return;
   }
-  if (unit->sub->target.sink && !unit->sub->sink_open) {
+  if (SinkSession* sink = unit->sub->sink()) {
     try {
-      open_sink(*unit);
-    } catch (const std::exception& e) {
-      // A retry can mend it (the broker is down): the whole unit waits the backoff.
-      // It cannot (a refused password): the lanes run and park their events.
-      if (is_permanent(e)) {
-        unit->open_error = std::current_exception();
-        env_.logger->error(
-            "sink cannot open, parking what it is given: subscription={}: {}",
-            unit->sub->name, e.what());
-      } else {
-        unit->lane_errors[0] = std::current_exception();
-        unit->remaining = 1;
-        done_(unit);
-        return;
-      }
+      const SinkSession::Opened opened =
+          sink->open(writer_.store(), *env_.logger, unit->sub->name, unit->epoch,
+                     unit->head, unit->sub->lanes > 1);
+      unit->open_error = opened.permanent;
+      skip_reconciled(*unit, opened.reconciled);
     } catch (...) {
-      unit->lane_errors[0] = std::current_exception();
+      // The broker is down: the whole unit waits the backoff.
+      unit->lanes[0].error = std::current_exception();
       unit->remaining = 1;
       done_(unit);
       return;
@@ -259,57 +248,30 @@ void Dispatcher::run_unit(const std::shared_ptr<Unit>& unit) noexcept {
   run_lane(unit, 0);
 }
 
-// Opens the sink and drops from a batch what the outside copy already holds: what a
-// forwarder killed between the broker's ack and its checkpoint sent is not sent
-// again. Owed deliveries (retried dead letters) are sent whatever it holds.
-void Dispatcher::open_sink(Unit& unit) {
-  SubscriptionState& sub = *unit.sub;
-  const Store& store = writer_.store();  // reads on the store's readers: any thread
-  SinkContext context;
-  context.store = store.identity();
-  context.event_id = [&store](Seq seq) -> std::optional<std::string> {
-    for (const Event& e : store.read_all({.from = seq, .to = seq, .limit = 1}))
-      return e.id;
-    return std::nullopt;
-  };
-  context.logger = env_.logger;
-  unit.reconciled = sub.target.sink->open(context);
-  sub.sink_open = true;
-  sub.sink_epoch = unit.epoch;
-  env_.logger->info("sink opened: subscription={} outside copy at={}", sub.name,
-                    unit.reconciled ? std::to_string(*unit.reconciled) : "unknown");
-  if (unit.reconciled && *unit.reconciled > unit.head) {
-    // A sink that does not check whose entries it reads (an application's own): never
-    // skip what this store has not sent.
-    env_.logger->error(
-        "sink's outside copy is at seq {}, past this store's head {}: not skipping; "
-        "subscription={}",
-        *unit.reconciled, unit.head, sub.name);
-    unit.reconciled.reset();
-  }
-  if (unit.reconciled && sub.lanes > 1) {
-    // Lanes forward in parallel: the last entry does not say that everything before
-    // it arrived.
-    unit.reconciled.reset();
-  }
-  if (!unit.reconciled || !unit.batch()) return;
-  for (auto& lane : unit.lanes)
-    std::erase_if(lane,
-                  [&](const WorkItem& w) { return w.event->seq <= *unit.reconciled; });
+// Drops from a batch what a sink's outside copy already holds (SinkSession::open),
+// and remembers where it stands, for finish() to skip to. Owed deliveries (retried
+// dead letters) are sent whatever it holds.
+void Dispatcher::skip_reconciled(Unit& unit, std::optional<Seq> reconciled) {
+  unit.reconciled = reconciled;
+  if (!reconciled || !unit.batch()) return;
+  for (Lane& lane : unit.lanes)
+    std::erase_if(lane.items,
+                  [&](const WorkItem& w) { return w.event->seq <= *reconciled; });
 }
 
-void Dispatcher::run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept {
+void Dispatcher::run_lane(const std::shared_ptr<Unit>& unit, std::size_t at) noexcept {
+  Lane& lane = unit->lanes[at];
   try {
-    const LaneWork work{.items = unit->lanes[lane],
+    const LaneWork work{.items = lane.items,
                         .blocked = &unit->blocked,
                         .transaction = nullptr,
                         .stop_at = &unit->stop_at,
-                        .rows = &unit->lane_rows[lane],
-                        .unavailable = &unit->lane_unavailable[lane],
+                        .rows = &lane.rows,
+                        .unavailable = &lane.unavailable,
                         .open_error = unit->open_error};
     unit->delivered += deliver_lane(env_, *unit->sub, work);
   } catch (...) {
-    unit->lane_errors[lane] = std::current_exception();
+    lane.error = std::current_exception();
   }
   if (--unit->remaining == 0) done_(unit);
 }
@@ -325,7 +287,7 @@ void Dispatcher::run_transactional(Unit& unit) noexcept {
     }
     if (unit.batch()) unit.blocked = q.blocked_streams(sub.name, sub.holds_streams());
     std::vector<RowWrite> rows;
-    const LaneWork work{unit.lanes[0], &unit.blocked, &txn, &unit.stop_at, &rows};
+    const LaneWork work{unit.lanes[0].items, &unit.blocked, &txn, &unit.stop_at, &rows};
     unit.delivered += deliver_lane(env_, sub, work);
     Seq position = unit.expected;
     if (const BatchWork* b = unit.batch()) {
@@ -341,7 +303,7 @@ void Dispatcher::run_transactional(Unit& unit) noexcept {
     txn.commit();
     unit.txn = TxnOutcome{false, position};
   } catch (...) {
-    unit.lane_errors[0] = std::current_exception();
+    unit.lanes[0].error = std::current_exception();
   }
 }
 
@@ -351,19 +313,19 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
   --in_flight_;
   deliveries_ += unit.delivered;
   if (unit.epoch != sub.lease.epoch) return {};  // the lease changed hands meanwhile
-  for (const auto& error : unit.lane_errors) {
-    if (!error) continue;
+  for (const Lane& lane : unit.lanes) {
+    if (!lane.error) continue;
     // Nothing of the unit counts: it is delivered again after a pause.
-    on_failure(unit, error, now);
+    on_failure(unit, lane.error, now);
     sub.more = true;
     return {};
   }
   const std::exception_ptr* unavailable = nullptr;
-  for (const std::exception_ptr& error : unit.lane_unavailable)
-    if (error) unavailable = &error;
+  for (const Lane& lane : unit.lanes)
+    if (lane.unavailable) unavailable = &lane.unavailable;
   if (!unavailable) {
     sub.pause = {};
-    if (sub.target.sink && unit.delivered > 0) sub.sink_recovered();
+    if (SinkSession* sink = sub.sink()) sink->recovered(unit.delivered > 0);
   }
   if (sub.options.transactional) {
     if (unit.txn->lost) {
@@ -377,7 +339,8 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
     }
     sub.committed = unit.txn->position;
     sub.set_position(unit.txn->position);
-    for (const WorkItem& item : unit.lanes[0]) sub.unrecorded.erase(item.event->seq);
+    for (const WorkItem& item : unit.lanes[0].items)
+      sub.unrecorded.erase(item.event->seq);
     if (unit.stop_at < kNoStop) sub.retry_generation = 0;
     return {false, true};  // rows may have changed
   }
@@ -387,8 +350,8 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
   const Seq position = !batch    ? sub.position()
                        : stopped ? unit.stop_at.load()
                                  : batch->last;
-  for (auto& rows : unit.lane_rows)
-    for (auto& row : rows)
+  for (Lane& lane : unit.lanes)
+    for (RowWrite& row : lane.rows)
       if (!batch || row.seq <= position) {
         sub.pending_rows.push_back(std::move(row));
         out.commit_now = true;
@@ -403,7 +366,7 @@ Finished Dispatcher::finish(Unit& unit, SysTime now) {
     sub.more = true;
     out.commit_now = true;
   }
-  if (unavailable) pause_sink(sub, *unavailable);
+  if (unavailable) pause_sink(sub, *sub.sink(), *unavailable);
   return out;
 }
 
@@ -423,10 +386,10 @@ void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime
         "attempt={}/{} retry_in={}ms: {}",
         sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
   } catch (const std::exception& e) {
-    if (sub.target.sink) {
+    if (SinkSession* sink = sub.sink()) {
       // open() failed (the broker is down): a failed attempt at the batch.
       sub.failed.fetch_add(1, std::memory_order_relaxed);
-      pause_sink(sub, std::current_exception());
+      pause_sink(sub, *sink, std::current_exception());
       return;
     }
     const auto wait = pause.storage.next();
@@ -447,47 +410,20 @@ void Dispatcher::forget_batches(std::span<SubscriptionState* const> subs) {
 
 // The broker is down or timed out: close, wait the retry policy's backoff (never
 // parked: lag grows instead), open again and reconcile.
-void Dispatcher::pause_sink(SubscriptionState& sub,
+void Dispatcher::pause_sink(SubscriptionState& sub, SinkSession& sink,
                             const std::exception_ptr& error) noexcept {
-  SubscriptionState* one[] = {&sub};
-  close_sinks(one, true);
-  const auto wait = retry_delay(sub.retry, ++sub.pause.sink_failures, rng_);
+  const auto wait =
+      sink.failed(error, env_.clock->now(), sub.retry, rng_, *env_.logger, sub.name);
   sub.pause.until = std::chrono::steady_clock::now() + wait;
-  std::string text = "unknown error";
-  bool conflict = false;
-  try {
-    std::rethrow_exception(error);
-  } catch (const DestinationConflict& e) {
-    text = e.what();
-    conflict = true;
-  } catch (const std::exception& e) {
-    text = e.what();
-  } catch (...) {
-  }
-  try {
-    sub.sink_failed(env_.clock->now(), text, conflict);
-  } catch (...) {  // bad_alloc: the figure in metrics() stays as it was
-  }
-  if (conflict)
-    env_.logger->error(
-        "sink refused its destination, retrying in {}ms: subscription={}: {}",
-        wait.count(), sub.name, text);
-  else
-    env_.logger->warn("sink failed, retrying in {}ms: subscription={}: {}", wait.count(),
-                      sub.name, text);
 }
 
 void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs,
                              bool all) noexcept {
   for (SubscriptionState* sub : subs) {
-    // A unit in flight owns sink_open until it completes: look at it only after.
-    if (!sub->target.sink || sub->in_flight || !sub->sink_open) continue;
-    // Kept while this tenure of the lease lasts; a lease lost (even if taken again
-    // since) closes it, so the next tenure opens and reconciles anew.
-    if (!all && sub->leased() && sub->lease.epoch == sub->sink_epoch) continue;
-    sub->target.sink->close();
-    sub->sink_open = false;
-    env_.logger->info("sink closed: subscription={}", sub->name);
+    // A unit in flight owns its sink's session until it completes: look only after.
+    SinkSession* sink = sub->sink();
+    if (!sink || sub->in_flight) continue;
+    sink->close(all, sub->leased(), sub->lease.epoch, *env_.logger, sub->name);
   }
 }
 

@@ -53,15 +53,21 @@ struct TxnOutcome {
   Seq position = 0;   // committed
 };
 
+// One lane of a unit: its items, in seq order within each stream, and what running
+// them left behind.
+struct Lane {
+  std::vector<WorkItem> items;
+  std::vector<RowWrite> rows;      // rows to write (retrying, waiting, dead)
+  std::exception_ptr error;        // the lane failed as a whole: nothing counts
+  std::exception_ptr unavailable;  // sinks: a retryable failure stopped the lane
+};
+
 struct Unit {
   SubscriptionState* sub = nullptr;
   std::variant<BatchWork, OwedWork> work;
   std::deque<std::string> park_errors;  // errors of items parked without delivery
   std::deque<Event> upcast;             // items' events as the upcasters made them
-  std::vector<std::vector<WorkItem>> lanes;
-  std::vector<std::vector<RowWrite>> lane_rows;
-  std::vector<std::exception_ptr> lane_errors;
-  std::vector<std::exception_ptr> lane_unavailable;  // sinks: a lane's retryable failure
+  std::vector<Lane> lanes;
   std::unordered_set<std::string> blocked;
   std::atomic<Seq> stop_at{kNoStop};
   std::atomic<int> remaining{0};
@@ -70,9 +76,11 @@ struct Unit {
   Seq expected = 0;         // its committed position at dispatch
   std::int64_t token = 0;   // its lease token at dispatch
   std::optional<TxnOutcome> txn;
-  std::optional<Seq> reconciled;  // sinks: where open() said the outside copy stands
-  std::exception_ptr open_error;  // sinks: open() failed for good (LaneWork)
-  Seq head = 0;                   // sinks opened by this unit: the head at dispatch
+  // Sinks (SinkSession::open): where the outside copy stands, an open() that failed for
+  // good (LaneWork), and the head at dispatch, which a reconciliation cannot pass.
+  std::optional<Seq> reconciled;
+  std::exception_ptr open_error;
+  Seq head = 0;
 
   const BatchWork* batch() const noexcept { return std::get_if<BatchWork>(&work); }
 };
@@ -124,11 +132,12 @@ class Dispatcher {
   void apply_upcasters(Unit& unit, std::vector<WorkItem>& items);
   void split_lanes(Unit& unit, std::vector<WorkItem> items);
   void run_unit(const std::shared_ptr<Unit>& unit) noexcept;
-  void open_sink(Unit& unit);
+  void skip_reconciled(Unit& unit, std::optional<Seq> reconciled);
   void run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept;
   void run_transactional(Unit& unit) noexcept;
   void on_failure(Unit& unit, const std::exception_ptr& error, SysTime now);
-  void pause_sink(SubscriptionState& sub, const std::exception_ptr& error) noexcept;
+  void pause_sink(SubscriptionState& sub, SinkSession& sink,
+                  const std::exception_ptr& error) noexcept;
 
   DeliveryEnv env_;  // constant after construction
   Writer& writer_;

@@ -74,16 +74,15 @@ void Processor::Impl::add(std::unique_ptr<SubscriptionState> sub) {
     if (sub->name.starts_with(kept))
       throw InvalidArgument(fmt::format(
           "subscribe: \"{}\" names are kept for eventlite's own leases", kept));
-  const detail::Target& t = sub->target;
-  if (!t.handler && !t.batch && !t.sink)
+  if (std::visit([](const auto& target) { return !target; }, sub->target))
     throw InvalidArgument("subscribe: the handler is empty");
-  if (t.sink && sub->options.transactional)
+  if (sub->sink() && sub->options.transactional)
     throw InvalidArgument("sink: a sink cannot be transactional");
   sub->retry = sub->options.retry.value_or(options.retry);
   validate(sub->retry, "subscription \"" + sub->name + "\"");
   sub->types.insert(sub->options.types.begin(), sub->options.types.end());
   sub->lanes = sub->options.max_lanes > 0 ? sub->options.max_lanes
-               : t.sink                   ? 1
+               : sub->sink()              ? 1
                                           : options.worker_threads;
   {
     std::lock_guard lock(mu);
@@ -153,12 +152,14 @@ std::vector<SubscriptionMetrics> Processor::Impl::metrics() const {
     m.latency_p50 = sub->latency.quantile(0.5);
     m.latency_p99 = sub->latency.quantile(0.99);
     m.latency_max = sub->latency.max();
-    auto health = sub->sink_health();
-    m.failing_since = health.failing_since;
-    m.last_error = std::move(health.last_error);
-    m.destination_conflict = health.conflict;
-    m.round_trip_p50 = sub->round_trip.quantile(0.5);
-    m.round_trip_p99 = sub->round_trip.quantile(0.99);
+    if (const detail::SinkSession* sink = sub->sink()) {
+      auto health = sink->health();
+      m.failing_since = health.failing_since;
+      m.last_error = std::move(health.last_error);
+      m.destination_conflict = health.conflict;
+      m.round_trip_p50 = sink->round_trip(0.5);
+      m.round_trip_p99 = sink->round_trip(0.99);
+    }
     out.push_back(std::move(m));
   }
   return out;
@@ -187,8 +188,7 @@ std::unique_ptr<SubscriptionState> make_sub(std::string name, detail::Target tar
 
 void Processor::subscribe(std::string name, Handler handler,
                           SubscriptionOptions options) {
-  impl_->add(
-      make_sub(std::move(name), {.handler = std::move(handler)}, std::move(options)));
+  impl_->add(make_sub(std::move(name), std::move(handler), std::move(options)));
 }
 
 void Processor::subscribe(std::string name, const HandlerMap& handlers,
@@ -199,13 +199,15 @@ void Processor::subscribe(std::string name, const HandlerMap& handlers,
 
 void Processor::subscribe_batch(std::string name, BatchHandler handler,
                                 SubscriptionOptions options) {
-  impl_->add(
-      make_sub(std::move(name), {.batch = std::move(handler)}, std::move(options)));
+  impl_->add(make_sub(std::move(name), std::move(handler), std::move(options)));
 }
 
 void Processor::sink(std::string name, std::shared_ptr<Sink> sink,
                      SubscriptionOptions options) {
-  impl_->add(make_sub(std::move(name), {.sink = std::move(sink)}, std::move(options)));
+  if (!sink) throw InvalidArgument("subscribe: the handler is empty");
+  impl_->add(make_sub(std::move(name),
+                      std::make_unique<detail::SinkSession>(std::move(sink)),
+                      std::move(options)));
 }
 
 void Processor::every(std::string name, std::chrono::milliseconds interval,

@@ -13,46 +13,23 @@
 #include <optional>
 #include <string>
 #include <unordered_set>
+#include <variant>
 #include <vector>
 
 #include "eventlite/processor.hpp"
 #include "processor/backoff.hpp"
+#include "processor/latency.hpp"
 #include "processor/queries.hpp"
+#include "processor/sink_session.hpp"
 
 namespace eventlite::detail {
 
 using SysTime = std::chrono::system_clock::time_point;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-// Handler run times on a log2 scale of microseconds.
-// Thread safety: safe to share.
-class LatencyHistogram {
- public:
-  // Counts per bucket, gathered without atomics by one thread and added at once.
-  struct Local {
-    std::array<std::uint64_t, 40> buckets{};
-    std::int64_t max = 0;
-    void record(std::chrono::microseconds took) noexcept;
-  };
-  void record(std::chrono::microseconds took) noexcept;
-  void add(const Local& local) noexcept;
-  // The upper bound of the bucket holding quantile `q` (0..1); 0 when empty.
-  std::chrono::microseconds quantile(double q) const noexcept;
-  std::chrono::microseconds max() const noexcept {
-    return std::chrono::microseconds(max_.load(std::memory_order_relaxed));
-  }
-
- private:
-  std::array<std::atomic<std::uint64_t>, 40> buckets_{};
-  std::atomic<std::int64_t> max_{0};
-};
-
-// What a subscription delivers to: one of these is set.
-struct Target {
-  Handler handler = {};
-  BatchHandler batch = {};
-  std::shared_ptr<Sink> sink = {};
-};
+// What a subscription delivers to: a handler (one event a call), a batch handler, or a
+// sink, whose session with its destination carries all that a sink adds.
+using Target = std::variant<Handler, BatchHandler, std::unique_ptr<SinkSession>>;
 
 // The lease of a subscription, as this processor knows it. The loop's thread only.
 struct LeaseHold {
@@ -71,7 +48,6 @@ struct Pause {
   SteadyTime until{};
   SysTime held_until{};
   Backoff storage{std::chrono::milliseconds(500), std::chrono::seconds(30)};
-  int sink_failures = 0;  // a sink's failed units in a row: its retry policy's attempt
 };
 
 struct SubscriptionState {
@@ -89,8 +65,17 @@ struct SubscriptionState {
            std::string_view(e.stream).starts_with(options.stream_prefix);
   }
   bool holds_streams() const noexcept { return options.on_dead == OnDead::hold; }
+  const Handler* handler() const noexcept { return std::get_if<Handler>(&target); }
+  const BatchHandler* batch_handler() const noexcept {
+    return std::get_if<BatchHandler>(&target);
+  }
+  // The sink's session; null for a handler's subscription.
+  SinkSession* sink() const noexcept {
+    const auto* s = std::get_if<std::unique_ptr<SinkSession>>(&target);
+    return s ? s->get() : nullptr;
+  }
 
-  // The loop's thread only (a unit in flight owns sink_open until it completes).
+  // The loop's thread only.
   LeaseHold lease;
   Seq committed = 0;  // the position in the file, as this processor last saw it
   std::vector<RowWrite> pending_rows;
@@ -103,8 +88,6 @@ struct SubscriptionState {
   // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
   std::map<Seq, std::pair<int, std::string>> unrecorded;
   Pause pause;
-  bool sink_open = false;
-  std::uint64_t sink_epoch = 0;  // the lease epoch the sink was opened under
 
   // Delivered (or owed in pending_rows) up to here. Each setter also publishes the
   // value for metrics(), so the two never disagree.
@@ -135,37 +118,6 @@ struct SubscriptionState {
     return stopped_view_.load(std::memory_order_relaxed);
   }
 
-  // A sink that fails and retries: since when, and its last error (the loop writes,
-  // metrics() reads from any thread). Cleared when it forwards again.
-  struct SinkHealth {
-    std::optional<SysTime> failing_since;
-    std::string last_error;
-    bool conflict = false;  // the last error was a DestinationConflict
-  };
-  void sink_failed(SysTime now, const std::string& error, bool conflict) {
-    std::lock_guard lock(health_mu_);
-    if (!health_.failing_since) health_.failing_since = now;
-    health_.last_error = error;
-    health_.conflict = conflict;
-    health_dirty = true;  // the failure count moved: the row shows it
-  }
-  void sink_recovered() {
-    std::lock_guard lock(health_mu_);
-    if (health_.failing_since) health_dirty = true;
-    health_ = {};
-  }
-  SinkHealth sink_health() const {
-    std::lock_guard lock(health_mu_);
-    return health_;
-  }
-
-  // The health changed since its row (eventlite_sink_health) was last written: the
-  // next checkpoint commit writes it. The loop's thread only.
-  bool health_dirty = false;
-  // Sinks: how long each publish() call took (a whole batch, one broker round trip
-  // when pipelined), written by workers.
-  LatencyHistogram round_trip;
-
   // Counters, written by workers, read by metrics() from any thread.
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> failed{0};
@@ -180,8 +132,6 @@ struct SubscriptionState {
   std::atomic<Seq> position_view_{0};
   std::atomic<bool> leased_view_{false};
   std::atomic<bool> stopped_view_{false};
-  mutable std::mutex health_mu_;
-  SinkHealth health_;  // guarded by health_mu_
 };
 
 // Forgets what this tenure of the lease kept in memory: the position goes back to the
@@ -194,6 +144,7 @@ inline void lose_lease(SubscriptionState& sub, SysTime now) noexcept {
   sub.unrecorded.clear();
   sub.set_position(sub.committed);
   sub.pause = {};
+  if (SinkSession* sink = sub.sink()) sink->recovered(false);  // a new backoff
   ++sub.lease.epoch;
   sub.lease.check_at = now;
 }

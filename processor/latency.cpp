@@ -1,4 +1,4 @@
-#include "processor/state.hpp"
+#include "processor/latency.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -22,7 +22,8 @@ void LatencyHistogram::Local::record(std::chrono::microseconds took) noexcept {
 
 void LatencyHistogram::add(const Local& local) noexcept {
   for (std::size_t i = 0; i < buckets_.size(); ++i)
-    if (local.buckets[i]) buckets_[i].fetch_add(local.buckets[i], std::memory_order_relaxed);
+    if (local.buckets[i])
+      buckets_[i].fetch_add(local.buckets[i], std::memory_order_relaxed);
   auto prev = max_.load(std::memory_order_relaxed);
   while (local.max > prev &&
          !max_.compare_exchange_weak(prev, local.max, std::memory_order_relaxed)) {
