@@ -15,6 +15,7 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/transaction.hpp"
 #include "eventlite/upcast.hpp"
+#include "store/stamp.hpp"
 #include "store/clock.hpp"
 #include "store/schema.hpp"
 #include "store/store_impl.hpp"

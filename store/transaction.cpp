@@ -2,6 +2,7 @@
 
 #include "eventlite/errors.hpp"
 #include "eventlite/upcast.hpp"
+#include "store/stamp.hpp"
 #include "store/clock.hpp"
 #include "store/store_impl.hpp"
 

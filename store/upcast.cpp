@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "eventlite/errors.hpp"
+#include "store/stamp.hpp"
 
 namespace eventlite {
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "eventlite/envelope.hpp"
 #include "eventlite/errors.hpp"
 #include "eventlite/store.hpp"
 #include "eventlite/subscriptions.hpp"

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "eventlite/envelope.hpp"
 #include "eventlite/event.hpp"
 
 namespace eventlite::cli {

@@ -95,7 +95,3 @@ class Expected {
 std::string new_event_id();
 
 }  // namespace eventlite
-
-// to_envelope() was declared here first: code that included only this header for it
-// keeps compiling.
-#include "eventlite/envelope.hpp"

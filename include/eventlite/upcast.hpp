@@ -67,13 +67,4 @@ class Upcasters {
   std::map<std::string, std::vector<Step>, std::less<>> steps_;
 };
 
-namespace detail {
-// `events`, with today's schema version stamped where the store stamps it (see
-// above): `events` itself when none needs it, else a copy kept in `storage`.
-// Throws InvalidEvent for metadata that is not JSON.
-std::span<const NewEvent> stamp_missing(const Upcasters* upcasters,
-                                        std::span<const NewEvent> events,
-                                        std::vector<NewEvent>& storage);
-}  // namespace detail
-
 }  // namespace eventlite

@@ -14,16 +14,46 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace eventlite::test {
 
-// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick).
+// A TCP port on 127.0.0.1 that nothing uses right now, below the kernel's ephemeral
+// range (32768 and up on Linux). A server is often killed and started again on its
+// port; a port of the ephemeral range may meanwhile have become the local end of any
+// process's outgoing connection (a sink's, a client's), and the restart would fail to
+// bind. Ports are tried at random in [20000, 32000), falling back to the kernel's pick.
+inline bool port_is_free(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return free;
+}
+
 inline int free_port() {
+  static std::mutex mu;
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  std::uniform_int_distribution<int> pick(20000, 31999);
+  for (int i = 0; i < 200; ++i) {
+    int port = 0;
+    {
+      std::lock_guard lock(mu);
+      port = pick(rng);
+    }
+    if (port_is_free(port)) return port;
+  }
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
   sockaddr_in addr{};
