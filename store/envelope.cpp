@@ -180,10 +180,9 @@ class LineReader {
 
   // Any RFC 3339 date-time, stored in the store's form (UTC, milliseconds).
   std::string rfc3339_time(od::value& value, const std::string& field) const {
-    const std::string t = text(value, field);
-    const auto parsed = detail::parse_rfc3339(t);
-    if (!parsed) throw InvalidEvent(0, field, detail::kRfc3339Format);
-    return detail::format_time(*parsed);
+    const auto normalized = detail::normalize_rfc3339(text(value, field));
+    if (!normalized) throw InvalidEvent(0, field, detail::kRfc3339Format);
+    return *normalized;
   }
 
  private:

@@ -58,8 +58,7 @@ std::optional<std::chrono::system_clock::time_point> parse_time_text(
   return Clock::time_point(t);
 }
 
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(
-    std::string_view text) {
+std::optional<std::string> normalize_rfc3339(std::string_view text) {
   // 2026-11-23T10:00:00[.fff...](Z|+hh:mm)
   // 0123456789012345678
   if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
@@ -105,10 +104,11 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(
   canonical += fmt::format(".{:03}Z", millis);
   const auto local = parse_time_text(canonical);  // checks the date and the clock
   if (!ok || !local) return std::nullopt;
+  if (offset_minutes == 0) return canonical;
   using Clock = std::chrono::system_clock;
   if (*local == Clock::time_point::max() || *local == Clock::time_point::min())
-    return local;
-  return *local - std::chrono::minutes(offset_minutes);
+    return std::nullopt;
+  return format_time(*local - std::chrono::minutes(offset_minutes));
 }
 
 }  // namespace eventlite::detail

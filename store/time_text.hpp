@@ -21,11 +21,13 @@ std::string format_time(std::chrono::system_clock::time_point t);
 std::optional<std::chrono::system_clock::time_point> parse_time_text(
     std::string_view text);
 
-// The time that an RFC 3339 date-time names (what CloudEvents' `time` holds):
+// An RFC 3339 date-time (what CloudEvents' `time` holds) in format_time()'s form:
 // 2026-11-23T10:00:00Z, 2026-11-23T11:00:00.5+01:00, 2026-11-23t10:00:00.123456789z;
 // any number of fraction digits (truncated to the millisecond), an offset of "Z" or
-// +-HH:MM. nullopt for anything else, a leap second (:60) included.
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+// +-HH:MM (moved to UTC). nullopt for anything else, a leap second (:60) included, and
+// for a time with an offset outside the clock's years (1678 to 2261). A UTC time is
+// rewritten as text, never through the clock: year 9999 stays year 9999.
+std::optional<std::string> normalize_rfc3339(std::string_view text);
 
 // What a malformed RFC 3339 time is told.
 inline constexpr const char* kRfc3339Format =

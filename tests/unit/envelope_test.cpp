@@ -302,6 +302,7 @@ TEST(DecodeCloudEvent, AcceptsEveryRfc3339TimeAndStoresItNormalized) {
       {"2026-11-23T05:00:00.123456789-05:00", "2026-11-23T10:00:00.123Z"},
       {"2026-11-24T00:30:00+02:00", "2026-11-23T22:30:00.000Z"},
       {"2026-11-23t10:00:00.1z", "2026-11-23T10:00:00.100Z"},
+      {"9999-12-31T23:59:59Z", "9999-12-31T23:59:59.000Z"},  // text, not the clock
   };
   for (const auto& [given, stored] : cases) {
     const DecodedEvent d = decode_cloudevent(
@@ -346,6 +347,7 @@ TEST(DecodeCloudEvent, RefusesEachBadLineNamingTheAttribute) {
       {"{" + ok + R"(,"time":"2026-11-23T23:59:60Z"})", "time", "RFC 3339"},
       {"{" + ok + R"(,"time":"2026-11-23T10:00:00.Z"})", "time", "RFC 3339"},
       {"{" + ok + R"(,"time":"2026-11-23T10:00:00+0100"})", "time", "RFC 3339"},
+      {"{" + ok + R"(,"time":"9999-12-31T23:59:59+01:00"})", "time", "RFC 3339"},
       {"{" + ok + R"(,"seq":"12a"})", "seq", "must be a positive integer"},
       {"{" + ok + R"(,"seq":"-1"})", "seq", "must be a positive integer"},
       {"{" + ok + R"(,"streamversion":0})", "streamversion",
