@@ -24,18 +24,17 @@ bool Checkpointer::due(bool force, bool ignore_backoff, SteadyTime now) const {
   return ignore_backoff || now >= retry_at_;
 }
 
-std::optional<std::vector<SubscriptionState*>> Checkpointer::commit(
+std::optional<CommitOutcome> Checkpointer::commit(
     Writer& writer, std::span<SubscriptionState* const> dirty, const std::string& owner,
     SysTime now, SteadyTime steady_now) {
   last_commit_ = steady_now;
-  std::vector<SubscriptionState*> done;
-  std::vector<SubscriptionState*> lost;
+  CommitOutcome out;
   try {
     const std::string now_text = format_time(now);
     writer.run([&](Queries& q) {
       for (SubscriptionState* sub : dirty) {
         if (!q.fence_holds(sub->name, sub->committed, owner, sub->lease.token)) {
-          lost.push_back(sub);
+          out.lost.push_back(sub);
           continue;
         }
         q.write_rows(sub->name, sub->pending_rows, now_text);
@@ -46,7 +45,8 @@ std::optional<std::vector<SubscriptionState*>> Checkpointer::commit(
                               sink->row(sub->delivered.load(std::memory_order_relaxed),
                                         sub->failed.load(std::memory_order_relaxed)),
                               now_text);
-        done.push_back(sub);
+        out.committed.push_back({sub, sub->position(), sub->pending_rows.size()});
+        out.rows = out.rows || !sub->pending_rows.empty();
       }
     });
   } catch (const std::exception& e) {
@@ -57,14 +57,10 @@ std::optional<std::vector<SubscriptionState*>> Checkpointer::commit(
     return std::nullopt;
   }
   backoff_.reset();
-  for (SubscriptionState* sub : done) {
-    logger_->debug("checkpoint: subscription={} position={} rows={}", sub->name,
-                   sub->position(), sub->pending_rows.size());
-    sub->committed = sub->position();
-    sub->pending_rows.clear();
-    if (SinkSession* sink = sub->sink()) sink->health_dirty = false;
-  }
-  return lost;
+  for (const auto& c : out.committed)
+    logger_->debug("checkpoint: subscription={} position={} rows={}", c.sub->name,
+                   c.position, c.rows);
+  return out;
 }
 
 }  // namespace eventlite::detail

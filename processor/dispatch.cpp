@@ -11,13 +11,6 @@
 #include "store/clock.hpp"
 
 namespace eventlite::detail {
-namespace {
-
-// After a unit failed on a storage error, wait at least this long before redoing it.
-constexpr std::chrono::milliseconds kStoragePause{500};
-constexpr std::chrono::seconds kStoragePauseCap{30};
-
-}  // namespace
 
 Dispatcher::Dispatcher(DeliveryEnv env, Writer& writer, std::string owner,
                        std::size_t batch_size, RunWork run_work, Done done)
@@ -29,26 +22,26 @@ Dispatcher::Dispatcher(DeliveryEnv env, Writer& writer, std::string owner,
       done_(std::move(done)),
       batches_(batch_size) {}
 
-bool Dispatcher::schedule(SubscriptionState& sub, SysTime now, std::uint64_t generation) {
-  if (!sub.leased() || sub.in_flight) return false;
+Scheduled Dispatcher::schedule(SubscriptionState& sub, SysTime now,
+                               std::uint64_t generation) {
+  using Kind = Scheduled::Kind;
+  if (!sub.leased() || sub.in_flight) return {};
   if (now >= sub.lease.expires) {
     // Not renewed in time (the writer was busy): another process may own it now.
     env_.logger->warn("lease expired before renewal: subscription={} owner={}", sub.name,
                       owner_);
-    lose_lease(sub, now);
-    return inline_;  // run_until_idle goes on: the next step takes it again
+    return {Kind::lease_gone};
   }
   // Failures not yet committed (the commit failed): the file does not show the
   // blocked streams yet, so nothing more is dispatched until they are written.
-  if (!sub.pending_rows.empty()) return false;
+  if (!sub.pending_rows.empty()) return {};
   if (sub.retry_generation != generation || (sub.next_due && *sub.next_due <= now)) {
     const auto row = reads_->subscription(sub.name);
     if (row.position != sub.committed) {
       // Moved by someone else (a rewind): reload it with the lease.
       env_.logger->info("checkpoint moved outside this processor: subscription={}",
                         sub.name);
-      lose_lease(sub, now);
-      return inline_;
+      return {Kind::lease_gone};
     }
     sub.retry_generation = generation;
     sub.owed = row.owed;
@@ -66,31 +59,27 @@ bool Dispatcher::schedule(SubscriptionState& sub, SysTime now, std::uint64_t gen
                                          sub.holds_streams());
       if (!streams.empty()) {
         dispatch_owed(sub, streams);
-        return true;
+        return {Kind::started};
       }
     }
   }
-  if (sub.stopped()) return false;
-  if (!sub.more && sub.read_generation == generation) return false;
+  if (sub.stopped()) return {};
+  if (!sub.more && sub.read_generation == generation) return {};
   auto batch = batches_.read(*reads_, sub.position());
   sub.more = batch->full;
   sub.read_generation = generation;
-  if (batch->size == 0) return false;
-  dispatch_batch(sub, std::move(batch));
-  return true;
+  if (batch->size == 0) return {};
+  return dispatch_batch(sub, std::move(batch));
 }
 
-void Dispatcher::dispatch_batch(SubscriptionState& sub,
-                                std::shared_ptr<const Batch> batch) {
+Scheduled Dispatcher::dispatch_batch(SubscriptionState& sub,
+                                     std::shared_ptr<const Batch> batch) {
   std::vector<WorkItem> items;
   items.reserve(batch->size);
   for (const Event& e : batch->events())
     if (sub.matches(e)) items.push_back(WorkItem{&e, 1, false});
   const Seq last = batch->events().back().seq;
-  if (items.empty()) {
-    sub.set_position(last);
-    return;
-  }
+  if (items.empty()) return {Scheduled::Kind::skipped, last};
   auto unit = std::make_shared<Unit>();
   unit->sub = &sub;
   unit->work = BatchWork{std::move(batch), last};
@@ -107,6 +96,7 @@ void Dispatcher::dispatch_batch(SubscriptionState& sub,
       env_.logger->debug("read ahead failed, read again when due: {}", e.what());
     }
   }
+  return {Scheduled::Kind::started};
 }
 
 void Dispatcher::dispatch_owed(SubscriptionState& sub,
@@ -307,96 +297,54 @@ void Dispatcher::run_transactional(Unit& unit) noexcept {
   }
 }
 
-Finished Dispatcher::finish(Unit& unit, SysTime now) {
+UnitEdit Dispatcher::finish(Unit& unit) {
+  using Kind = UnitEdit::Kind;
   SubscriptionState& sub = *unit.sub;
   sub.in_flight = false;
   --in_flight_;
   deliveries_ += unit.delivered;
-  if (unit.epoch != sub.lease.epoch) return {};  // the lease changed hands meanwhile
+  UnitEdit edit;
+  edit.sub = &sub;
+  if (unit.epoch != sub.lease.epoch) return edit;  // the lease changed hands meanwhile
   for (const Lane& lane : unit.lanes) {
     if (!lane.error) continue;
     // Nothing of the unit counts: it is delivered again after a pause.
-    on_failure(unit, lane.error, now);
     sub.more = true;
-    return {};
+    edit.kind = Kind::failed;
+    edit.error = lane.error;
+    return edit;
   }
-  const std::exception_ptr* unavailable = nullptr;
+  edit.kind = Kind::delivered;
+  edit.sent = unit.delivered > 0;
+  edit.stopped = unit.stop_at < kNoStop;
   for (const Lane& lane : unit.lanes)
-    if (lane.unavailable) unavailable = &lane.unavailable;
-  if (!unavailable) {
-    sub.pause = {};
-    if (SinkSession* sink = sub.sink()) sink->recovered(unit.delivered > 0);
-  }
+    if (lane.unavailable) edit.error = lane.unavailable;
   if (sub.options.transactional) {
     if (unit.txn->lost) {
-      env_.logger->warn(
-          "lease lost or checkpoint moved elsewhere (a rewind, a rebuild, a takeover): "
-          "subscription={} owner={}; its uncommitted work is dropped and it goes on "
-          "from the position in the file",
-          sub.name, owner_);
-      lose_lease(sub, now);
-      return {};
+      edit.kind = Kind::lost;
+      return edit;
     }
-    sub.committed = unit.txn->position;
-    sub.set_position(unit.txn->position);
+    edit.committed = true;
+    edit.position = unit.txn->position;
     for (const WorkItem& item : unit.lanes[0].items)
-      sub.unrecorded.erase(item.event->seq);
-    if (unit.stop_at < kNoStop) sub.retry_generation = 0;
-    return {false, true};  // rows may have changed
+      edit.recorded.push_back(item.event->seq);
+    if (edit.stopped) sub.retry_generation = 0;
+    return edit;
   }
-  const bool stopped = unit.stop_at < kNoStop;
-  Finished out{stopped, false};
   const BatchWork* batch = unit.batch();
-  const Seq position = !batch    ? sub.position()
-                       : stopped ? unit.stop_at.load()
+  edit.position = !batch         ? sub.position()
+                  : edit.stopped ? unit.stop_at.load()
                                  : batch->last;
   for (Lane& lane : unit.lanes)
     for (RowWrite& row : lane.rows)
-      if (!batch || row.seq <= position) {
-        sub.pending_rows.push_back(std::move(row));
-        out.commit_now = true;
-      }
-  sub.set_position(position);
+      if (!batch || row.seq <= edit.position) edit.rows.push_back(std::move(row));
   // The outside copy is further on than this batch (open() checked it against the
   // head): skip to it.
-  if (batch && unit.reconciled && *unit.reconciled > position && !stopped) {
-    env_.logger->info("sink reconciled: subscription={} position {} -> {}", sub.name,
-                      position, *unit.reconciled);
-    sub.set_position(*unit.reconciled);
+  if (batch && unit.reconciled && *unit.reconciled > edit.position && !edit.stopped) {
+    edit.reconciled = unit.reconciled;
     sub.more = true;
-    out.commit_now = true;
   }
-  if (unavailable) pause_sink(sub, *sub.sink(), *unavailable);
-  return out;
-}
-
-void Dispatcher::on_failure(Unit& unit, const std::exception_ptr& error, SysTime now) {
-  SubscriptionState& sub = *unit.sub;
-  Pause& pause = sub.pause;
-  try {
-    std::rethrow_exception(error);
-  } catch (const DeliveryRolledBack& e) {
-    sub.unrecorded[e.seq()] = {e.attempt(), e.error()};
-    const auto wait = e.attempt() < sub.retry.max_attempts
-                          ? retry_delay(sub.retry, e.attempt(), rng_)
-                          : std::chrono::milliseconds(0);
-    pause.held_until = now + wait;
-    env_.logger->warn(
-        "delivery failed and its transaction was rolled back: subscription={} seq={} "
-        "attempt={}/{} retry_in={}ms: {}",
-        sub.name, e.seq(), e.attempt(), sub.retry.max_attempts, wait.count(), e.error());
-  } catch (const std::exception& e) {
-    if (SinkSession* sink = sub.sink()) {
-      // open() failed (the broker is down): a failed attempt at the batch.
-      sub.failed.fetch_add(1, std::memory_order_relaxed);
-      pause_sink(sub, *sink, std::current_exception());
-      return;
-    }
-    const auto wait = pause.storage.next();
-    pause.until = std::chrono::steady_clock::now() + wait;
-    env_.logger->error("delivery unit failed, retrying in {}ms: subscription={}: {}",
-                       wait.count(), sub.name, e.what());
-  }
+  return edit;
 }
 
 void Dispatcher::forget_batches(std::span<SubscriptionState* const> subs) {
@@ -406,25 +354,6 @@ void Dispatcher::forget_batches(std::span<SubscriptionState* const> subs) {
     lowest = std::min(lowest, sub->leased() ? sub->position() : sub->committed);
   }
   batches_.drop_before(lowest);
-}
-
-// The broker is down or timed out: close, wait the retry policy's backoff (never
-// parked: lag grows instead), open again and reconcile.
-void Dispatcher::pause_sink(SubscriptionState& sub, SinkSession& sink,
-                            const std::exception_ptr& error) noexcept {
-  const auto wait =
-      sink.failed(error, env_.clock->now(), sub.retry, rng_, *env_.logger, sub.name);
-  sub.pause.until = std::chrono::steady_clock::now() + wait;
-}
-
-void Dispatcher::close_sinks(std::span<SubscriptionState* const> subs,
-                             bool all) noexcept {
-  for (SubscriptionState* sub : subs) {
-    // A unit in flight owns its sink's session until it completes: look only after.
-    SinkSession* sink = sub->sink();
-    if (!sink || sub->in_flight) continue;
-    sink->close(all, sub->leased(), sub->lease.epoch, *env_.logger, sub->name);
-  }
 }
 
 }  // namespace eventlite::detail

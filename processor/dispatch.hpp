@@ -12,8 +12,10 @@
 // next unit starts after this one finished and no strand is needed.
 //
 // The dispatcher owns no subscription list and never calls into the loop: the loop
-// asks it to schedule a subscription, hands it each finished unit, and acts on what
-// finish() returns.
+// asks it to schedule a subscription and hands it each finished unit; what either
+// changes in the subscription's checkpoint, lease, rows or pause comes back as a
+// Scheduled or a UnitEdit, which the loop applies. The dispatcher writes only its own
+// view of the subscription's work (SubscriptionState's "the dispatcher's" fields).
 
 #include <atomic>
 #include <deque>
@@ -21,7 +23,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <unordered_set>
 #include <variant>
@@ -85,10 +86,38 @@ struct Unit {
   const BatchWork* batch() const noexcept { return std::get_if<BatchWork>(&work); }
 };
 
-// What the loop does after a unit finished.
-struct Finished {
-  bool commit_now = false;  // rows to write, or a stop: commit checkpoints at once
-  bool changed = false;     // rows in the file changed: look for due work again
+// What a finished unit changes in its subscription. Dispatcher::finish decides it
+// from the unit alone; the loop applies it (processor/apply.cpp), as it applies lease
+// changes and commits.
+struct UnitEdit {
+  enum class Kind {
+    stale,      // the lease changed hands meanwhile: nothing applies
+    failed,     // the unit failed as a whole: pause, then deliver it again
+    lost,       // a transactional unit's fence failed: reload from the file
+    delivered,  // the position moves, with rows to commit
+  };
+  SubscriptionState* sub = nullptr;
+  Kind kind = Kind::stale;
+  std::exception_ptr error;       // failed: why; delivered: why a sink's lane stopped
+  Seq position = 0;               // delivered: the new position
+  bool committed = false;         // delivered: position and rows are in the file already
+  bool stopped = false;           // delivered: a stop (a dead letter) cut the unit short
+  bool sent = false;              // delivered: something reached the handler or sink
+  std::vector<RowWrite> rows;     // delivered: rows to commit with the position
+  std::vector<Seq> recorded;      // delivered: rolled-back failures the file now records
+  std::optional<Seq> reconciled;  // delivered: a sink's outside copy is further on
+};
+
+// What schedule() did with a subscription.
+struct Scheduled {
+  enum class Kind {
+    nothing,     // no work, or not now
+    started,     // a unit is in flight
+    skipped,     // nothing past the position matches: it moves to `position`
+    lease_gone,  // the lease ran out or the checkpoint moved: the loop drops the lease
+  };
+  Kind kind = Kind::nothing;
+  Seq position = 0;
 };
 
 // Thread safety: one thread at a time (the loop's), but for the units' lanes, which
@@ -109,23 +138,19 @@ class Dispatcher {
   // Run everything on the caller's thread, one lane at a time (run_until_idle).
   void set_inline(bool on) noexcept { inline_ = on; }
 
-  // Starts the subscription's next unit if it has work. Returns whether anything
-  // moved (a unit started, its position passed events it does not match, or its
-  // lease was found gone and run_until_idle should go on).
-  bool schedule(SubscriptionState& sub, SysTime now, std::uint64_t generation);
-  // Applies a finished unit to its subscription.
-  Finished finish(Unit& unit, SysTime now);
+  // Starts the subscription's next unit if it has work.
+  Scheduled schedule(SubscriptionState& sub, SysTime now, std::uint64_t generation);
+  // What a finished unit changes in its subscription.
+  UnitEdit finish(Unit& unit);
   // Drops cached batches that no subscription of `subs` will read again.
   void forget_batches(std::span<SubscriptionState* const> subs);
-  // Closes the sinks of subscriptions that lost their lease, or of all (stopping).
-  void close_sinks(std::span<SubscriptionState* const> subs, bool all) noexcept;
 
   int in_flight() const noexcept { return in_flight_; }
   // Deliveries made since the last take_deliveries().
   std::size_t take_deliveries() noexcept { return std::exchange(deliveries_, 0); }
 
  private:
-  void dispatch_batch(SubscriptionState& sub, std::shared_ptr<const Batch> batch);
+  Scheduled dispatch_batch(SubscriptionState& sub, std::shared_ptr<const Batch> batch);
   void dispatch_owed(SubscriptionState& sub, const std::vector<std::string>& streams);
   void start(const std::shared_ptr<Unit>& unit, std::vector<WorkItem> items);
   void apply_unrecorded(Unit& unit, std::vector<WorkItem>& items);
@@ -135,9 +160,6 @@ class Dispatcher {
   void skip_reconciled(Unit& unit, std::optional<Seq> reconciled);
   void run_lane(const std::shared_ptr<Unit>& unit, std::size_t lane) noexcept;
   void run_transactional(Unit& unit) noexcept;
-  void on_failure(Unit& unit, const std::exception_ptr& error, SysTime now);
-  void pause_sink(SubscriptionState& sub, SinkSession& sink,
-                  const std::exception_ptr& error) noexcept;
 
   DeliveryEnv env_;  // constant after construction
   Writer& writer_;
@@ -151,7 +173,6 @@ class Dispatcher {
   BatchReader batches_;
   int in_flight_ = 0;
   std::size_t deliveries_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 }  // namespace eventlite::detail

@@ -9,15 +9,16 @@
 // finishes. With the watch active and nothing due, the timer sleeps until the
 // earliest thing due or poll_interval, so an idle processor costs nothing. Each
 // wake-up is a step:
-//   1. leases (leases.hpp): renew the ones held, take the ones free or expired;
+//   1. leases (lease_keeper.hpp): renew the ones held, take the ones free or expired;
 //   2. periodic tasks that are due and whose lease this process wins;
 //   3. dispatch (dispatch.hpp): for every leased subscription with no unit in
 //      flight, owed deliveries that are due form a unit; otherwise the next batch of
 //      events past its position does;
 //   4. checkpoints (checkpoints.hpp) of finished units, at most every
 //      checkpoint_interval, at once when a unit wrote delivery rows.
-// The parts decide and write; the loop applies what they return to the
-// subscriptions, so no part calls back into another.
+// The parts decide and return; the loop applies what they return to the
+// subscriptions (apply.cpp), so no part calls back into another and one place
+// writes a subscription's checkpoint, lease tenure, rows and pause.
 //
 // Invariants: a subscription's position only moves past an event that is done or
 // has a row in eventlite_deliveries, written in the same transaction; a checkpoint is
@@ -152,7 +153,7 @@ void Processor::Impl::finish_stop_if_drained() {
   if (dispatcher.in_flight() > 0) return;
   commit(true);
   release_leases();
-  dispatcher.close_sinks(subscriptions(), true);
+  close_sinks(true);
   if (timer) timer->cancel();
   work.reset();
   io.stop();
@@ -281,7 +282,7 @@ bool Processor::Impl::step() {
   announce_standbys(now);
   run_tasks(now);
   const auto all = subscriptions();
-  dispatcher.close_sinks(all, false);
+  close_sinks(false);
   dispatcher.forget_batches(all);
   bool dispatched = false;
   for (SubscriptionState* sub : all) {
@@ -289,7 +290,7 @@ bool Processor::Impl::step() {
     if (std::chrono::steady_clock::now() < sub->pause.until ||
         now < sub->pause.held_until)
       continue;
-    if (dispatcher.schedule(*sub, now, generation)) dispatched = true;
+    if (apply(*sub, dispatcher.schedule(*sub, now, generation), now)) dispatched = true;
   }
   // Checkpoints wait for checkpoint_interval even when idle: committing after every
   // event of a trickle would add a commit (an fsync under full durability) per event,
@@ -361,9 +362,7 @@ void Processor::Impl::complete(std::shared_ptr<detail::Unit> unit) {
 }
 
 void Processor::Impl::finish(detail::Unit& unit) {
-  const detail::Finished f = dispatcher.finish(unit, clock->now());
-  if (f.changed) ++generation;
-  if (f.commit_now) commit(true);
+  apply(dispatcher.finish(unit), clock->now());
 }
 
 void Processor::Impl::commit(bool force) {
@@ -374,20 +373,9 @@ void Processor::Impl::commit(bool force) {
   // After failed commits (the file locked by another process, disk full), wait longer
   // each time; run_until_idle's caller decides for itself when to retry.
   if (!checkpoints.due(force, inline_mode || stopping, steady_now)) return;
-  bool rows = false;
-  for (const SubscriptionState* sub : dirty) rows = rows || !sub->pending_rows.empty();
   const SysTime now = clock->now();
-  auto lost = checkpoints.commit(writer, dirty, leases.owner(), now, steady_now);
-  if (!lost) return;
-  for (SubscriptionState* sub : *lost) {
-    logger->warn(
-        "lease lost or checkpoint moved elsewhere (a rewind, a rebuild, a takeover): "
-        "subscription={} owner={}; its uncommitted work is dropped and it goes on "
-        "from the position in the file",
-        sub->name, leases.owner());
-    detail::lose_lease(*sub, now);
-  }
-  if (rows) ++generation;
+  if (auto out = checkpoints.commit(writer, dirty, leases.owner(), now, steady_now))
+    apply(*out, now);
 }
 
 }  // namespace eventlite

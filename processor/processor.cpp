@@ -1,5 +1,7 @@
-// Processor: registration, metrics, and the public handle. The loop is in loop.cpp;
-// its parts are leases.hpp, dispatch.hpp (with delivery.hpp) and checkpoints.hpp.
+// Processor: registration, metrics, and the public handle. The loop is in loop.cpp,
+// with apply.cpp and loop_upkeep.cpp; its parts are lease_keeper.hpp, dispatch.hpp
+// (with delivery.hpp), checkpoints.hpp and sink_session.hpp. processor/services/ holds
+// what is built on them: status and admin, rebuilds, replay, the inbox and Lease.
 
 #include "eventlite/processor.hpp"
 
@@ -63,7 +65,7 @@ Processor::Impl::Impl(Store& s, ProcessorOptions o)
 Processor::Impl::~Impl() {
   stop();
   release_leases();  // held since the last run_until_idle
-  dispatcher.close_sinks(subscriptions(), true);
+  close_sinks(true);
 }
 
 void Processor::Impl::add(std::unique_ptr<SubscriptionState> sub) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,7 +22,7 @@
 #include "processor/change_watch.hpp"
 #include "processor/checkpoints.hpp"
 #include "processor/dispatch.hpp"
-#include "processor/leases.hpp"
+#include "processor/lease_keeper.hpp"
 #include "processor/state.hpp"
 #include "processor/writer.hpp"
 
@@ -68,7 +69,6 @@ struct Processor::Impl {
   bool step();
   void check_changes();
   void maintain_leases(detail::SysTime now);
-  void apply(const detail::LeaseChange& change, detail::SysTime now);
   void announce_standbys(detail::SysTime now);
   void run_tasks(detail::SysTime now);
   void run_work(std::function<void()> work);
@@ -76,6 +76,20 @@ struct Processor::Impl {
   void finish(detail::Unit& unit);
   void commit(bool force);
   void release_leases() noexcept;
+  void close_sinks(bool all) noexcept;
+
+  // Applying what the parts return: the one writer of a subscription's checkpoint,
+  // lease tenure, rows and pause (apply.cpp).
+  void apply(const detail::LeaseChange& change, detail::SysTime now);
+  bool apply(detail::SubscriptionState& sub, const detail::Scheduled& s,
+             detail::SysTime now);  // whether anything moved
+  void apply(detail::UnitEdit edit, detail::SysTime now);
+  void apply(const detail::CommitOutcome& out, detail::SysTime now);
+  void lose_lease(detail::SubscriptionState& sub, detail::SysTime now) noexcept;
+  void pause_after(detail::SubscriptionState& sub, const std::exception_ptr& error,
+                   detail::SysTime now);
+  void pause_sink(detail::SubscriptionState& sub, detail::SinkSession& sink,
+                  const std::exception_ptr& error) noexcept;
   void finish_stop_if_drained();
   void publish_idle(bool dispatched, std::uint64_t requests);
   std::vector<detail::SubscriptionState*> subscriptions() const;
@@ -109,6 +123,7 @@ struct Processor::Impl {
   bool stopping = false;
   detail::SteadyTime step_pause_until{};
   detail::Backoff step_backoff{std::chrono::milliseconds(20), std::chrono::seconds(1)};
+  std::mt19937_64 rng{std::random_device{}()};  // retry jitter
 
   // Started mode.
   boost::asio::io_context io;

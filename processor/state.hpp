@@ -75,19 +75,22 @@ struct SubscriptionState {
     return s ? s->get() : nullptr;
   }
 
-  // The loop's thread only.
+  // The loop's thread only. The tenure, checkpoint, rows and pause are written only
+  // where the loop applies what the parts return (apply.cpp).
   LeaseHold lease;
   Seq committed = 0;  // the position in the file, as this processor last saw it
   std::vector<RowWrite> pending_rows;
+  // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
+  std::map<Seq, std::pair<int, std::string>> unrecorded;
+  Pause pause;
+  // The dispatcher's view of the work in the file (dispatch.cpp), which a lease taken
+  // anew resets.
   bool in_flight = false;
   bool more = true;                    // the last read filled a batch
   std::uint64_t read_generation = 0;   // change generation of the last empty read
   std::uint64_t retry_generation = 0;  // change generation of the last retry check
   std::int64_t owed = 0;               // owed deliveries at the last retry check
   std::optional<SysTime> next_due;
-  // Failed attempts that no row could record (see DeliveryRolledBack), by seq.
-  std::map<Seq, std::pair<int, std::string>> unrecorded;
-  Pause pause;
 
   // Delivered (or owed in pending_rows) up to here. Each setter also publishes the
   // value for metrics(), so the two never disagree.
@@ -133,20 +136,5 @@ struct SubscriptionState {
   std::atomic<bool> leased_view_{false};
   std::atomic<bool> stopped_view_{false};
 };
-
-// Forgets what this tenure of the lease kept in memory: the position goes back to the
-// committed one, rows not yet written and failures no row recorded are dropped, the
-// epoch moves on (a unit in flight is ignored when it finishes), and the lease is
-// looked at again at once.
-inline void lose_lease(SubscriptionState& sub, SysTime now) noexcept {
-  sub.set_leased(false);
-  sub.pending_rows.clear();
-  sub.unrecorded.clear();
-  sub.set_position(sub.committed);
-  sub.pause = {};
-  if (SinkSession* sink = sub.sink()) sink->recovered(false);  // a new backoff
-  ++sub.lease.epoch;
-  sub.lease.check_at = now;
-}
 
 }  // namespace eventlite::detail

@@ -4,7 +4,7 @@
 #include "eventlite/lease.hpp"
 
 #include "eventlite/errors.hpp"
-#include "processor/leases.hpp"
+#include "processor/lease_keeper.hpp"
 #include "processor/writer.hpp"
 #include "store/time_text.hpp"
 

@@ -1,6 +1,7 @@
 // The loop's side of leases and periodic tasks: asking the lease keeper
-// (leases.hpp) for renewals and takeovers in one write transaction, and applying
-// what it returns to the subscriptions; claiming and running due periodic tasks.
+// (lease_keeper.hpp) for renewals and takeovers in one write transaction (what it returns
+// is applied in apply.cpp); announcing standbys; claiming and running due periodic
+// tasks.
 // Runs on the loop's thread (see loop.cpp).
 
 #include <spdlog/logger.h>
@@ -16,17 +17,20 @@ using detail::SysTime;
 
 void Processor::Impl::maintain_leases(SysTime now) {
   const auto all = subscriptions();
-  leases.peek(*reads, all, now, generation);
+  for (const auto& [sub, free] : leases.peek(*reads, all, now, generation)) {
+    sub->lease.generation = generation;
+    if (free) sub->lease.check_at = now;
+  }
   const auto due = leases.due(all, now);
   if (due.empty() || stopping) return;
   std::vector<detail::LeaseChange> changes;
   try {
-    changes = writer.run([&](detail::Queries& q) {
-      return leases.acquire_or_renew(q, due, now);
-    });
+    changes = writer.run(
+        [&](detail::Queries& q) { return leases.acquire_or_renew(q, due, now); });
   } catch (const std::exception& e) {
     logger->warn("lease maintenance failed, will retry: {}", e.what());
-    for (SubscriptionState* sub : due) sub->lease.check_at = now + std::chrono::seconds(1);
+    for (SubscriptionState* sub : due)
+      sub->lease.check_at = now + std::chrono::seconds(1);
     return;
   }
   for (const auto& change : changes) apply(change, now);
@@ -51,48 +55,6 @@ void Processor::Impl::announce_standbys(SysTime now) {
     });
   } catch (const std::exception& e) {
     logger->debug("writing standbys failed, will retry: {}", e.what());
-  }
-}
-
-void Processor::Impl::apply(const detail::LeaseChange& c, SysTime now) {
-  using Kind = detail::LeaseChange::Kind;
-  SubscriptionState& sub = *c.sub;
-  switch (c.kind) {
-    case Kind::renewed:
-      sub.lease.check_at = now + leases.renew_every();
-      sub.lease.expires = now + leases.lease_time();
-      break;
-    case Kind::acquired:
-      // Taken again while believed held (a rewind moved the token on): drop what
-      // the old tenure kept in memory first.
-      if (sub.leased()) detail::lose_lease(sub, now);
-      logger->info("lease acquired: subscription={} owner={} token={} position={}",
-                   sub.name, leases.owner(), c.token, c.position);
-      sub.set_leased(true);
-      sub.lease.standing_by = false;
-      sub.lease.token = c.token;
-      sub.committed = c.position;
-      sub.set_position(c.position);
-      sub.pending_rows.clear();
-      sub.more = true;
-      sub.retry_generation = 0;
-      sub.set_stopped(false);
-      ++sub.lease.epoch;
-      sub.lease.check_at = now + leases.renew_every();
-      sub.lease.expires = now + leases.lease_time();
-      break;
-    case Kind::held_elsewhere:
-      if (!sub.lease.standing_by) standby_announce_at = now;  // say so at once
-      sub.lease.standing_by = true;
-      if (sub.leased()) {
-        logger->warn("lease lost: subscription={} owner={}", sub.name, leases.owner());
-        detail::lose_lease(sub, now);
-      }
-      // Look again when the holder's lease runs out (it renews before that).
-      sub.lease.check_at = c.expires < SysTime::max() - std::chrono::milliseconds(1)
-                               ? c.expires + std::chrono::milliseconds(1)
-                               : SysTime::max();
-      break;
   }
 }
 

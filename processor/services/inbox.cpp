@@ -27,7 +27,7 @@ namespace eventlite {
 
 namespace {
 
-constexpr std::size_t kKeptText = 4096;   // of a rejected entry's text
+constexpr std::size_t kKeptText = 4096;      // of a rejected entry's text
 constexpr std::size_t kMaxNameBytes = 1024;  // as the store allows a stream name
 
 // `text` cut to at most `n` bytes, not inside a UTF-8 sequence.
@@ -173,7 +173,8 @@ Inbox::Hold Inbox::hold() {
   if (m.lease.held() && now - m.renewed < m.options.lease_time / 3) return Hold::holding;
   const bool had = m.lease.held();
   if (!m.lease.acquire_or_renew()) {
-    if (had) m.logger->warn("{} {}: lease lost to another process", m.kind, m.options.name);
+    if (had)
+      m.logger->warn("{} {}: lease lost to another process", m.kind, m.options.name);
     return Hold::standing_by;
   }
   m.renewed = now;

@@ -45,10 +45,12 @@ class LeaseKeeper {
   std::chrono::milliseconds lease_time() const noexcept { return lease_time_; }
   std::chrono::milliseconds renew_every() const noexcept { return lease_time_ / 3; }
 
-  // Standbys look at their lease row once per change of the file (`generation`);
-  // one that is free or expired is due at once.
-  void peek(Queries& reads, std::span<SubscriptionState* const> subs, SysTime now,
-            std::uint64_t generation) const;
+  // Standbys look at their lease row once per change of the file (`generation`).
+  // Returns those it looked at, each with whether its lease is free or expired (then
+  // it is due at once); the loop records both.
+  std::vector<std::pair<SubscriptionState*, bool>> peek(
+      Queries& reads, std::span<SubscriptionState* const> subs, SysTime now,
+      std::uint64_t generation) const;
   // The subscriptions due for a renewal or a try to take their lease.
   std::vector<SubscriptionState*> due(std::span<SubscriptionState* const> subs,
                                       SysTime now) const;

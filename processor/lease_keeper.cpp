@@ -1,4 +1,4 @@
-#include "processor/leases.hpp"
+#include "processor/lease_keeper.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -16,16 +16,19 @@ std::string generated_owner() {
   return fmt::format("{}:{}:{:06x}", host, getpid(), rd() & 0xffffff);
 }
 
-void LeaseKeeper::peek(Queries& reads, std::span<SubscriptionState* const> subs,
-                       SysTime now, std::uint64_t generation) const {
+std::vector<std::pair<SubscriptionState*, bool>> LeaseKeeper::peek(
+    Queries& reads, std::span<SubscriptionState* const> subs, SysTime now,
+    std::uint64_t generation) const {
   const std::string now_text = format_time(now);
+  std::vector<std::pair<SubscriptionState*, bool>> out;
   for (SubscriptionState* sub : subs) {
-    if (sub->leased() || sub->lease.check_at <= now || sub->lease.generation == generation)
+    if (sub->leased() || sub->lease.check_at <= now ||
+        sub->lease.generation == generation)
       continue;
-    sub->lease.generation = generation;
-    auto row = reads.read_lease(sub->name);
-    if (!row || row->expires <= now_text) sub->lease.check_at = now;
+    const auto row = reads.read_lease(sub->name);
+    out.emplace_back(sub, !row || row->expires <= now_text);
   }
+  return out;
 }
 
 std::vector<SubscriptionState*> LeaseKeeper::due(std::span<SubscriptionState* const> subs,

@@ -21,7 +21,7 @@
 #include "eventlite/lease.hpp"
 #include "eventlite/store.hpp"
 #include "eventlite/transaction.hpp"
-#include "processor/leases.hpp"
+#include "processor/lease_keeper.hpp"
 #include "processor/writer.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"

@@ -44,9 +44,10 @@ std::uint64_t replay(const Store& store, const BatchHandler& handler, ReadOption
     n += done;
     if (!r.all_done()) {
       if (r.error()) std::rethrow_exception(r.error());
-      throw InvalidArgument(fmt::format("replay: the batch handler failed at index {} "
-                                        "without an error",
-                                        done));
+      throw InvalidArgument(
+          fmt::format("replay: the batch handler failed at index {} "
+                      "without an error",
+                      done));
     }
     events.clear();
   };
