@@ -48,23 +48,16 @@ std::vector<LeaseChange> LeaseKeeper::acquire_or_renew(
   const std::string expires_text = format_time(now + lease_time_);
   Seq head = -1;
   for (SubscriptionState* sub : due) {
-    auto row = q.read_lease(sub->name);
+    const auto take = q.take_lease(sub->name, owner_, sub->lease.token, sub->leased(),
+                                   now_text, expires_text);
     LeaseChange c{sub};
-    // Ours only if this instance holds it (owner and token); an owner name alone
-    // may be shared by a restarted or a misconfigured second process.
-    const bool ours = row && row->owner == owner_ && row->token == sub->lease.token;
-    if (ours && sub->leased()) {
-      c.kind = LeaseChange::Kind::renewed;
-      c.token = row->token;
-    } else if (!row || ours || row->expires <= now_text) {
-      c.kind = LeaseChange::Kind::acquired;
-      c.token = row ? row->token + 1 : 1;
-    } else {
-      c.expires = parse_time(row->expires).value_or(now + lease_time_);
+    c.token = take.token;
+    if (take.token == 0) {
+      c.expires = parse_time(take.before->expires).value_or(now + lease_time_);
       changes.push_back(c);
       continue;
     }
-    q.write_lease(sub->name, owner_, expires_text, c.token);
+    c.kind = take.renewed ? LeaseChange::Kind::renewed : LeaseChange::Kind::acquired;
     if (c.kind == LeaseChange::Kind::acquired) {
       Seq start = 0;
       if (sub->options.start_at == StartAt::head) {
@@ -89,12 +82,10 @@ void LeaseKeeper::release(Queries& q, std::span<SubscriptionState* const> held,
 std::pair<bool, SysTime> LeaseKeeper::claim_task(Queries& q, const std::string& name,
                                                  std::chrono::milliseconds interval,
                                                  SysTime now) const {
-  auto row = q.read_lease(name);
-  if (!row || row->expires <= format_time(now)) {
-    q.write_lease(name, owner_, format_time(now + interval), row ? row->token + 1 : 1);
-    return {true, now + interval};
-  }
-  return {false, parse_time(row->expires).value_or(now + interval)};
+  const auto take =
+      q.take_lease(name, owner_, 0, false, format_time(now), format_time(now + interval));
+  if (take.token != 0) return {true, now + interval};
+  return {false, parse_time(take.before->expires).value_or(now + interval)};
 }
 
 }  // namespace eventlite::detail

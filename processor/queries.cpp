@@ -17,67 +17,6 @@ Stmt& Queries::get(const char* sql) {
   return statements_.emplace(sql, Stmt(db_, sql)).first->second;
 }
 
-std::optional<LeaseRow> Queries::read_lease(std::string_view name) {
-  Stmt& s = get("SELECT owner, expires, token FROM eventlite_leases WHERE name = ?1");
-  StmtScope scope(s);
-  s.bind(1, name);
-  if (!s.step("read lease")) return std::nullopt;
-  LeaseRow row;
-  s.column_text(0, row.owner);
-  s.column_text(1, row.expires);
-  row.token = s.column_int(2);
-  return row;
-}
-
-void Queries::write_lease(std::string_view name, std::string_view owner,
-                          std::string_view expires, std::int64_t token) {
-  Stmt& s = get(
-      "INSERT INTO eventlite_leases(name, owner, expires, token) VALUES (?1, ?2, ?3, ?4) "
-      "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
-      "expires = excluded.expires, token = excluded.token");
-  StmtScope scope(s);
-  s.bind(1, name);
-  s.bind(2, owner);
-  s.bind(3, expires);
-  s.bind(4, token);
-  s.step("write lease");
-}
-
-void Queries::release_lease(std::string_view name, std::string_view owner,
-                            std::int64_t token, std::string_view expires) {
-  Stmt& s =
-      get("UPDATE eventlite_leases SET expires = ?4 WHERE name = ?1 AND owner = ?2 AND "
-          "token = ?3");
-  StmtScope scope(s);
-  s.bind(1, name);
-  s.bind(2, owner);
-  s.bind(3, token);
-  s.bind(4, expires);
-  s.step("release lease");
-}
-
-void Queries::write_standby(std::string_view name, std::string_view owner,
-                            std::string_view since, std::string_view expires) {
-  Stmt& s =
-      get("INSERT INTO eventlite_standbys(name, owner, since, expires) "
-          "VALUES (?1, ?2, ?3, ?4) "
-          "ON CONFLICT(name, owner) DO UPDATE SET expires = excluded.expires");
-  StmtScope scope(s);
-  s.bind(1, name);
-  s.bind(2, owner);
-  s.bind(3, since);
-  s.bind(4, expires);
-  s.step("write standby");
-}
-
-void Queries::delete_standby(std::string_view name, std::string_view owner) {
-  Stmt& s = get("DELETE FROM eventlite_standbys WHERE name = ?1 AND owner = ?2");
-  StmtScope scope(s);
-  s.bind(1, name);
-  s.bind(2, owner);
-  s.step("delete standby");
-}
-
 void Queries::write_sink_health(std::string_view subscription, std::string_view owner,
                                 const SinkHealthRow& row, std::string_view now) {
   Stmt& s = get(
@@ -184,7 +123,7 @@ std::unordered_set<std::string> Queries::blocked_streams(std::string_view subscr
                                                          bool hold) {
   Stmt& s =
       get("SELECT DISTINCT stream FROM eventlite_deliveries WHERE subscription = ?1 AND "
-          "(status != 'dead' OR ?2)");
+          "(" EVENTLITE_OWED("") " OR ?2)");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.bind(2, std::int64_t{hold});
@@ -197,9 +136,9 @@ Queries::SubscriptionRow Queries::subscription(std::string_view name) {
   Stmt& s = get(
       "SELECT (SELECT position FROM eventlite_subscriptions WHERE name = ?1), "
       "(SELECT count(*) FROM eventlite_deliveries WHERE subscription = ?1 AND "
-      "status != 'dead'), "
+      EVENTLITE_OWED("") "), "
       "(SELECT min(next_attempt) FROM eventlite_deliveries WHERE subscription = ?1 AND "
-      "status != 'dead'), "
+      EVENTLITE_OWED("") "), "
       "EXISTS (SELECT 1 FROM eventlite_deliveries WHERE subscription = ?1 AND "
       "status = 'dead')");
   StmtScope scope(s);
@@ -218,11 +157,11 @@ std::vector<std::string> Queries::due_streams(std::string_view subscription,
                                               bool hold) {
   Stmt& s =
       get("SELECT d.stream FROM eventlite_deliveries AS d "
-          "WHERE d.subscription = ?1 AND d.status != 'dead' "
+          "WHERE d.subscription = ?1 AND " EVENTLITE_OWED("d.") " "
           "AND (d.status = 'waiting' OR d.next_attempt IS NULL OR d.next_attempt <= ?2) "
           "AND NOT EXISTS (SELECT 1 FROM eventlite_deliveries AS p "
           "  WHERE p.subscription = ?1 AND p.stream = d.stream "
-          "  AND (p.status != 'dead' OR ?4) AND p.seq < d.seq) "
+          "  AND (" EVENTLITE_OWED("p.") " OR ?4) AND p.seq < d.seq) "
           "ORDER BY d.seq LIMIT ?3");
   StmtScope scope(s);
   s.bind(1, subscription);
@@ -238,7 +177,7 @@ std::vector<OwedRow> Queries::owed_rows(std::string_view subscription,
                                         std::string_view stream, std::size_t limit) {
   Stmt& s =
       get("SELECT seq, attempts FROM eventlite_deliveries WHERE subscription = ?1 AND "
-          "stream = ?2 AND status != 'dead' ORDER BY seq LIMIT ?3");
+          "stream = ?2 AND " EVENTLITE_OWED("") " ORDER BY seq LIMIT ?3");
   StmtScope scope(s);
   s.bind(1, subscription);
   s.bind(2, stream);
@@ -298,69 +237,11 @@ std::optional<std::string> Queries::oldest_undelivered(std::string_view subscrip
           "  (SELECT position FROM eventlite_subscriptions WHERE name = ?1) + 1) AS n, "
           "(SELECT min(e.time) FROM eventlite_deliveries AS d "
           "  JOIN eventlite_events AS e ON e.seq = d.seq "
-          "  WHERE d.subscription = ?1 AND d.status != 'dead') AS o)");
+          "  WHERE d.subscription = ?1 AND " EVENTLITE_OWED("d.") ") AS o)");
   StmtScope scope(s);
   s.bind(1, subscription);
   if (!s.step("read oldest undelivered event") || s.column_null(0)) return std::nullopt;
   return std::string(s.column_text(0));
-}
-
-bool Queries::subscription_exists(std::string_view name) {
-  Stmt& s = get("SELECT 1 FROM eventlite_subscriptions WHERE name = ?1");
-  StmtScope scope(s);
-  s.bind(1, name);
-  return s.step("read subscription");
-}
-
-std::size_t Queries::retry_dead(std::string_view subscription, std::optional<Seq> seq,
-                                std::string_view now) {
-  // No due time: due at once on whatever clock the processor runs (a test's
-  // ManualClock included).
-  Stmt& s = get(
-      "UPDATE eventlite_deliveries "
-      "SET status = 'retrying', attempts = 0, next_attempt = NULL, updated = ?2 "
-      "WHERE subscription = ?1 AND status = 'dead' AND (?3 < 0 OR seq = ?3)");
-  StmtScope scope(s);
-  s.bind(1, subscription);
-  s.bind(2, now);
-  s.bind(3, seq.value_or(-1));
-  s.step("retry dead letters");
-  return static_cast<std::size_t>(sqlite3_changes(db_));
-}
-
-std::size_t Queries::discard_dead(std::string_view subscription, std::optional<Seq> seq) {
-  Stmt& s = get(
-      "DELETE FROM eventlite_deliveries "
-      "WHERE subscription = ?1 AND status = 'dead' AND (?2 < 0 OR seq = ?2)");
-  StmtScope scope(s);
-  s.bind(1, subscription);
-  s.bind(2, seq.value_or(-1));
-  s.step("discard dead letters");
-  return static_cast<std::size_t>(sqlite3_changes(db_));
-}
-
-void Queries::rewind(std::string_view subscription, Seq from, std::string_view now,
-                     std::string_view long_ago) {
-  write_position(subscription, from - 1, now);
-  {
-    // Owed or dead at or after `from`: the log delivers them again from there.
-    Stmt& s =
-        get("DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2");
-    StmtScope scope(s);
-    s.bind(1, subscription);
-    s.bind(2, from);
-    s.step("drop deliveries");
-  }
-  // Take the subscription from whoever dispatches it: a new token fences the work
-  // it has not committed yet, even when the position ends where it was, and the
-  // lease ends now, so it (or another process) picks the subscription up again at
-  // once from the new position.
-  Stmt& s =
-      get("UPDATE eventlite_leases SET token = token + 1, expires = ?2 WHERE name = ?1");
-  StmtScope scope(s);
-  s.bind(1, subscription);
-  s.bind(2, long_ago);
-  s.step("end lease");
 }
 
 }  // namespace eventlite::detail

@@ -56,6 +56,18 @@ struct SinkHealthRow {
   std::int64_t round_trip_p99_us = 0;
 };
 
+// The owed predicate, spliced into statements as a literal: a delivery row of
+// eventlite_deliveries (`row` its alias and a dot, or "") is owed (retrying or
+// waiting) unless it is dead.
+#define EVENTLITE_OWED(row) row "status != 'dead'"
+
+// A shadow build's row in eventlite_rebuilds.
+struct RebuildRow {
+  Seq from = 1;
+  Seq position = 0;
+  std::string build = {};  // what was built: the version, from and the filters, as JSON
+};
+
 // Times in the file are UTC ISO-8601 text with milliseconds; they sort as text.
 inline std::optional<std::chrono::system_clock::time_point> parse_time(
     std::string_view text) {
@@ -73,10 +85,31 @@ class Queries {
   explicit Queries(sqlite3* db) : db_(db) {}
   sqlite3* db() const noexcept { return db_; }
 
+  // ---- The lease-row protocol (queries_leases.cpp), the only code that writes
+  // eventlite_leases: subscriptions, periodic tasks, Lease, rebuilds and rewind all
+  // go through it. A row names its owner, when it expires, and a token that grows
+  // whenever the lease changes hands; a holder's writes check their token.
   std::optional<LeaseRow> read_lease(std::string_view name);
-  // Inserts or replaces the lease row: `name` belongs to `owner` until `expires`.
-  void write_lease(std::string_view name, std::string_view owner,
-                   std::string_view expires, std::int64_t token);
+  // What take_lease() and steal_lease() found and did.
+  struct LeaseTake {
+    std::int64_t token = 0;          // held now with this token; 0: held elsewhere
+    bool renewed = false;            // it was held already, with the same token
+    std::optional<LeaseRow> before;  // the row as it stood
+  };
+  // Takes lease `name` for `owner` until `expires`. With `renew`, and the row still
+  // this owner's with `token`, renews it with that token; else takes it with a new one
+  // (the row's + 1) if it is free, expired at `now`, or still this owner's with
+  // `token`; else leaves it to its holder.
+  LeaseTake take_lease(std::string_view name, std::string_view owner, std::int64_t token,
+                       bool renew, std::string_view now, std::string_view expires);
+  // Takes lease `name` for `owner` until `expires` from whoever holds it, with a new
+  // token: its holder's uncommitted work cannot land.
+  LeaseTake steal_lease(std::string_view name, std::string_view owner,
+                        std::string_view expires);
+  // Ends lease `name` at `expires` with a new token, whoever holds it (a rewind, a
+  // rebuild's swap): its holder's uncommitted work cannot land, and it is taken again
+  // at once. Returns the row as it stood, none when there is none.
+  std::optional<LeaseRow> revoke_lease(std::string_view name, std::string_view expires);
   // Ends the lease at `expires` if `owner` still holds it with `token`.
   void release_lease(std::string_view name, std::string_view owner, std::int64_t token,
                      std::string_view expires);
@@ -148,13 +181,34 @@ class Queries {
   // the lease with a new token (so its holder's uncommitted work cannot land).
   void rewind(std::string_view subscription, Seq from, std::string_view now,
               std::string_view long_ago);
+  // The subscription's stored position; none when it has no row.
+  std::optional<Seq> position_of(std::string_view subscription);
+  // Deletes the subscription's deliveries at or after `from`; returns how many.
+  std::size_t drop_deliveries(std::string_view subscription, Seq from);
 
- // One more statement on this connection, prepared once: `sql` must be a literal
+  // A shadow build's row (rebuild.hpp), in the caller's write transaction.
+  std::optional<RebuildRow> read_rebuild(std::string_view subscription);
+  // Inserts the row, or moves its position.
+  void write_rebuild(std::string_view subscription, const RebuildRow& row,
+                     std::string_view now);
+  void delete_rebuild(std::string_view subscription);
+
+  // A bridge's row (eventlite_bridges), in the inbox's write transaction: where it
+  // stands at its source and how many entries it stored and rejected (added).
+  struct BridgeStep {
+    std::string_view name, broker, source, last_entry;
+    std::size_t stored = 0, rejected = 0;
+  };
+  void write_bridge(const BridgeStep& step, std::string_view now);
+
+  // One more statement on this connection, prepared once: `sql` must be a literal
   // (statements are kept by its address).
   Stmt& statement(const char* sql) { return get(sql); }
 
  private:
   Stmt& get(const char* sql);
+  void write_lease(std::string_view name, std::string_view owner,
+                   std::string_view expires, std::int64_t token);
 
   sqlite3* db_;
   std::unordered_map<const char*, Stmt> statements_;  // keyed by the SQL literal

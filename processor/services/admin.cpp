@@ -47,7 +47,7 @@ std::string status_sql(bool v4) {
          : "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '[]' ";
   return "SELECT h.head, s.name, s.position, "
          "(SELECT count(*) FROM eventlite_deliveries AS d "
-         " WHERE d.subscription = s.name AND d.status != 'dead'), "
+         " WHERE d.subscription = s.name AND " EVENTLITE_OWED("d.") "), "
          "(SELECT count(*) FROM eventlite_deliveries AS d "
          " WHERE d.subscription = s.name AND d.status = 'dead'), "
          "l.owner, l.expires, l.token, "
@@ -64,7 +64,7 @@ std::string status_sql(bool v4) {
          "n, "
          "  (SELECT min(e.time) FROM eventlite_deliveries AS d "
          "   JOIN eventlite_events AS e ON e.seq = d.seq "
-         "   WHERE d.subscription = s2.name AND d.status != 'dead') AS o "
+         "   WHERE d.subscription = s2.name AND " EVENTLITE_OWED("d.") ") AS o "
          "  FROM eventlite_subscriptions AS s2) AS o ON o.name = s.name "
          "ORDER BY s.name";
 }
@@ -295,10 +295,10 @@ RewindReport rewind(Store& store, std::string_view subscription, Seq from) {
     report.position_before = q.subscription(subscription).position.value_or(0);
     report.position_after = from - 1;
     {
-      detail::Stmt& s = q.statement(
-          "SELECT count(*) FILTER (WHERE status != 'dead'), "
-          "count(*) FILTER (WHERE status = 'dead') FROM eventlite_deliveries "
-          "WHERE subscription = ?1 AND seq >= ?2");
+      detail::Stmt& s = q.statement("SELECT count(*) FILTER (WHERE " EVENTLITE_OWED(
+          "") "), "
+              "count(*) FILTER (WHERE status = 'dead') FROM eventlite_deliveries "
+              "WHERE subscription = ?1 AND seq >= ?2");
       detail::StmtScope scope(s);
       s.bind(1, subscription);
       s.bind(2, from);

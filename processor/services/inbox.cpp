@@ -4,7 +4,6 @@
 #include "eventlite/inbox.hpp"
 
 #include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -19,6 +18,7 @@
 #include "eventlite/errors.hpp"
 #include "eventlite/lease.hpp"
 #include "eventlite/transaction.hpp"
+#include "processor/writer.hpp"
 #include "store/clock.hpp"
 #include "store/sqlite_util.hpp"
 #include "store/store_impl.hpp"
@@ -89,12 +89,14 @@ struct Inbox::Impl {
       : store(s),
         options(std::move(o)),
         lease(store, "bridge:" + options.name, options.lease_time),
+        writer(detail::StoreAccess::make(detail::StoreAccess::impl(s))),
         logger(options.logger ? options.logger : detail::StoreAccess::impl(s)->logger),
         kind(options.broker + " bridge") {}
 
   Store& store;
   const InboxOptions options;
   Lease lease;
+  detail::Writer writer;  // the store's statements on its write connection
   std::shared_ptr<spdlog::logger> logger;
   const std::string kind;  // "redis bridge", for log lines
   std::chrono::steady_clock::time_point renewed{};
@@ -135,22 +137,9 @@ struct Inbox::Impl {
 
   void record_position(Transaction& txn, const InboxEntry& last, std::size_t stored,
                        std::size_t rejected) {
-    SQLite::Statement upsert(
-        txn.database(),
-        "INSERT INTO eventlite_bridges (name, broker, source, last_entry, stored, "
-        "rejected, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-        "ON CONFLICT(name) DO UPDATE SET broker = excluded.broker, "
-        "source = excluded.source, last_entry = excluded.last_entry, "
-        "stored = stored + excluded.stored, rejected = rejected + excluded.rejected, "
-        "updated = excluded.updated");
-    upsert.bind(1, options.name);
-    upsert.bind(2, options.broker);
-    upsert.bind(3, options.source);
-    upsert.bind(4, last.id);
-    upsert.bind(5, static_cast<std::int64_t>(stored));
-    upsert.bind(6, static_cast<std::int64_t>(rejected));
-    upsert.bind(7, detail::now_text());
-    upsert.exec();
+    writer.queries(txn).write_bridge(
+        {options.name, options.broker, options.source, last.id, stored, rejected},
+        detail::now_text());
   }
 };
 

@@ -32,16 +32,8 @@ bool Lease::acquire_or_renew() {
   const std::string now_text = detail::format_time(now);
   const std::string until_text = detail::format_time(now + duration_);
   try {
-    token_ = writer_->run([&](detail::Queries& q) -> std::int64_t {
-      const auto row = q.read_lease(name_);
-      if (row && row->owner == owner_ && row->token == token_ && token_ != 0) {
-        q.write_lease(name_, owner_, until_text, token_);  // renewed
-        return token_;
-      }
-      if (row && row->expires > now_text) return 0;  // held elsewhere
-      const std::int64_t token = row ? row->token + 1 : 1;
-      q.write_lease(name_, owner_, until_text, token);
-      return token;
+    token_ = writer_->run([&](detail::Queries& q) {
+      return q.take_lease(name_, owner_, token_, token_ != 0, now_text, until_text).token;
     });
   } catch (...) {
     token_ = 0;

@@ -56,33 +56,13 @@ void check_options(Store& store, const RebuildOptions& o, const char* what) {
     throw InvalidArgument(fmt::format("{}: lease_time must be positive", what));
 }
 
-std::optional<Seq> position_of(sqlite3* db, std::string_view subscription) {
-  detail::Stmt s(db, "SELECT position FROM eventlite_subscriptions WHERE name = ?1",
-                 false);
-  detail::StmtScope scope(s);
-  s.bind(1, subscription);
-  if (!s.step("read subscription")) return std::nullopt;
-  return s.column_int(0);
-}
-
-Seq require_position(sqlite3* db, std::string_view subscription, const char* what) {
-  const auto position = position_of(db, subscription);
+Seq require_position(detail::Queries& q, std::string_view subscription,
+                     const char* what) {
+  const auto position = q.position_of(subscription);
   if (!position)
     throw InvalidArgument(
         fmt::format("{}: unknown subscription \"{}\"", what, subscription));
   return *position;
-}
-
-// Deletes the subscription's deliveries at or after `from`; returns how many.
-std::uint64_t drop_deliveries(sqlite3* db, std::string_view subscription, Seq from) {
-  detail::Stmt s(db,
-                 "DELETE FROM eventlite_deliveries WHERE subscription = ?1 AND seq >= ?2",
-                 false);
-  detail::StmtScope scope(s);
-  s.bind(1, subscription);
-  s.bind(2, from);
-  s.step("drop deliveries");
-  return static_cast<std::uint64_t>(sqlite3_changes(db));
 }
 
 // Reads and delivers the events past a position, one step at a time.
@@ -138,30 +118,6 @@ class Steps {
   RebuildReport& report_;
 };
 
-// The lease row of `name`, as it stands in `db`'s transaction.
-struct LeaseHolder {
-  std::string owner;
-  std::string expires;
-  std::int64_t token = 0;
-};
-
-std::optional<LeaseHolder> lease_of(sqlite3* db, std::string_view name) {
-  detail::Stmt s(db, "SELECT owner, expires, token FROM eventlite_leases WHERE name = ?1",
-                 false);
-  detail::StmtScope scope(s);
-  s.bind(1, name);
-  if (!s.step("read lease")) return std::nullopt;
-  return LeaseHolder{std::string(s.column_text(0)), std::string(s.column_text(1)),
-                     s.column_int(2)};
-}
-
-// Where a shadow build stands: its row in eventlite_rebuilds.
-struct ShadowRow {
-  Seq from = 1;
-  Seq position = 0;
-  std::string build;  // what was built: the version, from and the filters, as JSON
-};
-
 // The build a shadow's rows belong to: only the same one may go on with them.
 std::string build_key(const ShadowBuild& b, const RebuildOptions& o) {
   return nlohmann::json{{"version", b.version},
@@ -169,34 +125,6 @@ std::string build_key(const ShadowBuild& b, const RebuildOptions& o) {
                         {"types", o.types},
                         {"stream_prefix", o.stream_prefix}}
       .dump();
-}
-
-std::optional<ShadowRow> shadow_row(sqlite3* db, std::string_view subscription) {
-  detail::Stmt s(
-      db,
-      "SELECT from_seq, position, build FROM eventlite_rebuilds WHERE subscription = ?1",
-      false);
-  detail::StmtScope scope(s);
-  s.bind(1, subscription);
-  if (!s.step("read rebuild")) return std::nullopt;
-  return ShadowRow{s.column_int(0), s.column_int(1), std::string(s.column_text(2))};
-}
-
-void write_shadow_row(sqlite3* db, std::string_view subscription, const ShadowRow& row) {
-  const std::string now = detail::now_text();
-  detail::Stmt s(
-      db,
-      "INSERT INTO eventlite_rebuilds(subscription, from_seq, position, build, started, "
-      "updated) VALUES (?1, ?2, ?3, ?5, ?4, ?4) ON CONFLICT(subscription) DO UPDATE "
-      "SET position = excluded.position, updated = excluded.updated",
-      false);
-  detail::StmtScope scope(s);
-  s.bind(1, subscription);
-  s.bind(2, row.from);
-  s.bind(3, row.position);
-  s.bind(4, now);
-  s.bind(5, row.build);
-  s.step("write rebuild");
 }
 
 }  // namespace
@@ -235,18 +163,16 @@ RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
       const auto step_began = steady::now();
       const Seq head = steps.read(store, position, events);
       Transaction txn = store.transaction();
-      sqlite3* db = txn.database().getHandle();
       if (first) {
         // Take the subscription's lease with a new token, so that a batch its
         // processor has in flight cannot land, move the checkpoint and reset.
-        report.position_before = require_position(db, subscription, kWhat);
-        const auto lease = lease_of(db, subscription);
-        if (lease && lease->expires > detail::now_text())
-          report.previous_owner = lease->owner;
-        token = lease ? lease->token + 1 : 1;
-        report.dropped = drop_deliveries(db, subscription, options.from);
         detail::Queries& q = writer.queries(txn);
-        q.write_lease(subscription, owner, until(options.lease_time), token);
+        report.position_before = require_position(q, subscription, kWhat);
+        const auto take = q.steal_lease(subscription, owner, until(options.lease_time));
+        if (take.before && take.before->expires > detail::now_text())
+          report.previous_owner = take.before->owner;
+        token = take.token;
+        report.dropped = q.drop_deliveries(subscription, options.from);
         q.write_position(subscription, position, detail::now_text());
         reset(txn);
       } else if (!writer.queries(txn).fence_holds(subscription, position, owner, token)) {
@@ -262,7 +188,9 @@ RebuildReport rebuild_in_place(Store& store, std::string_view subscription,
       // A short read found everything of the subscription's filters up to `head`.
       if (events.size() < options.batch_size) position = std::max(position, head);
       q.write_position(subscription, position, detail::now_text());
-      q.write_lease(subscription, owner, until(options.lease_time), token);
+      // Renewed: the fence above showed this owner's token.
+      q.take_lease(subscription, owner, token, true, detail::now_text(),
+                   until(options.lease_time));
       txn.commit();
       const bool done = events.size() < options.batch_size;
       first = false;
@@ -296,13 +224,13 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
   Steps steps(subscription, build.handler, options, report);
 
   // Start (create the shadow tables) or resume.
-  ShadowRow row;
+  detail::RebuildRow row;
   {
     Transaction txn = store.transaction();
-    sqlite3* db = txn.database().getHandle();
-    report.position_before = require_position(db, subscription, kWhat);
+    report.position_before = require_position(writer.queries(txn), subscription, kWhat);
     const std::string key = build_key(build, options);
-    if (auto found = shadow_row(db, subscription); found && found->build == key) {
+    if (auto found = writer.queries(txn).read_rebuild(subscription);
+        found && found->build == key) {
       row = *found;
       report.resumed = true;
     } else {
@@ -310,15 +238,11 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
       // from the start.
       row = {options.from, options.from - 1, key};
       build.create(txn);
-      db = txn.database().getHandle();
-      {
-        detail::Stmt clear(db, "DELETE FROM eventlite_rebuilds WHERE subscription = ?1",
-                           false);
-        detail::StmtScope scope(clear);
-        clear.bind(1, subscription);
-        clear.step("start rebuild");
-      }
-      write_shadow_row(db, subscription, row);
+      // create() may have run statements on the connection: ask for the writer's
+      // statements again.
+      detail::Queries& q = writer.queries(txn);
+      q.delete_rebuild(subscription);
+      q.write_rebuild(subscription, row, detail::now_text());
     }
     txn.commit();
   }
@@ -353,7 +277,7 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
       steps.deliver(txn, events);
       row.position = events.back().seq;
       if (last) row.position = std::max(row.position, head);
-      write_shadow_row(txn.database().getHandle(), subscription, row);
+      writer.queries(txn).write_rebuild(subscription, row, detail::now_text());
       txn.commit();
       steps.stepped(step_began, row.position, head);
     } else {
@@ -376,22 +300,18 @@ RebuildReport rebuild_with_shadow(Store& store, std::string_view subscription,
   steps.read(store, row.position, events, head);
   steps.deliver(txn, events);
   build.swap(txn);
-  sqlite3* db = txn.database().getHandle();
-  require_position(db, subscription, kWhat);  // not dropped by the swap
+  // The swap may have run statements on the connection: ask for the writer's
+  // statements again.
+  detail::Queries& q = writer.queries(txn);
+  require_position(q, subscription, kWhat);  // not dropped by the swap
   // Deliveries owed or dead from `from` on: their events are in the new tables.
-  report.dropped = drop_deliveries(db, subscription, row.from);
+  report.dropped = q.drop_deliveries(subscription, row.from);
   // The live subscription goes on from the head, with a new token: a batch its
   // processor has in flight was delivered to the old tables and must not land.
-  detail::Queries& q = writer.queries(txn);
   q.write_position(subscription, head, detail::now_text());
-  if (const auto live = lease_of(db, subscription)) {
+  if (const auto live = q.revoke_lease(subscription, long_ago()))
     if (live->expires > detail::now_text()) report.previous_owner = live->owner;
-    q.write_lease(subscription, live->owner, long_ago(), live->token + 1);
-  }
-  detail::Stmt done(db, "DELETE FROM eventlite_rebuilds WHERE subscription = ?1", false);
-  detail::StmtScope scope(done);
-  done.bind(1, subscription);
-  done.step("end rebuild");
+  q.delete_rebuild(subscription);
   txn.commit();
   steps.stepped(step_began, head, head);
   report.position_after = head;
