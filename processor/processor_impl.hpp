@@ -19,7 +19,7 @@
 
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
-#include "processor/change_watch.hpp"
+#include "store/change_watch.hpp"
 #include "processor/checkpoints.hpp"
 #include "processor/dispatch.hpp"
 #include "processor/lease_keeper.hpp"

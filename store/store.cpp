@@ -377,20 +377,6 @@ std::vector<StreamInfo> Store::streams(std::string_view prefix) const {
   return out;
 }
 
-Seq Store::wait_for_append(Seq after, std::chrono::milliseconds timeout) const {
-  // Saturate: a timeout of milliseconds::max() must not overflow into the past.
-  const auto now = std::chrono::steady_clock::now();
-  const auto deadline = timeout >= std::chrono::hours(24 * 365 * 100)
-                            ? std::chrono::steady_clock::time_point::max()
-                            : now + timeout;
-  for (;;) {
-    const auto seen = impl_->notifier->generation();
-    const Seq h = head();
-    if (h > after) return h;
-    if (!impl_->notifier->wait_past(seen, deadline)) return head();
-  }
-}
-
 std::vector<std::string> Store::verify() const {
   std::vector<std::string> problems;
   auto conn = impl_->readers->acquire();

@@ -174,7 +174,9 @@ class Store {
   std::vector<StreamInfo> streams(std::string_view prefix = {}) const;
 
   // Blocks until the head passes `after` or `timeout` elapses; returns the head.
-  // Appends by this store, its transactions and append_in() wake it at once.
+  // Appends by this store, its transactions and append_in() wake it at once; so do
+  // other processes' commits to the file where it can be watched (Linux, a file
+  // path: the processor's file watch), else the timeout ends the wait.
   Seq wait_for_append(Seq after, std::chrono::milliseconds timeout) const;
 
   // Checks integrity, gap-free seqs, contiguous stream versions and valid JSON.

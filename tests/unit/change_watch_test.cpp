@@ -1,4 +1,4 @@
-#include "processor/change_watch.hpp"
+#include "store/change_watch.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

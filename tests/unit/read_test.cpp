@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <latch>
 #include <optional>
 #include <string>
@@ -510,6 +511,28 @@ TEST(WaitForAppend, WakesWhenATransactionCommits) {
   waiter.join();
   EXPECT_EQ(head_before_commit, 0);
   EXPECT_EQ(woke_with, 1);
+}
+
+TEST(WaitForAppend, WakesWhenAnotherStoreOnTheFileCommits) {
+  // A second Store on the file has a notifier of its own, as another process has:
+  // only the file watch can end the first one's wait before its timeout.
+  TempDir dir;
+  auto store = Store::open(dir / "app.db", fast_options());
+  auto other = Store::open(dir / "app.db", fast_options());
+  std::atomic<pid_t> waiter_tid{0};
+  std::promise<Seq> woke;
+  std::future<Seq> woke_with = woke.get_future();
+  std::thread waiter([&] {
+    waiter_tid = current_tid();
+    woke.set_value(store.wait_for_append(0, std::chrono::seconds(60)));
+  });
+  ASSERT_TRUE(
+      wait_until([&] { return waiter_tid != 0 && thread_state(waiter_tid) == 'S'; }));
+  other.append("s", event("Elsewhere"));
+  const auto status = woke_with.wait_for(std::chrono::seconds(20));
+  waiter.join();
+  ASSERT_EQ(status, std::future_status::ready) << "woken only by the timeout";
+  EXPECT_EQ(woke_with.get(), 1);
 }
 
 TEST(ReadAll, InMemoryRangeOutlivesItsStore) {

@@ -24,7 +24,7 @@
 // their completions can run after the ChangeWatch is gone (queued, or aborted by its
 // destructor); `closed` makes them return without touching the callback.
 
-#include "processor/change_watch.hpp"
+#include "store/change_watch.hpp"
 
 #include <spdlog/logger.h>
 
