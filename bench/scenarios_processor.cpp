@@ -44,7 +44,7 @@
 #include "bench/scenarios.hpp"
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
-#include "processor/change_watch.hpp"
+#include "store/change_watch.hpp"
 
 extern char** environ;
 

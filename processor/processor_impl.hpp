@@ -19,12 +19,12 @@
 
 #include "eventlite/processor.hpp"
 #include "eventlite/store.hpp"
-#include "store/change_watch.hpp"
 #include "processor/checkpoints.hpp"
 #include "processor/dispatch.hpp"
 #include "processor/lease_keeper.hpp"
 #include "processor/state.hpp"
 #include "processor/writer.hpp"
+#include "store/change_watch.hpp"
 
 namespace SQLite {
 class Database;

@@ -60,33 +60,29 @@ BridgeOptions checked(BridgeOptions o) {
   return o;
 }
 
+InboxOptions inbox_options(const BridgeOptions& o) {
+  return {.name = o.name,
+          .broker = "nats",
+          .source = o.stream,
+          .lease_time = o.lease_time,
+          .rejected_prefix = o.rejected_prefix,
+          .idle_wait = std::chrono::milliseconds(0),  // a fetch waits `block`
+          .logger = o.logger};
+}
+
 }  // namespace
 
 struct Bridge::Impl {
-  Impl(Store& s, BridgeOptions o)
-      : options(checked(std::move(o))),
-        where(redacted(options.url)),
-        inbox(s, {.name = options.name,
-                  .broker = "nats",
-                  .source = options.stream,
-                  .lease_time = options.lease_time,
-                  .rejected_prefix = options.rejected_prefix,
-                  .idle_wait = std::chrono::milliseconds(0),  // a fetch waits `block`
-                  .logger = options.logger}) {}
+  Impl(BridgeOptions o, Inbox& in)
+      : options(std::move(o)), where(redacted(options.url)), inbox(in) {}
 
   const BridgeOptions options;
   const std::string where;  // the redacted URL
-  Inbox inbox;
+  Inbox& inbox;
   detail::ConnPtr conn;
   detail::JsPtr js;
   std::unique_ptr<natsSubscription, detail::SubFree> sub;
-  std::vector<InboxEntry> entries;
-
-  void disconnect() noexcept {
-    sub.reset();
-    js.reset();
-    conn.reset();
-  }
+  Fetched fetched;  // the last batch, until it is acknowledged
 
   void connect() {
     if (sub) return;
@@ -207,90 +203,71 @@ struct Bridge::Impl {
     if (code == JSStreamNotFoundErr) stream_missing();
     check(s, where, "create the durable consumer");
   }
-
-  std::size_t step() {
-    const Inbox::Hold hold = inbox.hold();
-    if (hold != Inbox::Hold::holding) disconnect();  // a tenure starts anew
-    if (hold == Inbox::Hold::standing_by) return 0;
-    try {
-      connect();
-      Fetched fetched;
-      jsErrCode code = static_cast<jsErrCode>(0);
-      const natsStatus s =
-          natsSubscription_Fetch(&fetched.list, sub.get(), static_cast<int>(options.batch),
-                                 options.block.count(), &code);
-      if (s == NATS_TIMEOUT) return 0;
-      check(s, where, "fetch from the durable consumer");
-      const int n = fetched.list.Count;
-      if (n == 0) return 0;
-      entries.clear();
-      bool redelivered = false;
-      for (int i = 0; i < n; ++i) {
-        natsMsg* m = fetched.list.Msgs[i];
-        InboxEntry e;
-        jsMsgMetaData* meta = nullptr;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta) {
-          e.id = std::to_string(meta->Sequence.Stream);
-          redelivered = redelivered || meta->NumDelivered > 1;
-          jsMsgMetaData_Destroy(meta);
-        } else {
-          e.id = natsMsg_GetSubject(m);
-        }
-        e.payload = std::string(natsMsg_GetData(m),
-                                static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-        entries.push_back(std::move(e));
-      }
-      if (redelivered) {
-        // Sent again after ack_wait (a step that stalled): newer messages may have
-        // been handed out before them. Start the consumer again from its ack floor.
-        inbox.logger().info(
-            "nats bridge {}: messages came again after ack_wait; starting the consumer "
-            "again from its ack floor to keep the stream's order",
-            options.name);
-        disconnect();
-        return 0;
-      }
-      if (!inbox.append(entries)) {  // the lease moved: theirs now
-        disconnect();
-        return 0;
-      }
-      for (int i = 0; i < n; ++i)
-        check(natsMsg_Ack(fetched.list.Msgs[i], nullptr), where, "acknowledge");
-      check(natsConnection_FlushTimeout(conn.get(), options.timeout.count()), where,
-            "flush the acks");
-      return static_cast<std::size_t>(n);
-    } catch (...) {
-      disconnect();  // the next step connects again, from the ack floor
-      throw;
-    }
-  }
 };
 
 Bridge::Bridge(Store& store, BridgeOptions options)
-    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+    : InboxBridge(store, inbox_options(checked(options))),
+      impl_(std::make_unique<Impl>(checked(std::move(options)), inbox())) {}
 
 Bridge::~Bridge() = default;
 
-std::size_t Bridge::step() {
-  return impl_->step();
+std::size_t Bridge::read_batch(std::vector<InboxEntry>& out, bool) {
+  Impl& m = *impl_;
+  m.connect();
+  natsMsgList_Destroy(&m.fetched.list);
+  m.fetched.list = {};
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = natsSubscription_Fetch(&m.fetched.list, m.sub.get(),
+                                              static_cast<int>(m.options.batch),
+                                              m.options.block.count(), &code);
+  if (s == NATS_TIMEOUT) return 0;
+  check(s, m.where, "fetch from the durable consumer");
+  const int n = m.fetched.list.Count;
+  bool redelivered = false;
+  for (int i = 0; i < n; ++i) {
+    natsMsg* msg = m.fetched.list.Msgs[i];
+    InboxEntry e;
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK && meta) {
+      e.id = std::to_string(meta->Sequence.Stream);
+      redelivered = redelivered || meta->NumDelivered > 1;
+      jsMsgMetaData_Destroy(meta);
+    } else {
+      e.id = natsMsg_GetSubject(msg);
+    }
+    e.payload = std::string(natsMsg_GetData(msg),
+                            static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    out.push_back(std::move(e));
+  }
+  if (redelivered) {
+    // Sent again after ack_wait (a step that stalled): newer messages may have been
+    // handed out before them. Start the consumer again from its ack floor.
+    m.inbox.logger().info(
+        "nats bridge {}: messages came again after ack_wait; starting the consumer "
+        "again from its ack floor to keep the stream's order",
+        m.options.name);
+    disconnect();
+    out.clear();
+    return 0;
+  }
+  return static_cast<std::size_t>(n);
 }
 
-std::size_t Bridge::run_until_idle() {
-  std::size_t total = 0;
-  while (const std::size_t n = impl_->step()) total += n;
-  return total;
+void Bridge::ack(std::span<const InboxEntry>) {
+  Impl& m = *impl_;
+  for (int i = 0; i < m.fetched.list.Count; ++i)
+    check(natsMsg_Ack(m.fetched.list.Msgs[i], nullptr), m.where, "acknowledge");
+  check(natsConnection_FlushTimeout(m.conn.get(), m.options.timeout.count()), m.where,
+        "flush the acks");
 }
 
-void Bridge::run() {
-  impl_->inbox.run([this] { return impl_->step(); });
-}
-
-void Bridge::stop() noexcept {
-  impl_->inbox.stop();
-}
-
-bool Bridge::active() const noexcept {
-  return impl_->inbox.held();
+void Bridge::disconnect() noexcept {
+  Impl& m = *impl_;
+  natsMsgList_Destroy(&m.fetched.list);
+  m.fetched.list = {};
+  m.sub.reset();
+  m.js.reset();
+  m.conn.reset();
 }
 
 }  // namespace eventlite::nats

@@ -77,31 +77,36 @@ void collect_read(const redisReply& reply, Batch& out) {
     collect(*stream->element[1], out);
 }
 
+// `o` as the inbox's options, once the bridge's own are checked.
+InboxOptions inbox_options(const BridgeOptions& o) {
+  Url::parse(o.url);  // throws for a malformed one, before anything is made
+  if (o.key.empty()) throw InvalidArgument("redis bridge: the key is empty");
+  if (o.group.empty()) throw InvalidArgument("redis bridge: the group is empty");
+  if (o.batch == 0) throw InvalidArgument("redis bridge: the batch is 0");
+  return {.name = o.name,
+          .broker = "redis",
+          .source = o.key,
+          .lease_time = o.lease_time,
+          .rejected_prefix = o.rejected_prefix,
+          .idle_wait = std::chrono::milliseconds(0),  // XREADGROUP blocks
+          .logger = o.logger};
+}
+
 }  // namespace
 
 struct Bridge::Impl {
-  Impl(Store& s, BridgeOptions o)
+  Impl(BridgeOptions o, Inbox& in)
       : options(std::move(o)),
         url(Url::parse(options.url)),
-        inbox(s, {.name = options.name,
-                  .broker = "redis",
-                  .source = options.key,
-                  .lease_time = options.lease_time,
-                  .rejected_prefix = options.rejected_prefix,
-                  .idle_wait = std::chrono::milliseconds(0),  // XREADGROUP blocks
-                  .logger = options.logger}) {
-    if (options.key.empty()) throw InvalidArgument("redis bridge: the key is empty");
-    if (options.group.empty()) throw InvalidArgument("redis bridge: the group is empty");
-    if (options.batch == 0) throw InvalidArgument("redis bridge: the batch is 0");
-    count = std::to_string(options.batch);
-    block = std::to_string(options.block.count());
-    claim_idle = std::to_string(options.claim_idle.count());
-  }
+        inbox(in),
+        count(std::to_string(options.batch)),
+        block(std::to_string(options.block.count())),
+        claim_idle(std::to_string(options.claim_idle.count())) {}
 
   const BridgeOptions options;
   const Url url;
-  Inbox inbox;
-  std::string count, block, claim_idle;  // the options as command arguments
+  Inbox& inbox;
+  const std::string count, block, claim_idle;  // the options as command arguments
   std::optional<Connection> conn;
   bool own_pending_done = false;  // this connection read its own pending entries
   std::chrono::steady_clock::time_point next_claim{};
@@ -149,63 +154,41 @@ struct Bridge::Impl {
           "redis bridge {}: claimed {} entries left pending by another consumer",
           options.name, batch.size());
   }
-
-  void ack() {
-    std::vector<std::string_view> args{"XACK", options.key, options.group};
-    for (const InboxEntry& e : batch.entries) args.push_back(e.id);
-    for (const std::string& id : batch.gone) args.push_back(id);
-    conn->command(args, "acknowledge entries");
-  }
-
-  std::size_t step() {
-    const Inbox::Hold hold = inbox.hold();
-    if (hold == Inbox::Hold::standing_by) return 0;
-    if (hold == Inbox::Hold::taken) own_pending_done = false;  // read what was left
-    batch.clear();
-    try {
-      connect();
-      if (!own_pending_done) {
-        read(true);
-        if (batch.empty()) own_pending_done = true;
-      }
-      if (batch.empty()) claim();
-      if (batch.empty()) read(false);
-      if (batch.empty()) return 0;
-      if (!inbox.append(batch.entries)) return 0;  // the lease moved: theirs now
-      ack();
-    } catch (const BrokerError&) {
-      conn.reset();  // the next step connects again
-      throw;
-    }
-    return batch.size();
-  }
 };
 
 Bridge::Bridge(Store& store, BridgeOptions options)
-    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+    : InboxBridge(store, inbox_options(options)),
+      impl_(std::make_unique<Impl>(std::move(options), inbox())) {}
 
 Bridge::~Bridge() = default;
 
-std::size_t Bridge::step() {
-  return impl_->step();
+// What this consumer was given and did not acknowledge (after a reconnect: a tenure
+// starts connected anew), then entries another consumer left pending, then new ones.
+std::size_t Bridge::read_batch(std::vector<InboxEntry>& out, bool) {
+  Impl& m = *impl_;
+  m.batch.clear();
+  m.connect();
+  if (!m.own_pending_done) {
+    m.read(true);
+    if (m.batch.empty()) m.own_pending_done = true;
+  }
+  if (m.batch.empty()) m.claim();
+  if (m.batch.empty()) m.read(false);
+  const std::size_t n = m.batch.size();
+  out.swap(m.batch.entries);
+  return n;
 }
 
-std::size_t Bridge::run_until_idle() {
-  std::size_t total = 0;
-  while (const std::size_t n = impl_->step()) total += n;
-  return total;
+void Bridge::ack(std::span<const InboxEntry> stored) {
+  Impl& m = *impl_;
+  std::vector<std::string_view> args{"XACK", m.options.key, m.options.group};
+  for (const InboxEntry& e : stored) args.push_back(e.id);
+  for (const std::string& id : m.batch.gone) args.push_back(id);
+  m.conn->command(args, "acknowledge entries");
 }
 
-void Bridge::run() {
-  impl_->inbox.run([this] { return impl_->step(); });
-}
-
-void Bridge::stop() noexcept {
-  impl_->inbox.stop();
-}
-
-bool Bridge::active() const noexcept {
-  return impl_->inbox.held();
+void Bridge::disconnect() noexcept {
+  impl_->conn.reset();
 }
 
 }  // namespace eventlite::redis

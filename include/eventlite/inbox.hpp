@@ -1,8 +1,9 @@
 #pragma once
 
 // Bringing another service's events into a store: what every bridge needs besides
-// reading its broker (redis::Bridge and nats::Bridge are built on it; so can be one
-// for a broker eventlite does not know).
+// reading its broker. InboxBridge, at the end, is the step and run loop over a
+// read-batch / acknowledge pair (redis::Bridge and nats::Bridge fill it in; so can a
+// bridge for a broker eventlite does not know); Inbox is what it is built on:
 //
 //   eventlite::Inbox inbox(store, {.name = "orders-in", .broker = "kafka",
 //                                  .source = "orders"});
@@ -37,6 +38,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "eventlite/store.hpp"
 
@@ -113,6 +115,52 @@ class Inbox {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// A bridge from one broker: each step holds the inbox's lease, reads a batch from the
+// broker, stores it (Inbox::append) and only then acknowledges it. A broker fills in
+// the three calls below; a bridge that is killed between the commit and the
+// acknowledgement gets the batch again, and the inbox stores it once.
+// Thread safety: one thread at a time, but stop() from any.
+class InboxBridge {
+ public:
+  virtual ~InboxBridge();
+  InboxBridge(const InboxBridge&) = delete;
+  InboxBridge& operator=(const InboxBridge&) = delete;
+
+  // One step; returns the entries it took in (stored, found stored, rejected, or
+  // acknowledged with nothing to store). 0 when none came, or when another process
+  // holds the lease. Throws what read_batch() and ack() throw (BrokerError: nothing
+  // is acknowledged and the entries come again) and StorageError when the file
+  // cannot be written.
+  std::size_t step();
+  // Steps until one takes nothing in; returns the total.
+  std::size_t run_until_idle();
+  // Steps until stop() (Inbox::run: errors are retried with a growing pause).
+  void run();
+  void stop() noexcept;
+  // Whether this process holds the bridge's lease (as of the last step).
+  bool active() const noexcept;
+
+ protected:
+  InboxBridge(Store& store, InboxOptions options);
+  Inbox& inbox() noexcept { return inbox_; }
+
+  // Reads the next entries into `out` (empty on entry), not acknowledged yet; when a
+  // lease tenure starts (`tenure_starts`), those the broker handed out before and no
+  // one acknowledged come first. Returns how many entries the broker handed out (some
+  // may have nothing to store, and are acknowledged with the rest); 0: none came.
+  virtual std::size_t read_batch(std::vector<InboxEntry>& out, bool tenure_starts) = 0;
+  // Acknowledges what the last read_batch() handed out, now that it is stored
+  // (`stored`: the entries it gave to store).
+  virtual void ack(std::span<const InboxEntry> stored) = 0;
+  // Drops the connection, so the next read_batch() connects again: after an error,
+  // when the lease moved, when a tenure starts. Never throws.
+  virtual void disconnect() noexcept = 0;
+
+ private:
+  Inbox inbox_;
+  std::vector<InboxEntry> entries_;
 };
 
 }  // namespace eventlite

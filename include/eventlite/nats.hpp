@@ -38,6 +38,7 @@
 #include <string_view>
 
 #include "eventlite/envelope.hpp"
+#include "eventlite/inbox.hpp"
 #include "eventlite/sink.hpp"
 #include "eventlite/store.hpp"
 
@@ -130,8 +131,10 @@ struct BridgeOptions {
   std::shared_ptr<spdlog::logger> logger = {};
 };
 
-// Thread safety: one thread at a time, but stop() from any.
-class Bridge {
+// A broker error (the server cannot be reached, the stream is missing, the consumer
+// refused) acknowledges nothing: the messages come again; run() retries it with a
+// growing pause (up to 5 s). Thread safety: as InboxBridge.
+class Bridge : public InboxBridge {
  public:
   // Throws InvalidArgument for a malformed URL (not [nats|tls|ws|wss://][user:pass@|
   // token@]host[:port], comma-separated), a stream or durable name that JetStream
@@ -139,25 +142,13 @@ class Bridge {
   // control character), a filter_subject that is not a subject, or a batch of 0;
   // connects on the first step.
   Bridge(Store& store, BridgeOptions options);
-  ~Bridge();
-  Bridge(const Bridge&) = delete;
-  Bridge& operator=(const Bridge&) = delete;
-
-  // One step; returns the messages it took in (appended, found stored, or rejected):
-  // 0 when none came within `block`, or when another process holds the lease. Throws
-  // BrokerError when the server cannot be reached, the stream is missing or the
-  // consumer refused (nothing acknowledged: the messages come again), StorageError
-  // when the file cannot be written.
-  std::size_t step();
-  // Steps until one takes nothing in; returns the total.
-  std::size_t run_until_idle();
-  // Steps until stop(), retrying a broker error with a growing pause (up to 5 s).
-  void run();
-  void stop() noexcept;
-  // Whether this process holds the bridge's lease (as of the last step).
-  bool active() const noexcept;
+  ~Bridge() override;
 
  private:
+  std::size_t read_batch(std::vector<InboxEntry>& out, bool tenure_starts) override;
+  void ack(std::span<const InboxEntry> stored) override;
+  void disconnect() noexcept override;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

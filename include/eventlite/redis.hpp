@@ -42,6 +42,7 @@
 #include <string_view>
 
 #include "eventlite/envelope.hpp"
+#include "eventlite/inbox.hpp"
 #include "eventlite/sink.hpp"
 #include "eventlite/store.hpp"
 
@@ -137,32 +138,21 @@ struct BridgeOptions {
   std::shared_ptr<spdlog::logger> logger = {};
 };
 
-// Thread safety: one thread at a time, but stop() from any.
-class Bridge {
+// A broker error (Redis cannot be reached or refuses) leaves the entries pending in
+// the group, to come again; run() retries it with a growing pause (up to 5 s), so a
+// Redis that restarts is picked up again. Thread safety: as InboxBridge.
+class Bridge : public InboxBridge {
  public:
-  // Throws InvalidArgument for a malformed URL; connects on the first step.
+  // Throws InvalidArgument for a malformed URL, an empty key or group, or a batch of
+  // 0; connects on the first step.
   Bridge(Store& store, BridgeOptions options);
-  ~Bridge();
-  Bridge(const Bridge&) = delete;
-  Bridge& operator=(const Bridge&) = delete;
-
-  // One step; returns the entries it took in (appended, found stored, or rejected).
-  // 0 when none came within `block`, or when another process holds the lease.
-  // Throws BrokerError when Redis cannot be reached or refuses (the entries stay
-  // pending in the group and come again), StorageError when the file cannot be
-  // written (nothing acknowledged).
-  std::size_t step();
-  // Steps until one takes nothing in; returns the total.
-  std::size_t run_until_idle();
-  // Steps until stop(); a broker error is logged and retried with a growing pause
-  // (up to 5 s), so a Redis that restarts is picked up again.
-  void run();
-  void stop() noexcept;
-
-  // Whether this process holds the bridge's lease (as of the last step).
-  bool active() const noexcept;
+  ~Bridge() override;
 
  private:
+  std::size_t read_batch(std::vector<InboxEntry>& out, bool tenure_starts) override;
+  void ack(std::span<const InboxEntry> stored) override;
+  void disconnect() noexcept override;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
