@@ -13,33 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "tools/bridge.hpp"
-#include "tools/commands.hpp"
-#include "tools/forward.hpp"
-#include "tools/replay.hpp"
-#include "tools/transfer.hpp"
+#include "tools/command.hpp"
 
 namespace eventlite::cli {
-
-// What the command line gives each command: the one parse() found has its fields
-// set, the others keep their defaults.
-struct Arguments {
-  InitArgs init;
-  AppendArgs append;
-  ReadArgs read;
-  StreamsArgs streams;
-  VerifyArgs verify;
-  StatusArgs status;
-  DeadListArgs dead_list;
-  DeadChangeArgs dead_retry;
-  DeadChangeArgs dead_discard;
-  RewindArgs rewind;
-  ExportArgs export_args;
-  ImportArgs import_args;
-  ReplayArgs replay;
-  ForwardArgs forward;
-  BridgeArgs bridge;
-};
 
 // Thread safety: one thread at a time.
 class CommandLine {
@@ -52,26 +28,22 @@ class CommandLine {
   // Parses argv (argv[0], the program's name, is not an argument); call it once.
   // Returns the exit status when the command line is all there is to it: --help or
   // --version, printed on `out` (0), or a usage error, one line on `err` (2).
-  // nullopt: a command was given, its arguments are in arguments(), and run() runs it.
+  // nullopt: a command was given, and run() runs it.
   std::optional<int> parse(int argc, char** argv, std::ostream& out, std::ostream& err);
 
   // The words of the command parse() found, e.g. "dead retry"; empty if none.
   std::string command() const;
-  const Arguments& arguments() const noexcept { return args_; }
+  // What the options' checks promise about the parsed command's arguments: "" when
+  // it holds, else the promise that broke (Command::check).
+  std::string check() const;
 
   // Runs the command parse() found: its results on stdout, a failure as one line on
   // stderr. Returns the exit status.
   int run();
 
  private:
-  struct Command {
-    CLI::App* app;
-    std::function<int()> run;
-  };
-
-  Arguments args_;  // bound to app_'s options: declared first, destroyed last
+  Commands commands_;  // their arguments are bound to app_'s options: destroyed last
   CLI::App app_;
-  std::vector<Command> commands_;
 };
 
 }  // namespace eventlite::cli

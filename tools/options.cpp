@@ -131,4 +131,27 @@ void add_read_filters(CLI::App* command, ReadFilters& filters) {
       ->transform(decimal(1, max_seq));
 }
 
+std::uint64_t seq_span(const Store& store, const ReadFilters& filters) {
+  const Seq last = std::min<Seq>(filters.to, store.head());
+  return last >= filters.from ? static_cast<std::uint64_t>(last - filters.from + 1) : 0;
+}
+
+std::string filters_problem(const ReadFilters& filters) {
+  if (filters.from < 1 || filters.to < 1) return "--from and --to are seqs, 1 or more";
+  for (const std::string& type : filters.types)
+    if (type.empty()) return "--type is never empty";
+  return {};
+}
+
+std::string run_problem(const RunOptions& run) {
+  if (run.retry_for < 1 || run.retry_for > 86400) return "--retry-for is in range";
+  if (run.lease_time < 1 || run.lease_time > 3600) return "--lease-time is in range";
+  return {};
+}
+
+std::string file_db_problem(const std::string& db) {
+  if (db.rfind("file:", 0) == 0 || db == ":memory:") return "DB names a file";
+  return {};
+}
+
 }  // namespace eventlite::cli

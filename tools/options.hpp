@@ -9,14 +9,15 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-#include <limits>
 
 #include "eventlite/read.hpp"
+#include "eventlite/store.hpp"
 
 namespace spdlog {
 class logger;
@@ -57,6 +58,12 @@ struct ReadFilters {
 };
 void add_read_filters(CLI::App* command, ReadFilters& filters);
 ReadOptions read_options(const ReadFilters& filters);
+// The span of seqs `filters` covers in `store` (for a progress line's time left):
+// from --from to the lower of --to and the head; 0 when empty.
+std::uint64_t seq_span(const Store& store, const ReadFilters& filters);
+// For checks (tools/command.hpp): "" when --from, --to and --type hold what their
+// options let through, else what does not.
+std::string filters_problem(const ReadFilters& filters);
 
 // How a long-running command (forward, bridge) ends, as its options set it.
 struct RunOptions {
@@ -64,6 +71,10 @@ struct RunOptions {
   std::uint64_t retry_for = 20;   // seconds a broker may stay unreachable (until_idle)
   std::uint64_t lease_time = 15;  // seconds another process takes over after this dies
 };
+
+// For checks: "" when --retry-for and --lease-time are in their ranges, else which is
+// not.
+std::string run_problem(const RunOptions& run);
 
 // Adds --until-idle (described by `until_idle_help`), --retry-for and --lease-time.
 void add_run_options(CLI::App* command, RunOptions& run,

@@ -1,4 +1,5 @@
-#include "tools/bridge.hpp"
+// `eventlite bridge`: a broker's stream into DB (InboxBridge, include/eventlite/
+// inbox.hpp; the brokers in tools/brokers.hpp).
 
 #include <fmt/core.h>
 
@@ -8,18 +9,16 @@
 #include <thread>
 
 #include "eventlite/errors.hpp"
-#include "tools/commands.hpp"
+#include "tools/brokers.hpp"
+#include "tools/command.hpp"
 #include "tools/error.hpp"
+#include "tools/open_store.hpp"
 #include "tools/options.hpp"
 
-#ifdef EVENTLITE_HAVE_REDIS
-#include "eventlite/redis.hpp"
-#endif
-#ifdef EVENTLITE_HAVE_NATS
-#include "eventlite/nats.hpp"
-#endif
-
 namespace eventlite::cli {
+namespace {
+
+using namespace std::chrono_literals;
 
 CLI::App* add_bridge(CLI::App& app, BridgeArgs& args) {
   CLI::App* command = app.add_subcommand(
@@ -34,22 +33,10 @@ CLI::App* add_bridge(CLI::App& app, BridgeArgs& args) {
       ->required()
       ->type_name("")
       ->check(db_name());
-  CLI::Option* redis =
-      command
-          ->add_option("--redis", args.redis,
-                       "the server: redis://[[user]:password@]host[:port][/db]")
-          ->type_name("URL");
-  CLI::Option* nats =
-      command
-          ->add_option("--nats", args.nats,
-                       "the server: nats://[user:password@|token@]host[:port]")
-          ->type_name("URL");
-  redis->excludes(nats);
-  nats->excludes(redis);
-  command->callback([&args] {
-    if (args.redis.empty() && args.nats.empty())
-      throw CLI::RequiredError("--redis or --nats");
-  });
+  const auto servers = add_server_options(command, args.server);
+  CLI::Option* redis = servers.at("redis");
+  CLI::Option* nats = servers.at("nats");
+  command->callback([&args] { require_server(args.server); });
   command->add_option("--key", args.key, "with --redis: the stream's key")
       ->type_name("K")
       ->needs(redis)
@@ -87,13 +74,8 @@ CLI::App* add_bridge(CLI::App& app, BridgeArgs& args) {
   return command;
 }
 
-namespace {
-
-using namespace std::chrono_literals;
-
-// What the command needs of redis::Bridge and nats::Bridge alike.
-template <typename Bridge>
-int bridge_until_idle(const BridgeArgs& args, Bridge& bridge, const std::string& where) {
+int bridge_until_idle(const BridgeArgs& args, InboxBridge& bridge,
+                      const std::string& where) {
   const auto give_up = std::chrono::seconds(args.run.retry_for);
   const auto stand_by_until = std::chrono::steady_clock::now() +
                               std::chrono::seconds(args.run.lease_time) + give_up;
@@ -132,8 +114,7 @@ int bridge_until_idle(const BridgeArgs& args, Bridge& bridge, const std::string&
 }
 
 // Without --until-idle: runs until SIGINT or SIGTERM, which a thread of ours takes.
-template <typename Bridge>
-int bridge_until_stopped(Bridge& bridge, const sigset_t& stop_signals,
+int bridge_until_stopped(InboxBridge& bridge, const sigset_t& stop_signals,
                          const std::string& what) {
   std::thread waiter([&] {
     int signal = 0;
@@ -147,70 +128,32 @@ int bridge_until_stopped(Bridge& bridge, const sigset_t& stop_signals,
   return kExitOk;
 }
 
-#ifdef EVENTLITE_HAVE_REDIS
-int bridge_from_redis(const BridgeArgs& args, Store& store) {
-  redis::BridgeOptions options;
-  options.url = args.redis;
-  options.key = args.key;
-  options.group = args.group;
-  options.name = args.name;
-  options.lease_time = std::chrono::seconds(args.run.lease_time);
-  options.logger = quiet_logger(args.run);
-  const std::string where = redis::Url::parse(args.redis).redacted();
+int run_bridge(const BridgeArgs& given) {
+  BridgeArgs args = given;
+  if (args.name.empty()) args.name = args.server.broker + "-bridge";
+  Store store = open_for_writing(args.db);
+  const Broker& broker = broker_of(args.server);
   if (args.run.until_idle) {
-    redis::Bridge bridge(store, options);
-    return bridge_until_idle(args, bridge, where);
+    const auto bridge = broker.bridge(store, args);
+    return bridge_until_idle(args, *bridge, broker.where(args.server.url));
   }
   const sigset_t stop_signals = block_stop_signals();
-  redis::Bridge bridge(store, options);
+  const auto bridge = broker.bridge(store, args);
   return bridge_until_stopped(
-      bridge, stop_signals,
-      fmt::format("{} from {} (group {}) into {}", args.key, where, args.group, args.db));
+      *bridge, stop_signals,
+      fmt::format("{} into {}", broker.bridge_source(args), args.db));
 }
-#else
-int bridge_from_redis(const BridgeArgs&, Store&) {
-  throw CommandError(kExitError,
-                     "this eventlite was built without Redis support "
-                     "(configure with -DEVENTLITE_WITH_REDIS=ON)");
-}
-#endif
 
-#ifdef EVENTLITE_HAVE_NATS
-int bridge_from_nats(const BridgeArgs& args, Store& store) {
-  nats::BridgeOptions options;
-  options.url = args.nats;
-  options.stream = args.stream;
-  options.durable = args.durable;
-  options.name = args.name;
-  options.lease_time = std::chrono::seconds(args.run.lease_time);
-  options.logger = quiet_logger(args.run);
-  const std::string where = nats::redacted(args.nats);
-  if (args.run.until_idle) {
-    nats::Bridge bridge(store, options);
-    return bridge_until_idle(args, bridge, where);
-  }
-  const sigset_t stop_signals = block_stop_signals();
-  nats::Bridge bridge(store, options);
-  return bridge_until_stopped(bridge, stop_signals,
-                              fmt::format("JetStream stream {} from {} (durable {}) into {}",
-                                          args.stream, where, args.durable, args.db));
+std::string check_bridge(const BridgeArgs& b) {
+  if (b.server.broker.empty()) return "--redis or --nats, one";
+  if (std::string why = run_problem(b.run); !why.empty()) return why;
+  return file_db_problem(b.db);
 }
-#else
-int bridge_from_nats(const BridgeArgs&, Store&) {
-  throw CommandError(kExitError,
-                     "this eventlite was built without NATS support "
-                     "(configure with -DEVENTLITE_WITH_NATS=ON)");
-}
-#endif
 
 }  // namespace
 
-int run_bridge(const BridgeArgs& given) {
-  BridgeArgs args = given;
-  if (args.name.empty()) args.name = args.nats.empty() ? "redis-bridge" : "nats-bridge";
-  Store store = open_for_writing(args.db);
-  return args.nats.empty() ? bridge_from_redis(args, store)
-                           : bridge_from_nats(args, store);
+void setup_bridge(CLI::App& app, Commands& commands) {
+  add_command<BridgeArgs>(app, commands, add_bridge, run_bridge, check_bridge);
 }
 
 }  // namespace eventlite::cli

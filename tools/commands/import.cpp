@@ -1,8 +1,9 @@
-#include "tools/transfer.hpp"
+// `eventlite import`: envelope lines into DB in one transaction
+// (include/eventlite/transfer.hpp).
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <fmt/core.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,55 +15,20 @@
 
 #include "eventlite/errors.hpp"
 #include "eventlite/transfer.hpp"
-#include "tools/commands.hpp"
+#include "tools/command.hpp"
 #include "tools/error.hpp"
 #include "tools/fd_stream.hpp"
+#include "tools/open_store.hpp"
+#include "tools/options.hpp"
 #include "tools/progress.hpp"
 
 namespace eventlite::cli {
+namespace {
 
-std::uint64_t seq_span(const Store& store, const ReadFilters& filters) {
-  const Seq last = std::min<Seq>(filters.to, store.head());
-  return last >= filters.from ? static_cast<std::uint64_t>(last - filters.from + 1) : 0;
-}
-
-CLI::App* add_export(CLI::App& app, ExportArgs& args) {
-  CLI::App* command = app.add_subcommand(
-      "export",
-      "Write DB's events (those the filters select) to stdout as envelope lines, in "
-      "seq order, for `eventlite import` or any reader of JSON lines. Shows progress "
-      "on stderr when it is a terminal. Opens DB read-only: never writes to it.");
-  add_db(command, args.db);
-  add_read_filters(command, args.filters);
-  return command;
-}
-
-int run_export(const ExportArgs& args) {
-  const Store store = open_for_reading(args.db);
-  const std::uint64_t span = seq_span(store, args.filters);
-  IgnoreSigpipe quiet;  // a reader that goes away ends the export, not the process
-  FdOutBuf buffer(STDOUT_FILENO);
-  std::ostream out(&buffer);
-  Progress progress("exported");
-  try {
-    export_envelopes(store, out, read_options(args.filters),
-                     progress.by_seq(args.filters.from, span));
-  } catch (...) {
-    // Whatever reads stdout must not take a cut-off export for a whole one: the
-    // buffered text is dropped and a line no import accepts ends the output.
-    buffer.abandon();
-    constexpr std::string_view kFailed = "\n{\"eventlite_export_failed\":true}\n";
-    [[maybe_unused]] const ssize_t n = ::write(STDOUT_FILENO, kFailed.data(), kFailed.size());
-    throw;
-  }
-  if (buffer.broken())
-    throw CommandError(kExitError,
-                       buffer.error() == EPIPE
-                           ? std::string("export: stdout was closed before the end")
-                           : fmt::format("export: cannot write to stdout: {}",
-                                         std::strerror(buffer.error())));
-  return kExitOk;
-}
+struct ImportArgs {
+  std::string db;
+  std::string file = "-";
+};
 
 CLI::App* add_import(CLI::App& app, ImportArgs& args) {
   CLI::App* command = app.add_subcommand(
@@ -74,13 +40,13 @@ CLI::App* add_import(CLI::App& app, ImportArgs& args) {
       "that is not an envelope, fails the import naming its line. Shows progress on "
       "stderr when it is a terminal.");
   add_db(command, args.db);
-  command->add_option("FILE", args.file, "envelope lines, as `eventlite export` writes; - for stdin")
+  command
+      ->add_option("FILE", args.file,
+                   "envelope lines, as `eventlite export` writes; - for stdin")
       ->type_name("")
       ->capture_default_str();
   return command;
 }
-
-namespace {
 
 // The input of an import, opened: FILE, or stdin; a pipe or a terminal is first
 // copied to an unlinked temp file, so that the store's write lock is never held
@@ -97,7 +63,8 @@ UniqueFd open_input(const std::string& file, std::uint64_t& size) {
     size = static_cast<std::uint64_t>(st.st_size);
     return in;
   }
-  std::string path = (std::filesystem::temp_directory_path() / "eventlite-import-XXXXXX").string();
+  std::string path =
+      (std::filesystem::temp_directory_path() / "eventlite-import-XXXXXX").string();
   UniqueFd spool(::mkstemp(path.data()));
   if (spool.get() < 0)
     throw CommandError(kExitError, fmt::format("import: cannot make a temp file: {}",
@@ -114,7 +81,8 @@ UniqueFd open_input(const std::string& file, std::uint64_t& size) {
                                      file == "-" ? "stdin" : file, std::strerror(errno)));
     if (n == 0) break;
     for (ssize_t done = 0; done < n;) {
-      const ssize_t w = ::write(spool.get(), buffer + done, static_cast<std::size_t>(n - done));
+      const ssize_t w =
+          ::write(spool.get(), buffer + done, static_cast<std::size_t>(n - done));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0)
         throw CommandError(kExitError,
@@ -128,8 +96,6 @@ UniqueFd open_input(const std::string& file, std::uint64_t& size) {
   ::lseek(spool.get(), 0, SEEK_SET);
   return spool;
 }
-
-}  // namespace
 
 int run_import(const ImportArgs& args) {
   const std::string name = args.file == "-" ? "stdin" : args.file;
@@ -148,12 +114,22 @@ int run_import(const ImportArgs& args) {
     throw CommandError(exit_status(e),
                        fmt::format("{}: {} (nothing was imported)", name, e.what()));
   } catch (const InvalidArgument& e) {
-    throw CommandError(kExitError, fmt::format("{}: {} (nothing was imported)", name,
-                                               e.what()));
+    throw CommandError(kExitError,
+                       fmt::format("{}: {} (nothing was imported)", name, e.what()));
   }
   std::cout << fmt::format("imported {} events, {} already stored\n", result.appended,
                            result.already_stored);
   return kExitOk;
+}
+
+std::string check_import(const ImportArgs& args) {
+  return file_db_problem(args.db);
+}
+
+}  // namespace
+
+void setup_import(CLI::App& app, Commands& commands) {
+  add_command<ImportArgs>(app, commands, add_import, run_import, check_import);
 }
 
 }  // namespace eventlite::cli

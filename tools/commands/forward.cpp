@@ -1,4 +1,5 @@
-#include "tools/forward.hpp"
+// `eventlite forward`: the file's events to a broker, as a sink subscription
+// (include/eventlite/sink.hpp; the brokers in tools/brokers.hpp).
 
 #include <fmt/chrono.h>
 #include <fmt/core.h>
@@ -10,68 +11,17 @@
 
 #include "eventlite/processor.hpp"
 #include "eventlite/subscriptions.hpp"
-#include "tools/commands.hpp"
+#include "tools/brokers.hpp"
+#include "tools/command.hpp"
 #include "tools/error.hpp"
+#include "tools/open_store.hpp"
 #include "tools/options.hpp"
-
-#ifdef EVENTLITE_HAVE_REDIS
-#include "eventlite/redis.hpp"
-#endif
-#ifdef EVENTLITE_HAVE_NATS
-#include "eventlite/nats.hpp"
-#endif
 
 namespace eventlite::cli {
 
 namespace {
 
 using namespace std::chrono_literals;
-
-#ifdef EVENTLITE_HAVE_REDIS
-std::shared_ptr<Sink> redis_sink(const ForwardArgs& args, std::string& where) {
-  redis::SinkOptions options;
-  options.logger = quiet_logger(args.run);
-  options.url = args.redis;
-  options.mode = args.mode == "pubsub" ? redis::Mode::pubsub : redis::Mode::stream;
-  options.key = args.key;
-  if (args.maxlen) options.maxlen = static_cast<std::size_t>(*args.maxlen);
-  options.format =
-      args.format == "cloudevents" ? PayloadFormat::cloudevents : PayloadFormat::envelope;
-  options.source = args.source;
-  auto sink = redis::make_sink(options);  // checks the URL: a usage error is exit 1
-  where = redis::Url::parse(args.redis).redacted();
-  return sink;
-}
-#else
-std::shared_ptr<Sink> redis_sink(const ForwardArgs&, std::string&) {
-  throw CommandError(kExitError,
-                     "this eventlite was built without Redis support "
-                     "(configure with -DEVENTLITE_WITH_REDIS=ON)");
-}
-#endif
-
-#ifdef EVENTLITE_HAVE_NATS
-std::shared_ptr<Sink> nats_sink(const ForwardArgs& args, std::string& where) {
-  nats::SinkOptions options;
-  options.logger = quiet_logger(args.run);
-  options.url = args.nats;
-  options.jetstream = args.jetstream;
-  options.create_stream = args.jetstream;
-  options.subject_prefix = args.subject_prefix;
-  options.format =
-      args.format == "cloudevents" ? PayloadFormat::cloudevents : PayloadFormat::envelope;
-  options.source = args.source;
-  auto sink = nats::make_sink(options);
-  where = nats::redacted(args.nats);
-  return sink;
-}
-#else
-std::shared_ptr<Sink> nats_sink(const ForwardArgs&, std::string&) {
-  throw CommandError(kExitError,
-                     "this eventlite was built without NATS support "
-                     "(configure with -DEVENTLITE_WITH_NATS=ON)");
-}
-#endif
 
 // --until-idle: forwards until nothing is left; a broker unreachable for longer than
 // --retry-for ends it with one line.
@@ -122,12 +72,11 @@ int forward_until_idle(const ForwardArgs& args, Store& store, Processor& process
   }
 }
 
-}  // namespace
-
 CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
   CLI::App* command = app.add_subcommand(
       "forward",
-      "Forward DB's events to Redis (a Stream, or Pub/Sub channels) as subscription "
+      "Forward DB's events to Redis (a Stream, or Pub/Sub channels) or NATS (core, or "
+      "JetStream) as subscription "
       "--name, resuming where it stopped: run it again, or in several processes (one "
       "forwards at a time, the others stand by). Runs until SIGINT or SIGTERM, or with "
       "--until-idle until every event is forwarded.");
@@ -135,18 +84,8 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
       ->required()
       ->type_name("")
       ->check(db_name());
-  CLI::Option* redis =
-      command
-          ->add_option("--redis", args.redis,
-                       "the server: redis://[[user]:password@]host[:port][/db]")
-          ->type_name("URL");
-  CLI::Option* nats =
-      command
-          ->add_option("--nats", args.nats,
-                       "the server: nats://[user:password@|token@]host[:port]")
-          ->type_name("URL");
-  redis->excludes(nats);
-  nats->excludes(redis);
+  const auto servers = add_server_options(command, args.server);
+  CLI::Option* nats = servers.at("nats");
   command
       ->add_flag("--jetstream", args.jetstream,
                  "with --nats: publish into JetStream (stream EVENTS, created if "
@@ -160,12 +99,10 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
       ->needs(nats)
       ->check(non_empty())
       ->capture_default_str();
-  command->callback([&args, command] {
-    if (args.redis.empty() && args.nats.empty())
-      throw CLI::RequiredError("--redis or --nats");
+  command->callback([&args] {
+    require_server(args.server);
     if (!args.source.empty() && args.format != "cloudevents")
       throw CLI::ValidationError("--source", "only with --format cloudevents");
-    (void)command;
   });
   command
       ->add_option(
@@ -211,11 +148,11 @@ CLI::App* add_forward(CLI::App& app, ForwardArgs& args) {
 
 int run_forward(const ForwardArgs& given) {
   ForwardArgs args = given;
-  if (args.name.empty()) args.name = args.nats.empty() ? "forward-redis" : "forward-nats";
+  if (args.name.empty()) args.name = "forward-" + args.server.broker;
   Store store = open_for_writing(args.db);
-  std::string where;
-  std::shared_ptr<Sink> sink =
-      args.nats.empty() ? redis_sink(args, where) : nats_sink(args, where);
+  const Broker& broker = broker_of(args.server);
+  std::shared_ptr<Sink> sink = broker.sink(args);  // checks the URL: exit 1
+  const std::string where = broker.where(args.server.url);
   ProcessorOptions options;
   options.lease_time = std::chrono::seconds(args.run.lease_time);
   if (args.run.until_idle) options.logger = quiet_logger(args.run);
@@ -240,6 +177,21 @@ int run_forward(const ForwardArgs& given) {
   std::cout << fmt::format("stopped: position {}, lag {}, {} parked\n", m.position, m.lag,
                            m.dead);
   return kExitOk;
+}
+
+std::string check_forward(const ForwardArgs& f) {
+  if (f.server.broker.empty()) return "--redis or --nats, one";
+  if (f.mode != "stream" && f.mode != "pubsub") return "--mode is known";
+  if (f.format != "envelope" && f.format != "cloudevents") return "--format is known";
+  if (f.maxlen && *f.maxlen < 1) return "--maxlen is 1 or more";
+  if (std::string why = run_problem(f.run); !why.empty()) return why;
+  return file_db_problem(f.db);
+}
+
+}  // namespace
+
+void setup_forward(CLI::App& app, Commands& commands) {
+  add_command<ForwardArgs>(app, commands, add_forward, run_forward, check_forward);
 }
 
 }  // namespace eventlite::cli

@@ -1,8 +1,9 @@
-#include "tools/replay.hpp"
+// `eventlite replay`: DB's events as envelope lines on the standard input of a
+// command run through the shell.
 
 #include <fcntl.h>
-#include <signal.h>
 #include <fmt/core.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,17 +14,24 @@
 #include <iostream>
 
 #include "eventlite/transfer.hpp"
-#include "tools/commands.hpp"
+#include "tools/command.hpp"
 #include "tools/error.hpp"
 #include "tools/fd_stream.hpp"
+#include "tools/open_store.hpp"
+#include "tools/options.hpp"
 #include "tools/progress.hpp"
-#include "tools/transfer.hpp"
 
 extern char** environ;
 
 namespace eventlite::cli {
 
 namespace {
+
+struct ReplayArgs {
+  std::string db;
+  std::string exec;  // the command, for /bin/sh -c
+  ReadFilters filters;
+};
 
 // CMD run as `/bin/sh -c CMD`, its stdin the read end of a pipe whose write end is
 // returned; its stdout and stderr are ours.
@@ -35,8 +43,8 @@ struct Child {
 Child start(const std::string& cmd) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw CommandError(kExitError, fmt::format("replay: cannot make a pipe: {}",
-                                               std::strerror(errno)));
+    throw CommandError(
+        kExitError, fmt::format("replay: cannot make a pipe: {}", std::strerror(errno)));
   // A larger pipe: fewer wake-ups of each side (the default is 64 KiB). Best effort.
   ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
   posix_spawn_file_actions_t actions;
@@ -77,8 +85,6 @@ int wait_for(pid_t pid) {
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return kExitError;
 }
-
-}  // namespace
 
 CLI::App* add_replay(CLI::App& app, ReplayArgs& args) {
   CLI::App* command = app.add_subcommand(
@@ -134,6 +140,18 @@ int run_replay(const ReplayArgs& args) {
         "exited with status {})\n",
         sent, status);
   return status;
+}
+
+std::string check_replay(const ReplayArgs& args) {
+  if (args.exec.empty()) return "--exec is given";
+  if (std::string why = filters_problem(args.filters); !why.empty()) return why;
+  return file_db_problem(args.db);
+}
+
+}  // namespace
+
+void setup_replay(CLI::App& app, Commands& commands) {
+  add_command<ReplayArgs>(app, commands, add_replay, run_replay, check_replay);
 }
 
 }  // namespace eventlite::cli
