@@ -95,7 +95,7 @@ struct Processor::Impl {
   std::vector<detail::SubscriptionState*> subscriptions() const;
   std::vector<detail::PeriodicTask*> periodic_tasks() const;
 
-  std::shared_ptr<Store::Impl> store_impl;  // constant after construction
+  std::shared_ptr<detail::StoreAccess::Impl> store_impl;  // constant after construction
   ProcessorOptions options;                 // constant after construction
   std::shared_ptr<const Clock> clock;       // constant after construction
   std::shared_ptr<spdlog::logger> logger;   // constant after construction

@@ -33,6 +33,7 @@ namespace detail {
 
 // The rest of the library (processor, subscriptions) reaches the store's parts here.
 struct StoreAccess {
+  using Impl = Store::Impl;
   static const std::shared_ptr<Store::Impl>& impl(const Store& store) noexcept {
     return store.impl_;
   }
@@ -43,7 +44,7 @@ struct StoreAccess {
 
 // What a Transaction holds: the writer, taken exclusively until commit or rollback.
 struct TransactionState {
-  std::shared_ptr<Store::Impl> store;
+  std::shared_ptr<StoreAccess::Impl> store;
   WriterAccess access;
   bool active = true;
 };

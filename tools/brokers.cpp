@@ -57,11 +57,11 @@ constexpr Broker kRedis{
       options.logger = quiet_logger(args.run);
       return std::make_unique<redis::Bridge>(store, options);
     },
-    .where = [](const std::string& url) { return redis::Url::parse(url).redacted(); },
+    .where = [](const std::string& url) { return redis::redacted(url); },
     .bridge_source =
         [](const BridgeArgs& args) {
           return fmt::format("{} from {} (group {})", args.key,
-                             redis::Url::parse(args.server.url).redacted(), args.group);
+                             redis::redacted(args.server.url), args.group);
         },
 };
 #else

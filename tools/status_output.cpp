@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "store/time_text.hpp"
 #include "tools/output.hpp"
 
 namespace eventlite::cli {
@@ -49,7 +50,8 @@ nlohmann::ordered_json status_json(const SubscriptionStatus& sub) {
   if (sub.sink) {
     const SinkStatus& k = *sub.sink;
     sink = {{"owner", k.owner},
-            {"failing_since", k.failing_since ? nlohmann::ordered_json(*k.failing_since)
+            {"failing_since", k.failing_since ? nlohmann::ordered_json(
+                                                    detail::format_time(*k.failing_since))
                                               : nlohmann::ordered_json(nullptr)},
             {"last_error", k.last_error},
             {"forwarded", k.forwarded},
@@ -65,7 +67,7 @@ nlohmann::ordered_json status_json(const SubscriptionStatus& sub) {
           {"position", sub.position},
           {"lag", sub.lag},
           {"lag_ms", sub.lag_time.count()},
-          {"retrying", sub.retrying},
+          {"retrying", sub.owed},
           {"dead", sub.dead},
           {"held", sub.held},
           {"lease", lease_json(sub.lease)},
@@ -89,7 +91,7 @@ void print_sinks_and_standbys(std::ostream& out, const StatusReport& report) {
     if (sub.sink) {
       const SinkStatus& k = *sub.sink;
       sinks.push_back({sub.name, std::string(activity_name(sub.activity, true)),
-                       k.failing_since ? *k.failing_since : "-",
+                       k.failing_since ? detail::format_time(*k.failing_since) : "-",
                        std::to_string(k.forwarded), std::to_string(k.failed),
                        format_round_trip(k.round_trip_p50),
                        format_round_trip(k.round_trip_p99),
@@ -193,7 +195,7 @@ void print_status_tables(std::ostream& out, const StatusReport& report) {
     rows.push_back(
         {sub.name, std::string(activity_name(sub.activity, sub.sink.has_value())),
          std::to_string(sub.position), std::to_string(sub.lag),
-         format_lag_time(sub.lag_time), std::to_string(sub.retrying),
+         format_lag_time(sub.lag_time), std::to_string(sub.owed),
          std::to_string(sub.dead), std::to_string(sub.held),
          sub.lease ? sub.lease->owner : "-", sub.lease ? sub.lease->expires : "-"});
   }

@@ -205,7 +205,7 @@ void print_status(const eventlite::Store& store) {
              "retrying", "dead", "lease");
   for (const auto& s : report.subscriptions)
     fmt::print("   {:<12} {:>8} {:>5} {:>8} {:>5}  {}\n", s.name, s.position, s.lag,
-               s.retrying, s.dead, s.lease ? "released at " + s.lease->expires : "-");
+               s.owed, s.dead, s.lease ? "released at " + s.lease->expires : "-");
 }
 
 int run(const std::string& path) {

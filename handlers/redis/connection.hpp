@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "eventlite/redis.hpp"
+#include "handlers/redis/url.hpp"
 
 namespace eventlite::redis::detail {
 

@@ -1,6 +1,8 @@
 // redis://[[user]:password@]host[:port][/db], as redis-cli -u and most clients read it.
 // The user and password may be percent-encoded (a password with '@' or ':' in it).
 
+#include "handlers/redis/url.hpp"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -109,6 +111,10 @@ std::string Url::redacted() const {
   out += ":" + std::to_string(port);
   if (db != 0) out += "/" + std::to_string(db);
   return out;
+}
+
+std::string redacted(std::string_view url) {
+  return Url::parse(url).redacted();
 }
 
 }  // namespace eventlite::redis

@@ -240,9 +240,8 @@ class Processor {
   // of subscriptions.hpp; a running processor picks retried ones up at once.
   std::vector<SubscriptionMetrics> metrics() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -61,7 +61,6 @@ class EventRange {
     detail::RangeState* state_ = nullptr;
   };
 
-  explicit EventRange(std::unique_ptr<detail::RangeState> state) noexcept;
   EventRange(EventRange&&) noexcept;
   EventRange& operator=(EventRange&&) noexcept;
   ~EventRange();
@@ -79,6 +78,8 @@ class EventRange {
   std::size_t next_page(std::vector<Event>& out);
 
  private:
+  friend class Store;
+  explicit EventRange(std::unique_ptr<detail::RangeState> state) noexcept;
   std::unique_ptr<detail::RangeState> state_;
 };
 

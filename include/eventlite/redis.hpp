@@ -52,20 +52,10 @@ class logger;
 
 namespace eventlite::redis {
 
-// A Redis server's address: redis://[[user]:password@]host[:port][/db]. rediss://
-// (TLS) is refused: Debian's hiredis is built without TLS.
-struct Url {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string user;      // empty: AUTH with the password alone (the default user)
-  std::string password;  // empty: no AUTH
-  int db = 0;
-
-  // Throws InvalidArgument naming what is wrong; the message never holds the password.
-  static Url parse(std::string_view url);
-  // For logs and errors: "redis://user:***@host:port/db" (no password part without one).
-  std::string redacted() const;
-};
+// `url` (redis://[[user]:password@]host[:port][/db]) with its password replaced by
+// "***", for logs and errors: "redis://user:***@host:port/db". Throws InvalidArgument
+// for a malformed URL (the message never holds the password).
+std::string redacted(std::string_view url);
 
 enum class Mode {
   stream,  // XADD to a Redis Stream: reliable, deduplicated by entry id
@@ -73,7 +63,8 @@ enum class Mode {
 };
 
 struct SinkOptions {
-  // Where to connect; see Url.
+  // Where to connect: redis://[[user]:password@]host[:port][/db]. rediss:// (TLS) is
+  // refused: Debian's hiredis is built without TLS.
   std::string url = "redis://127.0.0.1:6379";
   Mode mode = Mode::stream;
   // Stream mode: the stream's key. "{store}" in it is replaced by the store's name (or

@@ -196,9 +196,8 @@ class Store {
   // The eventlite schema version of the file.
   int schema_version() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   friend struct detail::StoreAccess;
   explicit Store(std::shared_ptr<Impl> impl) noexcept;
   std::shared_ptr<Impl> impl_;

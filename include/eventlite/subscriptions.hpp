@@ -34,9 +34,9 @@ struct LeaseInfo {
 // Thread safety: a value.
 struct SinkStatus {
   std::string owner = {};  // the processor that wrote it
-  // While the broker fails (down, refusing, timing out): since when (UTC ISO-8601),
-  // and its last error, the URL redacted.
-  std::optional<std::string> failing_since = {};
+  // While the broker fails (down, refusing, timing out): since when (as
+  // SubscriptionMetrics::failing_since), and its last error, the URL redacted.
+  std::optional<std::chrono::system_clock::time_point> failing_since = {};
   std::string last_error = {};
   std::uint64_t forwarded = 0;  // events the broker acknowledged, by this owner
   std::uint64_t failed = 0;     // failed attempts, likewise
@@ -69,7 +69,9 @@ struct SubscriptionStatus {
   std::string name = {};
   Seq position = 0;            // every event up to here is done or has a delivery row
   Seq lag = 0;                 // head - position
-  std::uint64_t retrying = 0;  // deliveries owed: retrying, or waiting behind one
+  // Deliveries owed: retrying, or waiting behind one (`status` shows them as
+  // "retrying", the word its output has always used).
+  std::uint64_t owed = 0;
   std::uint64_t dead = 0;      // parked dead letters
   // Streams held behind a dead letter (OnDead::hold): a later event of the stream
   // waits for the letter to be retried or discarded.

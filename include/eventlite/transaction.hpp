@@ -25,7 +25,6 @@ struct TransactionState;
 // Thread safety: one thread at a time.
 class Transaction {
  public:
-  explicit Transaction(std::unique_ptr<detail::TransactionState> state) noexcept;
   Transaction(Transaction&&) noexcept;
   Transaction& operator=(Transaction&&) noexcept;
   ~Transaction();  // Rolls back if neither committed nor rolled back. Never throws.
@@ -52,6 +51,8 @@ class Transaction {
   bool active() const noexcept;
 
  private:
+  friend class Store;
+  explicit Transaction(std::unique_ptr<detail::TransactionState> state) noexcept;
   std::unique_ptr<detail::TransactionState> state_;
 };
 

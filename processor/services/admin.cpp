@@ -103,7 +103,7 @@ void read_subscriptions(detail::Stmt& s, StatusReport& report,
     sub.position = s.column_int(2);
     // A rewind past the head leaves the position above it: nothing is owed.
     sub.lag = std::max<Seq>(0, report.head - sub.position);
-    sub.retrying = static_cast<std::uint64_t>(s.column_int(3));
+    sub.owed = static_cast<std::uint64_t>(s.column_int(3));
     sub.dead = static_cast<std::uint64_t>(s.column_int(4));
     sub.lease = lease_at(s, 5);
     sub.held = static_cast<std::uint64_t>(s.column_int(8));
@@ -111,7 +111,10 @@ void read_subscriptions(detail::Stmt& s, StatusReport& report,
     if (!s.column_null(10)) {
       SinkStatus k;
       s.column_text(10, k.owner);
-      if (!s.column_null(11)) k.failing_since = std::string(s.column_text(11));
+      // A time the store did not write (edited by hand) still says it fails.
+      if (!s.column_null(11))
+        k.failing_since = detail::parse_time_text(s.column_text(11))
+                              .value_or(std::chrono::system_clock::time_point{});
       s.column_text(12, k.last_error);
       k.forwarded = static_cast<std::uint64_t>(s.column_int(13));
       k.failed = static_cast<std::uint64_t>(s.column_int(14));
@@ -127,7 +130,7 @@ void read_subscriptions(detail::Stmt& s, StatusReport& report,
     if (running && sub.sink && sub.sink->failing_since &&
         sub.sink->owner == sub.lease->owner)
       sub.activity = Activity::retrying;
-    else if (sub.lag == 0 && sub.retrying == 0)
+    else if (sub.lag == 0 && sub.owed == 0)
       sub.activity = Activity::caught_up;
     else
       sub.activity = running ? Activity::working : Activity::not_running;

@@ -15,6 +15,7 @@
 #include "eventlite/redis.hpp"
 #include "eventlite/store.hpp"
 #include "eventlite/subscriptions.hpp"
+#include "handlers/redis/url.hpp"
 #include "redis_server.hpp"
 
 namespace eventlite {
@@ -431,6 +432,8 @@ TEST(RedisSink, MalformedUrlIsRefusedAtOnceWithoutItsPassword) {
 }
 
 TEST(RedisUrl, ParsesEveryPartAndRedactsThePassword) {
+  EXPECT_EQ(redis::redacted("redis://app:s%40cret@cache.local:6390/3"),
+            "redis://app:***@cache.local:6390/3");
   const auto u = redis::Url::parse("redis://app:s%40cret@cache.local:6390/3");
   EXPECT_EQ(u.user, "app");
   EXPECT_EQ(u.password, "s@cret");

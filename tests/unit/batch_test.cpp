@@ -85,13 +85,13 @@ TEST(BatchHandler, AFailureRetriesThatEventAndItsStreamWhileOthersGoOn) {
   EXPECT_EQ(rec.done, (std::vector<Seq>{1, 4, 5, 6}));
   ASSERT_EQ(rec.calls.size(), 2u);
   EXPECT_EQ(rec.calls[1], (std::vector<Seq>{4, 5, 6}));  // 3 waits behind 2
-  EXPECT_EQ(status(store).subscriptions[0].retrying, 2u);
+  EXPECT_EQ(status(store).subscriptions[0].owed, 2u);
   clock->advance(1s);
   p.run_until_idle();
   EXPECT_EQ(rec.done, (std::vector<Seq>{1, 4, 5, 6, 2, 3}));
   EXPECT_EQ(rec.attempts[2], 2);
   EXPECT_EQ(rec.attempts[3], 1);
-  EXPECT_EQ(status(store).subscriptions[0].retrying, 0u);
+  EXPECT_EQ(status(store).subscriptions[0].owed, 0u);
   const auto m = p.metrics()[0];
   EXPECT_EQ(m.delivered, 6u);
   EXPECT_EQ(m.failed, 1u);

@@ -212,7 +212,7 @@ TEST(Processor, JitterSpreadsRetriesWithinItsBounds) {
   clock->advance(1001ms);
   EXPECT_EQ(p.run_until_idle(), 40u);
   auto s = status(store).subscriptions.at(0);
-  EXPECT_EQ(s.retrying, 40u);
+  EXPECT_EQ(s.owed, 40u);
 }
 
 TEST(Processor, AFailingStreamWaitsWhileOtherStreamsGoOn) {
@@ -236,12 +236,12 @@ TEST(Processor, AFailingStreamWaitsWhileOtherStreamsGoOn) {
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{2, 4}));
   auto st = status(store).subscriptions.at(0);
   EXPECT_EQ(st.position, 4);   // passed the owed events: they have rows
-  EXPECT_EQ(st.retrying, 2u);  // 1 retrying, 3 waiting behind it
+  EXPECT_EQ(st.owed, 2u);      // 1 retrying, 3 waiting behind it
   fail = false;
   clock->advance(1s);
   EXPECT_EQ(p.run_until_idle(), 2u);
   EXPECT_EQ(rec.snapshot(), (std::vector<Seq>{2, 4, 1, 3}));  // bad stays in order
-  EXPECT_EQ(status(store).subscriptions.at(0).retrying, 0u);
+  EXPECT_EQ(status(store).subscriptions.at(0).owed, 0u);
 }
 
 TEST(Processor, DeadLetterIsParkedAndItsStreamGoesOn) {
@@ -615,7 +615,7 @@ TEST(Processor, WhileTheWatchSleepsARetryStillRunsWhenDue) {
   EXPECT_TRUE(wait_until([&] { return calls.load() == 2; }, 10s));
   EXPECT_TRUE(p.wait_idle(10s));
   p.stop();
-  EXPECT_EQ(status(store).subscriptions[0].retrying, 0u);
+  EXPECT_EQ(status(store).subscriptions[0].owed, 0u);
 }
 
 TEST(Processor, StopDrainsTheDeliveryInFlight) {
@@ -1093,7 +1093,7 @@ TEST(Processor, PermanentErrorsAreParkedAtOnceAndRetryableOnesRetried) {
   EXPECT_EQ(dead[0].last_error, "no such account");
   EXPECT_EQ(dead[1].seq, 2);
   EXPECT_EQ(dead[1].last_error, "redis: WRONGTYPE");
-  EXPECT_EQ(status(store).subscriptions[0].retrying, 1u);  // the retryable one
+  EXPECT_EQ(status(store).subscriptions[0].owed, 1u);  // the retryable one
 }
 
 TEST(Processor, OnDeadHoldKeepsTheStreamBehindItsDeadLetterWhileOthersGoOn) {
@@ -1121,7 +1121,7 @@ TEST(Processor, OnDeadHoldKeepsTheStreamBehindItsDeadLetterWhileOthersGoOn) {
   const auto st = status(store).subscriptions[0];
   EXPECT_EQ(st.dead, 1u);
   EXPECT_EQ(st.held, 1u);
-  EXPECT_EQ(st.retrying, 2u);  // 2 and 4 wait behind the letter
+  EXPECT_EQ(st.owed, 2u);  // 2 and 4 wait behind the letter
   healed = true;
   const Seq one[] = {1};
   EXPECT_EQ(retry_dead_letters(store, "held", one), 1u);

@@ -397,7 +397,7 @@ TEST(Sink, HeldStreamsAreRecordedBeforeAnythingAfterThemIsForwarded) {
   const auto st = status_of(store, "out");
   EXPECT_EQ(st.position, 9);
   EXPECT_EQ(st.dead, 1u);
-  EXPECT_EQ(st.retrying, 2u);  // 4 and 7 wait behind 1
+  EXPECT_EQ(st.owed, 2u);  // 4 and 7 wait behind 1
   EXPECT_EQ(st.held, 1u);
 }
 

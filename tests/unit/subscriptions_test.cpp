@@ -143,7 +143,7 @@ TEST_F(Status, ReportsEachSubscriptionByNameWithLagCountsAndLease) {
   EXPECT_EQ(audit.name, "audit");
   EXPECT_EQ(audit.position, 6);
   EXPECT_EQ(audit.lag, 0);
-  EXPECT_EQ(audit.retrying, 0u);
+  EXPECT_EQ(audit.owed, 0u);
   EXPECT_EQ(audit.dead, 1u);
   EXPECT_FALSE(audit.lease);
 
@@ -151,7 +151,7 @@ TEST_F(Status, ReportsEachSubscriptionByNameWithLagCountsAndLease) {
   EXPECT_EQ(mail.name, "mail");
   EXPECT_EQ(mail.position, 4);
   EXPECT_EQ(mail.lag, 2);
-  EXPECT_EQ(mail.retrying, 2u);  // retrying and waiting
+  EXPECT_EQ(mail.owed, 2u);  // retrying and waiting
   EXPECT_EQ(mail.dead, 2u);
   ASSERT_TRUE(mail.lease);
   EXPECT_EQ(*mail.lease, (LeaseInfo{"host:100:a1", "2999-01-01T00:00:00.000Z", 7}));
@@ -160,7 +160,7 @@ TEST_F(Status, ReportsEachSubscriptionByNameWithLagCountsAndLease) {
   EXPECT_EQ(zeta.name, "zeta");
   EXPECT_EQ(zeta.position, 0);
   EXPECT_EQ(zeta.lag, 6);
-  EXPECT_EQ(zeta.retrying, 0u);
+  EXPECT_EQ(zeta.owed, 0u);
   EXPECT_EQ(zeta.dead, 0u);
 }
 
@@ -368,11 +368,11 @@ TEST(SubscriptionsOnFile, ChangesAreSeenByAnotherStoreOfTheFile) {
   ASSERT_EQ(status(reader).subscriptions.at(0).dead, 1u);
 
   EXPECT_EQ(retry_dead_letters(writer, "mail"), 1u);
-  EXPECT_EQ(status(reader).subscriptions.at(0).retrying, 1u);
+  EXPECT_EQ(status(reader).subscriptions.at(0).owed, 1u);
   EXPECT_TRUE(dead_letters(reader).empty());
   rewind(writer, "mail", 2);
   EXPECT_EQ(status(reader).subscriptions.at(0).position, 1);
-  EXPECT_EQ(status(reader).subscriptions.at(0).retrying, 0u);
+  EXPECT_EQ(status(reader).subscriptions.at(0).owed, 0u);
 }
 
 TEST(SubscriptionsOnFile, ReadOnlyStoreReadsButWritesThrowAndLeaveTheFileUnchanged) {
