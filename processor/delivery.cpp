@@ -162,7 +162,8 @@ class LaneRun {
       return false;
     }
     if (!item.park_error) return true;
-    const Context ctx(e, sub_.name, item.attempt, lane_.transaction, &env_);
+    const Context ctx =
+        ContextAccess::make(e, sub_.name, item.attempt, lane_.transaction, &env_);
     failed(ctx, Failure{*item.park_error}, true);
     return false;
   }
@@ -220,7 +221,8 @@ class LaneRun {
   }
 
   bool deliver_one(const WorkItem& item) {
-    const Context ctx(*item.event, sub_.name, item.attempt, lane_.transaction, &env_);
+    const Context ctx = ContextAccess::make(*item.event, sub_.name, item.attempt,
+                                            lane_.transaction, &env_);
     notify(env_, env_.observer->on_start, ctx);
     DeliverySavepoint savepoint(lane_.transaction);
     const auto started = clock_mark();
@@ -264,7 +266,8 @@ class LaneRun {
       events.push_back(item->event);
       attempts.push_back(item->attempt);
       notify(env_, env_.observer->on_start,
-             Context(*item->event, sub_.name, item->attempt, lane_.transaction, &env_));
+             ContextAccess::make(*item->event, sub_.name, item->attempt,
+                                 lane_.transaction, &env_));
     }
     const BatchContext batch(events, attempts, sub_.name, lane_.transaction);
     SinkSession* const sink = sub_.sink();
@@ -288,8 +291,9 @@ class LaneRun {
     delivered_ += result->all_done() ? done : done + 1;
     if (savepoint.ended()) {
       const WorkItem& at = *pending[std::min(done, pending.size() - 1)];
-      ended(Context(*at.event, sub_.name, at.attempt, lane_.transaction, &env_),
-            result->all_done() ? nullptr : result->error());
+      ended(
+          ContextAccess::make(*at.event, sub_.name, at.attempt, lane_.transaction, &env_),
+          result->all_done() ? nullptr : result->error());
     }
     if (result->all_done()) {
       savepoint.release();
@@ -298,7 +302,8 @@ class LaneRun {
       return true;
     }
     const WorkItem& bad = *pending[done];
-    const Context ctx(*bad.event, sub_.name, bad.attempt, lane_.transaction, &env_);
+    const Context ctx =
+        ContextAccess::make(*bad.event, sub_.name, bad.attempt, lane_.transaction, &env_);
     Failure f = failure_of(result->error());
     if (sink && !f.permanent) {
       // The broker is down or timed out: what it acknowledged counts, and the lane
@@ -342,7 +347,8 @@ class LaneRun {
     const auto each = took / static_cast<int>(to - from);
     for (std::size_t i = from; i < to; ++i) {
       const WorkItem& item = *items[i];
-      on_success(Context(*item.event, sub_.name, item.attempt, lane_.transaction, &env_),
+      on_success(ContextAccess::make(*item.event, sub_.name, item.attempt,
+                                     lane_.transaction, &env_),
                  item, each);
     }
   }

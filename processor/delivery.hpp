@@ -31,6 +31,14 @@ struct DeliveryEnv {
   const Clock* clock;
 };
 
+// The processor's way to a Context that reports to its observer (handlers.hpp).
+struct ContextAccess {
+  static Context make(const Event& event, std::string_view subscription, int attempt,
+                      Transaction* transaction, const DeliveryEnv* env) noexcept {
+    return Context(event, subscription, attempt, transaction, env, false);
+  }
+};
+
 // Calls an observer's callback; a throw is logged and ignored (an observer must not
 // fail a delivery).
 template <class F, class... Args>

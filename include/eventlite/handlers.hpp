@@ -26,23 +26,18 @@ class Transaction;
 
 namespace detail {
 struct DeliveryEnv;
-}
+struct ContextAccess;
+}  // namespace detail
 
 // One delivery of one event to one subscription's handler.
 // Thread safety: one thread at a time (the handler's); valid during the call only.
 class Context {
  public:
-  // For the processor, and for testing a handler on its own: with no transaction
-  // and no `env` (nullptr), transaction() throws and progress() goes nowhere.
+  // For testing a handler on its own, and for replays: with no transaction,
+  // transaction() throws; progress() goes nowhere.
   Context(const Event& event, std::string_view subscription, int attempt = 1,
-          Transaction* transaction = nullptr, const detail::DeliveryEnv* env = nullptr,
-          bool replay = false) noexcept
-      : event_(&event),
-        subscription_(subscription),
-        attempt_(attempt),
-        transaction_(transaction),
-        env_(env),
-        replay_(replay) {}
+          Transaction* transaction = nullptr, bool replay = false) noexcept
+      : Context(event, subscription, attempt, transaction, nullptr, replay) {}
 
   const Event& event() const noexcept { return *event_; }
   std::string_view subscription() const noexcept { return subscription_; }
@@ -66,6 +61,16 @@ class Context {
   void progress(double fraction, std::string_view message = {}) const;
 
  private:
+  friend struct detail::ContextAccess;  // the processor's deliveries, with their env
+  Context(const Event& event, std::string_view subscription, int attempt,
+          Transaction* transaction, const detail::DeliveryEnv* env, bool replay) noexcept
+      : event_(&event),
+        subscription_(subscription),
+        attempt_(attempt),
+        transaction_(transaction),
+        env_(env),
+        replay_(replay) {}
+
   const Event* event_;
   std::string_view subscription_;
   int attempt_;

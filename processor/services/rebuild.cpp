@@ -100,7 +100,7 @@ class Steps {
 
   void deliver(Transaction& txn, const std::vector<Event>& events) {
     for (const Event& e : events)
-      handler_(Context(e, subscription_, 1, &txn, nullptr, /*replay=*/true));
+      handler_(Context(e, subscription_, 1, &txn, /*replay=*/true));
     report_.events += events.size();
   }
 

@@ -18,7 +18,7 @@ std::uint64_t replay(const Store& store, const Handler& handler, ReadOptions opt
   if (!handler) throw InvalidArgument("replay: the handler is empty");
   std::uint64_t n = 0;
   for (const Event& e : store.read_all(std::move(options))) {
-    handler(Context(e, kReplay, 1, nullptr, nullptr, /*replay=*/true));
+    handler(Context(e, kReplay, 1, nullptr, /*replay=*/true));
     ++n;
   }
   return n;
